@@ -75,7 +75,7 @@ def clip_grad_norm(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     """Scale each sample's gradient ``(B, ...)`` down to at most ``max_norm`` in L2 (0 disables)."""
     if max_norm <= 0.0:
         return grad
-    norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)  # (B,)
+    norm = torch.linalg.vector_norm(grad.flatten(1), dim=1).clamp_min(1e-12)  # (B,)
     factor = (max_norm / norm).clamp(max=1.0)
     return grad * factor.view([-1] + [1] * (grad.dim() - 1))
 

@@ -40,8 +40,8 @@ class DiffusionConfig:
 
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     """the training noise schedule"""
-    prediction_type: str = "epsilon"
-    """what the network predicts: epsilon, x0 or v"""
+    prediction_type: str = "v"
+    """what the network predicts: epsilon, x0 or v (v is stable at every noise level; Salimans & Ho 2022)"""
     per_token_noise: bool = False
     """training: draw an independent diffusion step for every token (Diffuse-CLoC) instead of one per sample"""
     cond_drop_prob: float = 0.0
@@ -64,6 +64,8 @@ class DiffusionConfig:
 
 class Diffusion(nn.Module):
     """Denoiser + schedule + guided sampler. See the module docstring for the sampling contract."""
+
+    __jit_unused_properties__ = ["num_sampler_steps"]  # noqa: RUF012 - TorchScript reads this exact name
 
     prediction_type: str
     sampler_kind: str
@@ -127,6 +129,7 @@ class Diffusion(nn.Module):
         cond: Optional[torch.Tensor] = None,
         element_weight: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
+        clean_tokens: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Per-sample denoising loss ``(B,)``: ``mean_{h,d} w_{h,d} ||f(x_t, t, c) - target||^2``.
 
@@ -136,6 +139,8 @@ class Diffusion(nn.Module):
             element_weight: optional ``(B, H, D)`` or broadcastable weights (e.g. action loss on the first
                 steps only); the mean divides by the weights' total.
             generator: the source of all randomness here (steps, noise, condition dropout).
+            clean_tokens: optional ``(B, H)`` bool, tokens given clean as context (step -1, e.g. inpainted
+                history); give them zero ``element_weight`` so they do not count in the loss.
         """
         B, H, _ = x0.shape
         T = self.schedule.num_train_steps
@@ -143,6 +148,8 @@ class Diffusion(nn.Module):
             t = torch.randint(0, T, (B, H), generator=generator, device=x0.device)  # (B, H)
         else:
             t = torch.randint(0, T, (B, 1), generator=generator, device=x0.device).expand(B, H)  # (B, H)
+        if clean_tokens is not None:
+            t = torch.where(clean_tokens, torch.full_like(t, -1), t)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = self.schedule.q_sample(x0, t, noise)
         drop: Optional[torch.Tensor] = None
@@ -166,6 +173,11 @@ class Diffusion(nn.Module):
         out = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, cond]), drop)
         out_c, out_u = out[:B], out[B:]
         return out_u + self.cfg_weight * (out_c - out_u)
+
+    def _predict_no_grad(self, x_t: torch.Tensor, t: torch.Tensor, cond: Optional[torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.predict(x_t, t, cond)
+        return out
 
     def cost(self, x0: torch.Tensor, cost_params: torch.Tensor) -> torch.Tensor:
         """Guidance cost ``(B,)`` of sampler-space trajectories (decoded to the costs' space first)."""
@@ -200,9 +212,8 @@ class Diffusion(nn.Module):
             eps = eps_from_x0(x0.detach(), x, abar_c) + scale * (1.0 - abar_c).sqrt() * grad
             x0 = (x - (1.0 - abar_c).sqrt() * eps) / abar_c.sqrt()
             return x0, eps
-        with torch.no_grad():
-            prediction = self.predict(x, t_cur, cond)
-            x0 = to_x0(prediction, x, abar_c, self.prediction_type)
+        prediction = self._predict_no_grad(x, t_cur, cond)
+        x0 = to_x0(prediction, x, abar_c, self.prediction_type)
         touched = False
         if self.clip_x0 > 0.0:
             x0 = x0.clamp(-self.clip_x0, self.clip_x0)

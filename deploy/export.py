@@ -1,0 +1,140 @@
+"""Export a planner to one TorchScript file plus a JSON metadata file, and load it back.
+
+The exported module holds normalisation, the guided sampling loop, the latent decoder and un-normalisation,
+so the deploy runtime needs only ``torch.jit.load`` (no Steer import). TorchScript is used rather than
+``torch.export`` because the guided loop calls ``torch.autograd.grad`` inside, which ``torch.export`` cannot
+capture (FACTS.md section 5); a parity test keeps eager and exported outputs equal.
+
+Call signature of the exported module (see ``DiffusionPlanner.forward``)::
+
+    plan, tokens = module(obs_history (B, Hh, S), action_history (B, Hh, A),
+                          cost_params (B, P) or None, noise (B, H, D) or None, prev_tokens (B, H, D) or None)
+
+Call it with autograd enabled (not under ``torch.no_grad``) when guidance is on: the guidance gradient is
+taken inside. Parameters are exported with ``requires_grad=False``, so no graph is kept over the weights.
+"""
+
+import copy
+import datetime
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policies.diffusion.planner import DiffusionPlanner
+
+METADATA_VERSION = 1
+
+
+def _git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
+    """Everything a runtime must know to feed and trust the exported planner."""
+    cfg = planner.config
+    diffusion = planner.diffusion
+    return {
+        "format": "steer.planner",
+        "metadata_version": METADATA_VERSION,
+        "state_dim": cfg.state_dim,
+        "action_dim": cfg.action_dim,
+        "latent_dim": cfg.latent_dim,
+        "token_dim": cfg.token_dim,
+        "history": cfg.history,
+        "horizon": cfg.horizon,
+        "execute_steps": cfg.execute_steps,
+        "rolling_start": cfg.rolling_start,
+        "denoiser": cfg.denoiser,
+        "schedule": asdict(cfg.diffusion.schedule),
+        "prediction_type": cfg.diffusion.prediction_type,
+        "sampler": asdict(diffusion.sampler_config),
+        "sampler_steps": [int(t) for t in diffusion.steps.tolist()],
+        "guidance": asdict(diffusion.guidance_config),
+        "cost_param_dim": int(diffusion.costs.param_dim),
+        "cost_terms": diffusion.costs.param_layout(),
+        "inputs": {
+            "obs_history": ["B", cfg.history, cfg.state_dim],
+            "action_history": ["B", cfg.history, cfg.action_dim],
+            "cost_params": ["B", int(diffusion.costs.param_dim)],
+            "noise": ["B", cfg.window, cfg.token_dim],
+            "prev_tokens": ["B", cfg.window, cfg.token_dim],
+        },
+        "outputs": {
+            "plan": ["B", cfg.horizon, cfg.state_dim + cfg.action_dim],
+            "tokens": ["B", cfg.window, cfg.token_dim],
+        },
+        "parameters": sum(p.numel() for p in planner.parameters()),
+        "torch_version": torch.__version__,
+        "git_revision": _git_revision(),
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def export_planner(
+    planner: DiffusionPlanner, path: str | Path, extra_metadata: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """Script ``planner`` to ``path`` (``.pt``) and write ``path`` with suffix ``.json`` beside it.
+
+    ``extra_metadata`` (robot joint order, gains, control period, ...) is merged into the JSON under
+    ``"extra"``. Returns the two paths. Both writes are atomic.
+    """
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise ValueError(f"export path: expected a file name ending in .pt, got {path}")
+    frozen = copy.deepcopy(planner).eval()
+    frozen.reset()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    scripted = torch.jit.script(frozen)
+    metadata = planner_metadata(planner)
+    metadata["extra"] = extra_metadata or {}
+    meta_path = path.with_suffix(".json")
+    _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=2) + "\n"))
+    return path, meta_path
+
+
+def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an exported planner and its metadata, with a clear error when either file is missing or foreign."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    for p in (path, meta_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"exported planner: expected {p} to exist (export writes .pt and .json together)")
+    metadata = json.loads(meta_path.read_text())
+    if metadata.get("format") != "steer.planner":
+        raise ValueError(f"{meta_path}: expected format 'steer.planner', got {metadata.get('format')!r}")
+    return torch.jit.load(str(path)), metadata

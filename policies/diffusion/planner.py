@@ -1,0 +1,368 @@
+"""``DiffusionPlanner``: a guided diffusion policy over state-action windows (BeyondMimic / Diffuse-CLoC).
+
+A window has ``Hh`` history steps and ``Hf`` future steps, one token per step. In sampler space a token is
+``[normalised state (S), normalised action (A)]`` or, with the latent action autoencoder,
+``[normalised state (S), normalised action latent (Z)]`` where the action is decoded from its latent with the
+step's state as the condition (BeyondMimic v4 diffuses states plus action latents; only what is executed is
+decoded). History tokens are inpainted (held clean, exactly equal to the observations); costs see the decoded
+physical trajectory ``(B, H, S + A)`` so guidance gradients flow through the un-normalisation and the decoder.
+
+Rolling (warm-started) denoising: the previous plan is shifted by one step, its last token repeated, and the
+future tokens are re-noised to entry ``rolling_start`` of the K-step sequence, so a tick costs
+``K - rolling_start`` network passes instead of K (BeyondMimic reports ~15 of 20).
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+
+from policies.base import Policy
+from policies.diffusion.denoisers.mlp import ResidualMLPConfig, ResidualMLPDenoiser
+from policies.diffusion.denoisers.transformer import TrajectoryTransformer, TrajectoryTransformerConfig
+from policies.diffusion.guidance import CostSum
+from policies.diffusion.model import Diffusion, DiffusionConfig
+from policies.diffusion.vae import LatentAutoencoder, VAEConfig
+from policies.normalizer import Normalizer
+
+DENOISERS = ("transformer", "mlp")
+
+
+@dataclass
+class PlannerConfig:
+    """Shapes, denoiser and sampling of a diffusion planner."""
+
+    state_dim: int = 4
+    """S, planner state features per step"""
+    action_dim: int = 2
+    """A, action features per step"""
+    history: int = 4
+    """Hh, past steps inpainted from observations"""
+    horizon: int = 16
+    """Hf, future steps planned"""
+    latent_dim: int = 0
+    """Z of the per-step action latent (0 diffuses raw actions)"""
+    vae_kl_weight: float = 1e-3
+    """beta of the action autoencoder's KL term"""
+    denoiser: str = "transformer"
+    """network: transformer (trajectory transformer) or mlp (residual MLP over the flattened window)"""
+    num_layers: int = 2
+    """transformer layers"""
+    num_heads: int = 4
+    """transformer heads"""
+    width: int = 256
+    """transformer width / MLP width"""
+    attention: str = "full"
+    """transformer mask: full, causal or diffuse_cloc"""
+    mlp_blocks: int = 3
+    """residual MLP blocks"""
+    action_loss_steps: int = 8
+    """train the action features only on the first this many future steps (BeyondMimic)"""
+    execute_steps: int = 1
+    """actions returned as the chunk to execute"""
+    rolling_start: int = 0
+    """warm start entry in the K-step sequence (0 = cold start every call; K - rolling_start passes a tick)"""
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    """schedule, prediction type, sampler and guidance"""
+
+    def __post_init__(self) -> None:
+        for name in ("state_dim", "history", "horizon"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
+        if self.action_dim < 1 or self.latent_dim < 0:
+            raise ValueError(f"expected action_dim >= 1 and latent_dim >= 0, got {self.action_dim}, {self.latent_dim}")
+        if self.denoiser not in DENOISERS:
+            raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
+        if not 1 <= self.execute_steps <= self.horizon:
+            raise ValueError(f"execute_steps: expected 1..horizon={self.horizon}, got {self.execute_steps}")
+        if not 0 <= self.rolling_start < self.diffusion.sampler.num_steps:
+            raise ValueError(
+                f"rolling_start: expected 0..{self.diffusion.sampler.num_steps - 1} (sampler steps - 1), "
+                f"got {self.rolling_start}"
+            )
+
+    @property
+    def token_dim(self) -> int:
+        """D, features of one sampler-space token."""
+        return self.state_dim + (self.latent_dim if self.latent_dim > 0 else self.action_dim)
+
+    @property
+    def window(self) -> int:
+        """H = Hh + Hf tokens."""
+        return self.history + self.horizon
+
+
+class PlanDecoder(nn.Module):
+    """Sampler-space tokens ``(B, H, D)`` to physical ``[states, actions]`` ``(B, H, S + A)``."""
+
+    state_dim: int
+    action_dim: int
+    latent_dim: int
+
+    def __init__(self, config: PlannerConfig) -> None:
+        super().__init__()
+        self.state_dim, self.action_dim, self.latent_dim = config.state_dim, config.action_dim, config.latent_dim
+        self.normalizer = Normalizer(config.state_dim + config.action_dim)
+        self.latent_normalizer = Normalizer(max(config.latent_dim, 1))
+        self.vae: Optional[LatentAutoencoder] = None
+        if config.latent_dim > 0:
+            self.vae = LatentAutoencoder(
+                VAEConfig(
+                    input_dim=config.action_dim,
+                    window=1,
+                    cond_dim=config.state_dim,
+                    latent_dim=config.latent_dim,
+                    kl_weight=config.vae_kl_weight,
+                )
+            )
+
+    def normalized_actions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Normalised actions ``(B, H, A)`` of sampler-space tokens (decoding latents if any)."""
+        S = self.state_dim
+        vae = self.vae
+        if vae is None:
+            return tokens[..., S:]
+        B, H = tokens.shape[0], tokens.shape[1]
+        z = self.latent_normalizer.unnormalize(tokens[..., S:]).reshape(B * H, self.latent_dim)  # (B*H, Z)
+        cond = tokens[..., :S].reshape(B * H, S)  # (B*H, S)
+        return vae.decode(z, cond).reshape(B, H, self.action_dim)  # (B, H, A)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Physical trajectory ``(B, H, S + A)``."""
+        norm = torch.cat([tokens[..., : self.state_dim], self.normalized_actions(tokens)], dim=-1)
+        return self.normalizer.unnormalize(norm)
+
+
+class DiffusionPlanner(Policy):
+    """Normaliser, optional latent action autoencoder, denoiser, schedule, sampler and guidance."""
+
+    __jit_unused_properties__ = ["decoder"]  # noqa: RUF012 - TorchScript reads this exact name
+    history: int
+    horizon: int
+    state_dim: int
+    action_dim: int
+    execute_steps: int
+    rolling_start: int
+
+    def __init__(self, config: PlannerConfig, costs: Optional[CostSum] = None) -> None:
+        super().__init__()
+        self.config = config
+        self.history, self.horizon = config.history, config.horizon
+        self.state_dim, self.action_dim = config.state_dim, config.action_dim
+        self.execute_steps, self.rolling_start = config.execute_steps, config.rolling_start
+        T = config.diffusion.schedule.num_train_steps
+        if config.denoiser == "transformer":
+            denoiser: nn.Module = TrajectoryTransformer(
+                TrajectoryTransformerConfig(
+                    state_dim=config.state_dim,
+                    action_dim=config.token_dim - config.state_dim,
+                    horizon=config.window,
+                    num_train_steps=T,
+                    num_layers=config.num_layers,
+                    num_heads=config.num_heads,
+                    width=config.width,
+                    attention=config.attention,
+                )
+            )
+        else:
+            denoiser = ResidualMLPDenoiser(
+                ResidualMLPConfig(
+                    x_dim=config.token_dim,
+                    horizon=config.window,
+                    num_train_steps=T,
+                    width=config.width,
+                    num_blocks=config.mlp_blocks,
+                    dropout=0.0,
+                )
+            )
+        self.diffusion = Diffusion(config.diffusion, denoiser, costs=costs, decoder=PlanDecoder(config))
+        self._prev_tokens: Optional[torch.Tensor] = None
+
+    @property
+    def decoder(self) -> PlanDecoder:
+        """The sampler-space to physical map (owned by the diffusion model, which guides through it)."""
+        return self.diffusion.decoder  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------------------------------------- data
+    @torch.jit.unused
+    def fit_normalizers(self, states: torch.Tensor, actions: torch.Tensor) -> None:
+        """Fit the feature normaliser on training data ``states (..., S)``, ``actions (..., A)``."""
+        self._check_window(states, actions, require_window=False)
+        self.decoder.normalizer.fit(torch.cat([states, actions], dim=-1))
+
+    @torch.jit.unused
+    def fit_latent_normalizer(self, states: torch.Tensor, actions: torch.Tensor) -> None:
+        """After the autoencoder is trained: fit the latent normaliser on encoded training actions."""
+        with torch.no_grad():
+            self.decoder.latent_normalizer.fit(self._raw_latents(states, actions).reshape(-1, self.config.latent_dim))
+
+    @torch.jit.unused
+    def _raw_latents(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        vae = self.decoder.vae
+        if vae is None:
+            raise RuntimeError("this planner has no latent autoencoder (latent_dim = 0)")
+        norm = self.decoder.normalizer.normalize(torch.cat([states, actions], dim=-1))
+        s, a = norm[..., : self.state_dim], norm[..., self.state_dim :]
+        mu, _ = vae.encode(a.reshape(-1, 1, self.action_dim), s.reshape(-1, self.state_dim))  # (N, Z)
+        return mu.reshape(*states.shape[:-1], self.config.latent_dim)
+
+    @torch.jit.unused
+    def tokens(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Sampler-space tokens ``(B, H, D)`` of physical ``states (B, H, S)`` and ``actions (B, H, A)``."""
+        norm = self.decoder.normalizer.normalize(torch.cat([states, actions], dim=-1))
+        if self.decoder.vae is None:
+            return norm
+        latents = self.decoder.latent_normalizer.normalize(self._raw_latents(states, actions))
+        return torch.cat([norm[..., : self.state_dim], latents], dim=-1)
+
+    @torch.jit.unused
+    def _check_window(self, states: torch.Tensor, actions: torch.Tensor, require_window: bool = True) -> None:
+        S, A, H = self.state_dim, self.action_dim, self.config.window
+        if states.shape[-1] != S or actions.shape[-1] != A or states.shape[:-1] != actions.shape[:-1]:
+            raise ValueError(
+                f"expected states (..., {S}) and actions (..., {A}) with equal leading shapes, "
+                f"got {tuple(states.shape)} and {tuple(actions.shape)}"
+            )
+        if require_window and (states.dim() != 3 or states.shape[1] != H):
+            raise ValueError(f"expected windows of shape (B, {H}, ·), got states {tuple(states.shape)}")
+        if not (torch.isfinite(states).all() and torch.isfinite(actions).all()):
+            raise ValueError("training batch: expected finite states and actions, got NaN or inf")
+
+    # --------------------------------------------------------------------------------------------- training
+    @torch.jit.unused
+    def vae_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Stage 1 (latent planners): the autoencoder's beta-VAE loss on the batch's actions."""
+        vae = self.decoder.vae
+        if vae is None:
+            raise RuntimeError("this planner has no latent autoencoder (latent_dim = 0)")
+        states, actions = batch["states"], batch["actions"]
+        self._check_window(states, actions, require_window=False)
+        norm = self.decoder.normalizer.normalize(torch.cat([states, actions], dim=-1))
+        s = norm[..., : self.state_dim].reshape(-1, self.state_dim)
+        a = norm[..., self.state_dim :].reshape(-1, 1, self.action_dim)
+        return vae.loss(a, s, batch.get("vae_noise"))
+
+    @torch.jit.unused
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Denoising loss on the future tokens; history tokens are clean context (as at inference).
+
+        State features are trained on all future steps, action features on the first ``action_loss_steps``.
+        ``batch``: ``states (B, H, S)``, ``actions (B, H, A)``, optional ``generator`` is not a tensor, so
+        randomness comes from the global torch RNG or a ``seed`` entry (0-d long tensor).
+        """
+        states, actions = batch["states"], batch["actions"]
+        self._check_window(states, actions)
+        with torch.no_grad():
+            x0 = self.tokens(states, actions)  # (B, H, D)
+        gen = None
+        if "seed" in batch:
+            gen = torch.Generator(device=x0.device).manual_seed(int(batch["seed"]))
+        weight = torch.zeros(1, self.config.window, x0.shape[-1], device=x0.device)  # (1, H, D)
+        weight[:, self.history :, : self.state_dim] = 1.0
+        end = self.history + min(self.config.action_loss_steps, self.horizon)
+        weight[:, self.history : end, self.state_dim :] = 1.0
+        clean = torch.zeros(x0.shape[0], self.config.window, dtype=torch.bool, device=x0.device)
+        clean[:, : self.history] = True
+        per_sample = self.diffusion.loss(x0, element_weight=weight, generator=gen, clean_tokens=clean)
+        loss = per_sample.mean()
+        return loss, {"loss": float(loss.detach())}
+
+    # -------------------------------------------------------------------------------------------- inference
+    def forward(
+        self,
+        obs_history: torch.Tensor,
+        action_history: torch.Tensor,
+        cost_params: Optional[torch.Tensor] = None,
+        noise: Optional[torch.Tensor] = None,
+        prev_tokens: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plan once: ``(plan (B, Hf, S + A) physical, tokens (B, H, D) sampler space for the next warm start)``.
+
+        Args:
+            obs_history: ``(B, Hh, S)`` the last Hh planner states, oldest first (the last is the current one).
+            action_history: ``(B, Hh, A)`` the actions executed at those steps.
+            cost_params: ``(B, P)`` guidance parameters (None: unguided).
+            noise: ``(B, H, D)`` standard normal noise for the start (drawn when None).
+            prev_tokens: the previous call's tokens; with ``rolling_start > 0`` the plan is warm-started.
+        """
+        B, Hh, H = obs_history.shape[0], self.history, self.history + self.horizon
+        if obs_history.dim() != 3 or obs_history.shape[1] != Hh or obs_history.shape[2] != self.state_dim:
+            raise ValueError(
+                "obs_history: expected (B, "
+                + str(Hh)
+                + ", "
+                + str(self.state_dim)
+                + "), got "
+                + str(list(obs_history.shape))
+            )
+        if list(action_history.shape) != [B, Hh, self.action_dim]:
+            raise ValueError(
+                "action_history: expected " + str([B, Hh, self.action_dim]) + ", got " + str(list(action_history.shape))
+            )
+        if not bool(torch.isfinite(obs_history).all()) or not bool(torch.isfinite(action_history).all()):
+            raise ValueError("obs_history/action_history: expected finite values, got NaN or inf")
+        history = self._history_tokens(obs_history, action_history)  # (B, Hh, D)
+        D = history.shape[-1]
+        eps = noise if noise is not None else torch.randn(B, H, D, device=obs_history.device)
+        K = self.diffusion.steps.shape[0] - 1
+        start = torch.zeros(B, H, dtype=torch.long, device=obs_history.device)
+        start[:, :Hh] = K
+        x_init = eps
+        if prev_tokens is not None and self.rolling_start > 0:
+            shifted = torch.cat([prev_tokens[:, 1:], prev_tokens[:, -1:]], dim=1)  # (B, H, D)
+            start[:, Hh:] = self.rolling_start
+            x_init = self.diffusion.renoise(shifted, start, eps)
+        known = torch.zeros(B, H, D, dtype=torch.bool, device=obs_history.device)
+        known[:, :Hh] = True
+        values = torch.cat([history, torch.zeros(B, self.horizon, D, device=obs_history.device)], dim=1)
+        tokens = self.diffusion.sample(
+            x_init, cost_params=cost_params, known_mask=known, known_values=values, start_index=start
+        )
+        plan = self.diffusion.decoder(tokens[:, Hh:])  # (B, Hf, S + A)
+        return plan, tokens
+
+    def _history_tokens(self, obs_history: torch.Tensor, action_history: torch.Tensor) -> torch.Tensor:
+        decoder = self.diffusion.decoder
+        norm = decoder.normalizer.normalize(torch.cat([obs_history, action_history], dim=-1))  # (B, Hh, S+A)
+        vae = decoder.vae
+        if vae is None:
+            return norm
+        B, Hh, S = obs_history.shape[0], obs_history.shape[1], self.state_dim
+        s = norm[..., :S]
+        mu, _ = vae.encode(norm[..., S:].reshape(B * Hh, 1, self.action_dim), s.reshape(B * Hh, S))  # (B*Hh, Z)
+        z = decoder.latent_normalizer.normalize(mu.reshape(B, Hh, mu.shape[-1]))
+        return torch.cat([s, z], dim=-1)
+
+    @torch.jit.unused
+    def act(  # type: ignore[override]
+        self,
+        obs_history: torch.Tensor,
+        cost_params: Optional[torch.Tensor] = None,
+        noise: Optional[torch.Tensor] = None,
+        action_history: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> dict[str, torch.Tensor]:
+        """Plan and return ``plan_states (B, Hf, S)``, ``plan_actions (B, Hf, A)``, ``action_chunk``.
+
+        ``action_history`` defaults to the normaliser's mean action (the deploy loop passes the executed
+        ones). Warm starts come from the previous call when ``rolling_start > 0``; :meth:`reset` forgets it.
+        """
+        B = obs_history.shape[0]
+        if action_history is None:
+            action_history = self.decoder.normalizer.offset[self.state_dim :].expand(B, self.history, self.action_dim)
+        if noise is None and generator is not None:
+            noise = torch.randn(B, self.config.window, self.config.token_dim, generator=generator)
+        prev = self._prev_tokens if self._prev_tokens is not None and self._prev_tokens.shape[0] == B else None
+        plan, tokens = self(obs_history, action_history, cost_params, noise, prev)
+        self._prev_tokens = tokens.detach()
+        actions = plan[..., self.state_dim :]
+        return {
+            "plan_states": plan[..., : self.state_dim],
+            "plan_actions": actions,
+            "action_chunk": actions[:, : self.execute_steps],
+        }
+
+    def reset(self) -> None:
+        """Forget the warm start."""
+        self._prev_tokens = None
