@@ -105,7 +105,7 @@ class PlanDecoder(nn.Module):
         self.state_dim, self.action_dim, self.latent_dim = config.state_dim, config.action_dim, config.latent_dim
         self.normalizer = Normalizer(config.state_dim + config.action_dim)
         self.latent_normalizer = Normalizer(max(config.latent_dim, 1))
-        self.vae: Optional[LatentAutoencoder] = None
+        self.vae = None
         if config.latent_dim > 0:
             self.vae = LatentAutoencoder(
                 VAEConfig(
@@ -144,6 +144,7 @@ class DiffusionPlanner(Policy):
     action_dim: int
     execute_steps: int
     rolling_start: int
+    _prev_tokens: Optional[torch.Tensor]
 
     def __init__(self, config: PlannerConfig, costs: Optional[CostSum] = None) -> None:
         super().__init__()
@@ -177,7 +178,7 @@ class DiffusionPlanner(Policy):
                 )
             )
         self.diffusion = Diffusion(config.diffusion, denoiser, costs=costs, decoder=PlanDecoder(config))
-        self._prev_tokens: Optional[torch.Tensor] = None
+        self._prev_tokens = None
 
     @property
     def decoder(self) -> PlanDecoder:
