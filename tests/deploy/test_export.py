@@ -63,10 +63,10 @@ def test_exported_file_runs_without_any_steer_import(tmp_path) -> None:
 
 def test_missing_files_and_bad_path(tmp_path) -> None:
     planner, _, _ = make_planner()
-    with pytest.raises(ValueError, match="ending in .pt"):
+    with pytest.raises(ValueError, match=r"ending in \.pt"):
         export_planner(planner, tmp_path / "planner.onnx")
     pt, meta = export_planner(planner, tmp_path / "planner.pt")
     meta.unlink()
-    with pytest.raises(FileNotFoundError, match="planner.json to exist"):
+    with pytest.raises(FileNotFoundError, match=r"planner\.json to exist"):
         load_exported(pt)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries

@@ -112,5 +112,5 @@ def test_bad_inputs() -> None:
         planner.loss({"states": states[:, :5], "actions": actions[:, :5]})
     with pytest.raises(ValueError, match="denoiser: expected one of"):
         PlannerConfig(denoiser="unet")
-    with pytest.raises(ValueError, match="rolling_start: expected 0..9"):
+    with pytest.raises(ValueError, match=r"rolling_start: expected 0\.\.9"):
         PlannerConfig(rolling_start=10)
