@@ -1,0 +1,287 @@
+"""Vectorized G1 environment: many MuJoCo worlds stepped by C MuJoCo across threads, torch tensors out.
+
+Each env owns an ``MjModel`` copy (so domain randomization can change masses, friction and gains per env)
+and an ``MjData``. A step splits the envs into ``num_threads`` chunks; each worker runs ``mj_step(m, d, k)``
+on its envs (MuJoCo releases the GIL inside ``mj_step``) and copies the new state into shared numpy buffers.
+Observations, rewards and terminations are then computed once, batched, with the same functions as the
+single env (:mod:`envs.observations`, :mod:`envs.tasks`), and returned as torch tensors ready for PPO.
+
+Per-step semantics equal :class:`envs.g1_env.G1Env`: targets ``q_default + scale * a`` pass the robot
+safety clamps (joint limits, rate limit; non-finite actions put that env in damping and terminate it), then
+``substeps`` physics steps. Domain randomization (per episode): floor/foot friction, link masses, motor
+strength, PD gain error, action latency (the first ``k`` substeps still use the previous targets) and
+random pushes of the base velocity.
+"""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+from envs.g1_env import G1EnvConfig, build_task_model
+from envs.observations import joint_targets_from_action, observation_dim, policy_observation, root_planar_state
+from robot.actuation import set_pd_gains
+from robot.g1 import constants as C
+from robot.g1.model import joint_dof_adr, joint_qpos_adr
+from robot.safety import clamp_position_targets
+
+
+@dataclass
+class DomainRandomizationConfig:
+    """Per-episode randomization ranges (uniform); ``enabled=False`` gives the nominal robot everywhere."""
+
+    enabled: bool = True
+    """Master switch."""
+    friction_range: tuple[float, float] = (0.4, 1.2)
+    """Sliding friction of floor and feet."""
+    link_mass_scale_range: tuple[float, float] = (0.9, 1.1)
+    """Scale of every link mass (and inertia)."""
+    motor_strength_range: tuple[float, float] = (0.9, 1.1)
+    """Scale of all actuator torques."""
+    gain_error_range: tuple[float, float] = (-0.1, 0.1)
+    """Relative error of kp and kd per joint."""
+    latency_substeps_range: tuple[int, int] = (0, 1)
+    """Physics substeps (inclusive range) before a new action takes effect."""
+    push_interval_s: float = 5.0
+    """Time between pushes (<= 0 disables them)."""
+    push_velocity_m_per_s: float = 0.5
+    """Largest horizontal base velocity change of a push."""
+
+    def __post_init__(self) -> None:
+        for name in ("friction_range", "link_mass_scale_range", "motor_strength_range", "gain_error_range"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name}: expected (low, high) with low <= high, got {(lo, hi)}")
+        if self.friction_range[0] <= 0.0 or self.link_mass_scale_range[0] <= 0.0 or self.motor_strength_range[0] <= 0.0:
+            raise ValueError("friction, mass scale and motor strength ranges must stay > 0")
+        if self.gain_error_range[0] <= -1.0:
+            raise ValueError(f"gain_error_range: expected low > -1, got {self.gain_error_range}")
+        lo, hi = self.latency_substeps_range
+        if not 0 <= lo <= hi:
+            raise ValueError(f"latency_substeps_range: expected 0 <= low <= high, got {(lo, hi)}")
+
+
+@dataclass
+class G1VecEnvConfig:
+    """Vectorized G1 environment."""
+
+    num_envs: int = 16
+    """Number of parallel worlds."""
+    num_threads: int = 2
+    """Worker threads stepping physics."""
+    env: G1EnvConfig = field(default_factory=G1EnvConfig)
+    """Per-env task, observation, reward and robot settings."""
+    randomization: DomainRandomizationConfig = field(default_factory=DomainRandomizationConfig)
+    """Domain randomization."""
+    episode_length_s: float = 20.0
+    """Episodes are truncated (time-out) after this long."""
+    seed: int = 0
+    """Seed of all randomization."""
+
+    def __post_init__(self) -> None:
+        if self.num_envs < 1 or self.num_threads < 1:
+            raise ValueError(f"num_envs and num_threads: expected >= 1, got {self.num_envs}, {self.num_threads}")
+        if self.episode_length_s < self.env.ctrl_dt_s:
+            raise ValueError(
+                f"episode_length_s: expected >= ctrl_dt_s={self.env.ctrl_dt_s}, got {self.episode_length_s}"
+            )
+        if self.randomization.latency_substeps_range[1] > self.env.substeps:
+            raise ValueError(
+                f"latency_substeps_range: expected at most {self.env.substeps} substeps, "
+                f"got {self.randomization.latency_substeps_range}"
+            )
+
+
+class G1VecEnv:
+    """Batched G1 (see module docstring). Tensors: obs (N, O) float32, reward (N,), dones (N,) bool."""
+
+    def __init__(self, cfg: G1VecEnvConfig | None = None) -> None:
+        self.cfg = cfg = cfg or G1VecEnvConfig()
+        self.num_envs = n = cfg.num_envs
+        base, self.task = build_task_model(cfg.env)
+        self.models = [copy.deepcopy(base) for _ in range(n)]
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        self._nominal_mass = base.body_mass.copy()
+        self._nominal_inertia = base.body_inertia.copy()
+        foot_geoms = [base.geom(name).id for name in C.FEET_GEOMS]
+        self._friction_geoms = np.array([*foot_geoms, base.geom("floor").id])
+        self._qadr, self._vadr = joint_qpos_adr(base), joint_dof_adr(base)
+        sens = {name: base.sensor(name).adr[0] for name in (C.SENSOR_IMU_QUAT, C.SENSOR_IMU_GYRO)}
+        self._quat_adr, self._gyro_adr = sens[C.SENSOR_IMU_QUAT], sens[C.SENSOR_IMU_GYRO]
+        self.num_obs = observation_dim(C.NUM_JOINTS)
+        self.num_actions = C.NUM_JOINTS
+        self.max_episode_length = round(cfg.episode_length_s / cfg.env.ctrl_dt_s)
+        self._rng = np.random.default_rng(cfg.seed)
+        self._pool = ThreadPoolExecutor(max_workers=cfg.num_threads, thread_name_prefix="G1VecEnv")
+        self._chunks = [c for c in np.array_split(np.arange(n), cfg.num_threads) if len(c)]
+        j = C.NUM_JOINTS
+        self._qpos = np.zeros((n, base.nq))
+        self._qvel = np.zeros((n, base.nv))
+        self._sensordata = np.zeros((n, base.nsensordata))
+        self._kp = np.tile(C.KP_NM_PER_RAD, (n, 1))  # (N, J) effective gains incl. error
+        self._ctrl = np.zeros((n, j))
+        self._prev_ctrl = np.zeros((n, j))
+        self._targets = np.tile(C.DEFAULT_JOINT_POS_RAD, (n, 1))
+        self._last_action = np.zeros((n, j))
+        self._latency = np.zeros(n, dtype=np.int64)
+        self._damping = np.zeros(n, dtype=bool)
+        self._params = np.zeros((n, self.task.param_dim))
+        self.episode_length = np.zeros(n, dtype=np.int64)
+        self.reset()
+
+    # ----- randomization and reset ----------------------------------------------------------------------------
+    def _randomize(self, i: int) -> None:
+        m, dr, rng = self.models[i], self.cfg.randomization, self._rng
+        j = C.NUM_JOINTS
+        if not dr.enabled:
+            strength, kp_err, kd_err, friction, mass = 1.0, np.zeros(j), np.zeros(j), None, np.ones(m.nbody)
+            self._latency[i] = 0
+        else:
+            strength = rng.uniform(*dr.motor_strength_range)
+            kp_err, kd_err = rng.uniform(*dr.gain_error_range, size=(2, j))
+            friction = rng.uniform(*dr.friction_range)
+            mass = rng.uniform(*dr.link_mass_scale_range, size=m.nbody)
+            self._latency[i] = rng.integers(dr.latency_substeps_range[0], dr.latency_substeps_range[1] + 1)
+        m.body_mass[:] = self._nominal_mass * mass
+        m.body_inertia[:] = self._nominal_inertia * mass[:, None]
+        if friction is not None:
+            m.geom_friction[self._friction_geoms, 0] = friction
+        kp = C.KP_NM_PER_RAD * (1.0 + kp_err)
+        set_pd_gains(m, kp, C.KD_NMS_PER_RAD * (1.0 + kd_err), strength)
+        self._kp[i] = kp
+
+    def _reset_env(self, i: int) -> None:
+        m, d = self.models[i], self.datas[i]
+        self._randomize(i)
+        mujoco.mj_resetData(m, d)
+        noise = self._rng.uniform(-1.0, 1.0, C.NUM_JOINTS) * self.cfg.env.init_joint_noise_rad
+        q0 = np.clip(C.DEFAULT_JOINT_POS_RAD + noise, C.JOINT_LOWER_RAD, C.JOINT_UPPER_RAD)
+        d.qpos[2] = C.DEFAULT_BASE_HEIGHT_M
+        d.qpos[3] = 1.0
+        d.qpos[self._qadr] = q0
+        self._targets[i] = q0
+        self._ctrl[i] = self._prev_ctrl[i] = self._kp[i] * q0
+        d.ctrl[:] = self._ctrl[i]
+        mujoco.mj_forward(m, d)
+        self._qpos[i], self._qvel[i], self._sensordata[i] = d.qpos, d.qvel, d.sensordata
+        self._last_action[i] = 0.0
+        self._damping[i] = False
+        self.episode_length[i] = 0
+
+    def _planar(self) -> np.ndarray:
+        return root_planar_state(self._qpos[:, :3], self._qpos[:, 3:7], self._qvel[:, :3], self._qvel[:, 5])  # (N, 6)
+
+    def _observations(self, planar: np.ndarray) -> np.ndarray:
+        command = self.task.command(planar, self._params)  # (N, 3)
+        q, a, g = self._quat_adr, self._gyro_adr, self._sensordata
+        return policy_observation(
+            self._qpos[:, self._qadr],
+            self._qvel[:, self._vadr],
+            g[:, q : q + 4],
+            g[:, a : a + 3],
+            command,
+            self._last_action,
+            C.DEFAULT_JOINT_POS_RAD,
+            self.cfg.env.obs,
+        )  # (N, O)
+
+    def reset(self) -> torch.Tensor:
+        """Reset every env; returns observations (N, O)."""
+        for i in range(self.num_envs):
+            self._reset_env(i)
+        planar = self._planar()
+        self._params[:] = self.task.sample_params(self._rng, planar)
+        self._obs = self._observations(planar)
+        return torch.from_numpy(self._obs)
+
+    def get_observations(self) -> torch.Tensor:
+        """Latest observations (N, O) without stepping."""
+        return torch.from_numpy(self._obs)
+
+    # ----- stepping -------------------------------------------------------------------------------------------
+    def _step_chunk(self, idx: np.ndarray) -> None:
+        substeps = self.cfg.env.substeps
+        for i in idx:
+            m, d = self.models[i], self.datas[i]
+            k = int(self._latency[i])
+            if k > 0:
+                d.ctrl[:] = self._prev_ctrl[i]
+                mujoco.mj_step(m, d, k)
+            d.ctrl[:] = self._ctrl[i]
+            mujoco.mj_step(m, d, substeps - k)
+            self._qpos[i], self._qvel[i], self._sensordata[i] = d.qpos, d.qvel, d.sensordata
+
+    def _apply_pushes(self) -> None:
+        dr, env = self.cfg.randomization, self.cfg.env
+        if not dr.enabled or dr.push_interval_s <= 0.0:
+            return
+        interval = max(1, round(dr.push_interval_s / env.ctrl_dt_s))
+        for i in np.flatnonzero((self.episode_length > 0) & (self.episode_length % interval == 0)):
+            self.datas[i].qvel[:2] += self._rng.uniform(-dr.push_velocity_m_per_s, dr.push_velocity_m_per_s, 2)
+
+    def _enter_damping(self, envs: np.ndarray) -> None:
+        for i in envs:
+            zeros = np.zeros(C.NUM_JOINTS)
+            set_pd_gains(self.models[i], zeros, np.full(C.NUM_JOINTS, C.DAMPING_KD_NMS_PER_RAD))
+            self._kp[i] = 0.0
+            self._damping[i] = True
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Apply actions (N, A); returns obs, reward, terminated, truncated (time-out), info. Auto-resets."""
+        env = self.cfg.env
+        a = actions.detach().to("cpu", torch.float64).numpy().copy()  # (N, A)
+        if a.shape != (self.num_envs, self.num_actions):
+            raise ValueError(f"actions: expected shape ({self.num_envs}, {self.num_actions}), got {tuple(a.shape)}")
+        bad = ~np.all(np.isfinite(a), axis=1)
+        a[bad] = 0.0
+        self._enter_damping(np.flatnonzero(bad & ~self._damping))
+        a = np.clip(a, -env.action_clip, env.action_clip)
+        targets = joint_targets_from_action(a, C.DEFAULT_JOINT_POS_RAD, C.ACTION_SCALE_RAD)
+        targets = clamp_position_targets(
+            targets, self._targets, C.JOINT_LOWER_RAD, C.JOINT_UPPER_RAD, env.robot.safety.max_delta_q_per_tick_rad
+        )
+        self._targets = targets
+        self._prev_ctrl = self._ctrl
+        self._ctrl = self._kp * targets  # ctrl = kp q* (dq* = 0, tau_ff = 0), see robot.actuation
+        self._apply_pushes()
+        list(self._pool.map(self._step_chunk, self._chunks))
+        self.episode_length += 1
+
+        planar = self._planar()
+        up_z = 1.0 - 2.0 * (self._qpos[:, 4] ** 2 + self._qpos[:, 5] ** 2)
+        fallen = (self._qpos[:, 2] < env.fall_height_m) | (up_z < 0.5)
+        diverged = ~(np.all(np.isfinite(self._qpos), axis=1) & np.all(np.isfinite(self._qvel), axis=1))
+        terminated = fallen | diverged | self._damping
+        truncated = (self.episode_length >= self.max_episode_length) & ~terminated
+        rate = np.sum((a - self._last_action) ** 2, axis=1)
+        reward = self.task.reward(planar, self._params) + env.alive_bonus * ~terminated - env.action_rate_weight * rate
+        reward = np.where(diverged, 0.0, reward)
+        metrics = {k: float(np.mean(v)) for k, v in self.task.metrics(planar, self._params).items()}
+        self._last_action = a
+        done = np.flatnonzero(terminated | truncated)
+        for i in done:
+            self._reset_env(i)
+        if len(done):
+            planar = self._planar()
+            self._params[done] = self.task.sample_params(self._rng, planar[done])
+        self._obs = self._observations(planar)
+        info = {"time_outs": torch.from_numpy(truncated.copy()), "metrics": metrics, "num_resets": len(done)}
+        return (
+            torch.from_numpy(self._obs),
+            torch.from_numpy(reward.astype(np.float32)),
+            torch.from_numpy(terminated),
+            torch.from_numpy(truncated),
+            info,
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True)
