@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.steer-installed
 
-.PHONY: demo test lint bench format clean-venv
+.PHONY: demo test lint bench format clean-venv venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,8 @@ test: lint
 	$(PY) -m pytest -m "not hardware and not gpu" -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/planner_latency.py
+	$(PY) benchmarks/planner_latency.py --json outputs/bench/planner_latency.json
+	$(PY) benchmarks/sim_throughput.py --json outputs/bench/sim_throughput.json
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
