@@ -17,15 +17,14 @@ taken inside. Parameters are exported with ``requires_grad=False``, so no graph 
 import copy
 import datetime
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from deploy.files import atomic_write
 from policies.diffusion.planner import DiffusionPlanner
 
 METADATA_VERSION = 1
@@ -47,19 +46,6 @@ def _git_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return rev + ("-dirty" if dirty else "")
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
@@ -122,8 +108,8 @@ def export_planner(
     metadata = planner_metadata(planner)
     metadata["extra"] = extra_metadata or {}
     meta_path = path.with_suffix(".json")
-    _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
-    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=2) + "\n"))
+    atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+    atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=2) + "\n"))
     return path, meta_path
 
 

@@ -18,9 +18,7 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deploy.files import atomic_write
 from envs.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
 from robot.g1 import constants as C
 
@@ -278,19 +277,6 @@ def check_policy_robot(
 
 
 # ----- export and load -----------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def build_mlp_policy(
     obs_dim: int, action_dim: int, hidden: Sequence[int] = (64, 64), seed: int = 0, zero_output: bool = False
 ) -> nn.Module:
@@ -339,8 +325,8 @@ def export_policy(policy: nn.Module, metadata: PolicyMetadata, path: str | Path)
         scripted = torch.jit.trace(frozen, torch.zeros(1, metadata.obs_dim))
     text = metadata.to_json()
     meta_path = path.with_suffix(".json")
-    _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files={EMBEDDED_METADATA: text}))
-    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp, _extra_files={EMBEDDED_METADATA: text}))
+    atomic_write(meta_path, lambda tmp: Path(tmp).write_text(text))
     return path, meta_path
 
 

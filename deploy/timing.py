@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from deploy.files import atomic_write
 
 COLUMNS = ("tick", "start_s", "lateness_ms", "period_ms", "policy_ms", "compute_ms", "missed", "mode")
 
@@ -167,20 +167,17 @@ class TimingStats:
     def write_csv(self, path: str | Path) -> Path:
         """One row per tick (``COLUMNS``), written atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(COLUMNS)
                 for i in range(self.n):
                     start, *times_s, missed = self._data[i]
                     ms = [f"{1e3 * t:.4f}" for t in times_s]  # lateness, period, policy, compute
                     writer.writerow([i, f"{start:.6f}", *ms, int(missed), self._modes[i]])
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        atomic_write(path, write)
         return path
 
     def write_tensorboard(self, log_dir: str | Path, every: int = 1) -> None:
