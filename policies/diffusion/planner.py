@@ -211,11 +211,7 @@ class DiffusionPlanner(Policy):
     @torch.jit.unused
     def tokens(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Sampler-space tokens ``(B, H, D)`` of physical ``states (B, H, S)`` and ``actions (B, H, A)``."""
-        norm = self.decoder.normalizer.normalize(torch.cat([states, actions], dim=-1))
-        if self.decoder.vae is None:
-            return norm
-        latents = self.decoder.latent_normalizer.normalize(self._raw_latents(states, actions))
-        return torch.cat([norm[..., : self.state_dim], latents], dim=-1)
+        return self._to_tokens(states, actions)
 
     @torch.jit.unused
     def _check_window(self, states: torch.Tensor, actions: torch.Tensor, require_window: bool = True) -> None:
@@ -303,7 +299,7 @@ class DiffusionPlanner(Policy):
             )
         if not bool(torch.isfinite(obs_history).all()) or not bool(torch.isfinite(action_history).all()):
             raise ValueError("obs_history/action_history: expected finite values, got NaN or inf")
-        history = self._history_tokens(obs_history, action_history)  # (B, Hh, D)
+        history = self._to_tokens(obs_history, action_history)  # (B, Hh, D)
         D = history.shape[-1]
         eps = noise if noise is not None else torch.randn(B, H, D, device=obs_history.device)
         K = self.diffusion.steps.shape[0] - 1
@@ -323,13 +319,14 @@ class DiffusionPlanner(Policy):
         plan = self.diffusion.decoder(tokens[:, Hh:])  # (B, Hf, S + A)
         return plan, tokens
 
-    def _history_tokens(self, obs_history: torch.Tensor, action_history: torch.Tensor) -> torch.Tensor:
+    def _to_tokens(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Physical ``states (B, Hh, S)``, ``actions (B, Hh, A)`` to sampler-space tokens ``(B, Hh, D)``."""
         decoder = self.diffusion.decoder
-        norm = decoder.normalizer.normalize(torch.cat([obs_history, action_history], dim=-1))  # (B, Hh, S+A)
+        norm = decoder.normalizer.normalize(torch.cat([states, actions], dim=-1))  # (B, Hh, S+A)
         vae = decoder.vae
         if vae is None:
             return norm
-        B, Hh, S = obs_history.shape[0], obs_history.shape[1], self.state_dim
+        B, Hh, S = states.shape[0], states.shape[1], self.state_dim
         s = norm[..., :S]
         mu, _ = vae.encode(norm[..., S:].reshape(B * Hh, 1, self.action_dim), s.reshape(B * Hh, S))  # (B*Hh, Z)
         z = decoder.latent_normalizer.normalize(mu.reshape(B, Hh, mu.shape[-1]))

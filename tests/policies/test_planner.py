@@ -47,7 +47,7 @@ def test_act_shapes_and_history_is_inpainted_exactly(latent_dim: int, denoiser: 
     assert out["plan_states"].shape == (3, 8, S)
     assert out["plan_actions"].shape == (3, 8, A)
     assert torch.equal(out["action_chunk"], out["plan_actions"][:, :1])
-    history = planner._history_tokens(states[:3, :4], actions[:3, :4])
+    history = planner._to_tokens(states[:3, :4], actions[:3, :4])
     assert torch.equal(planner._prev_tokens[:, :4], history)
 
 
