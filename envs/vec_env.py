@@ -1,10 +1,13 @@
 """Vectorized G1 environment: many MuJoCo worlds stepped by C MuJoCo across threads, torch tensors out.
 
-Each env owns an ``MjModel`` copy (so domain randomization can change masses, friction and gains per env)
-and an ``MjData``. A step splits the envs into ``num_threads`` chunks; each worker runs ``mj_step(m, d, k)``
-on its envs (MuJoCo releases the GIL inside ``mj_step``) and copies the new state into shared numpy buffers.
-Observations, rewards and terminations are then computed once, batched, with the same functions as the
-single env (:mod:`envs.observations`, :mod:`envs.tasks`), and returned as torch tensors ready for PPO.
+Each env owns an ``MjModel`` copy (so domain randomization can change masses, friction and gains per env);
+the physics state of all envs lives in one ``(N, nstate)`` array (``mjSTATE_FULLPHYSICS``). A step hands the
+states, the per-substep controls and the models to MuJoCo's C rollout (:mod:`mujoco.rollout`): each of
+``num_threads`` worker threads steps its block of envs ``substeps`` times in C without the GIL.
+Observations, rewards and terminations are then computed once, batched, with the same functions as the single
+env (:mod:`envs.observations`, :mod:`envs.tasks`), and returned as torch tensors ready for PPO.
+The solver warm start is not carried between control steps (the rollout starts each call cold), which
+costs nothing measurable with the Newton solver and keeps each env's result independent of the threads.
 
 Per-step semantics equal :class:`envs.g1_env.G1Env`: targets ``q_default + scale * a`` pass the robot
 safety clamps (joint limits, rate limit; non-finite actions put that env in damping and terminate it), then
@@ -23,6 +26,7 @@ from typing import Any
 import mujoco
 import numpy as np
 import torch
+from mujoco import rollout
 
 from envs.g1_env import G1EnvConfig, build_task_model
 from envs.observations import joint_targets_from_action, observation_dim, policy_observation, root_planar_state
@@ -106,7 +110,12 @@ class G1VecEnv:
         self.num_envs = n = cfg.num_envs
         base, self.task = build_task_model(cfg.env)
         self.models = [copy.deepcopy(base) for _ in range(n)]
-        self.datas = [mujoco.MjData(m) for m in self.models]
+        self._scratch = mujoco.MjData(base)  # resets and env_data()
+        self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        nstate = mujoco.mj_stateSize(base, self._state_spec)
+        self._state = np.zeros((n, nstate))  # (N, nstate): time, qpos, qvel, act, ...
+        self._qpos_cols = slice(1, 1 + base.nq)
+        self._qvel_cols = slice(1 + base.nq, 1 + base.nq + base.nv)
         self._nominal_mass = base.body_mass.copy()
         self._nominal_inertia = base.body_inertia.copy()
         foot_geoms = [base.geom(name).id for name in C.FEET_GEOMS]
@@ -118,11 +127,18 @@ class G1VecEnv:
         self.num_actions = C.NUM_JOINTS
         self.max_episode_length = round(cfg.episode_length_s / cfg.env.ctrl_dt_s)
         self._rng = np.random.default_rng(cfg.seed)
-        self._pool = ThreadPoolExecutor(max_workers=cfg.num_threads, thread_name_prefix="G1VecEnv")
-        self._chunks = [c for c in np.array_split(np.arange(n), cfg.num_threads) if len(c)]
+        # One contiguous block of envs per worker thread; each worker runs a pool-less rollout (nthread=0) on its
+        # block, in C without the GIL, while the calling thread sleeps on the futures (MuJoCo's own pool
+        # scaled worse here: its calling thread competes for the 2 cores).
+        self._blocks = [b for b in np.array_split(np.arange(n), cfg.num_threads) if len(b)]
+        self._rollouts = [rollout.Rollout(nthread=0) for _ in self._blocks]
+        self._block_datas = [[mujoco.MjData(base)] for _ in self._blocks]
+        self._pool = ThreadPoolExecutor(max_workers=len(self._blocks), thread_name_prefix="G1VecEnv")
+        self._next_state = np.zeros((n, cfg.env.substeps, nstate))
+        self._next_sensordata = np.zeros((n, cfg.env.substeps, base.nsensordata))
         j = C.NUM_JOINTS
-        self._qpos = np.zeros((n, base.nq))
-        self._qvel = np.zeros((n, base.nv))
+        self._qpos = self._state[:, self._qpos_cols]  # views into the state
+        self._qvel = self._state[:, self._qvel_cols]
         self._sensordata = np.zeros((n, base.nsensordata))
         self._kp = np.tile(C.KP_NM_PER_RAD, (n, 1))  # (N, J) effective gains incl. error
         self._ctrl = np.zeros((n, j))
@@ -157,7 +173,7 @@ class G1VecEnv:
         self._kp[i] = kp
 
     def _reset_env(self, i: int) -> None:
-        m, d = self.models[i], self.datas[i]
+        m, d = self.models[i], self._scratch
         self._randomize(i)
         mujoco.mj_resetData(m, d)
         noise = self._rng.uniform(-1.0, 1.0, C.NUM_JOINTS) * self.cfg.env.init_joint_noise_rad
@@ -169,7 +185,8 @@ class G1VecEnv:
         self._ctrl[i] = self._prev_ctrl[i] = self._kp[i] * q0
         d.ctrl[:] = self._ctrl[i]
         mujoco.mj_forward(m, d)
-        self._qpos[i], self._qvel[i], self._sensordata[i] = d.qpos, d.qvel, d.sensordata
+        mujoco.mj_getState(m, d, self._state[i], self._state_spec)
+        self._sensordata[i] = d.sensordata
         self._last_action[i] = 0.0
         self._damping[i] = False
         self.episode_length[i] = 0
@@ -204,26 +221,51 @@ class G1VecEnv:
         """Latest observations (N, O) without stepping."""
         return torch.from_numpy(self._obs)
 
+    def env_data(self, i: int) -> mujoco.MjData:
+        """A fresh ``MjData`` holding env ``i``'s current state, forward dynamics computed (rendering, checks)."""
+        m = self.models[i]
+        d = mujoco.MjData(m)
+        mujoco.mj_setState(m, d, self._state[i], self._state_spec)
+        d.ctrl[:] = self._ctrl[i]
+        mujoco.mj_forward(m, d)
+        return d
+
     # ----- stepping -------------------------------------------------------------------------------------------
-    def _step_chunk(self, idx: np.ndarray) -> None:
+    def _physics(self) -> None:
+        """``substeps`` physics steps of every env in C; the first ``latency`` substeps keep the old controls."""
         substeps = self.cfg.env.substeps
-        for i in idx:
-            m, d = self.models[i], self.datas[i]
-            k = int(self._latency[i])
-            if k > 0:
-                d.ctrl[:] = self._prev_ctrl[i]
-                mujoco.mj_step(m, d, k)
-            d.ctrl[:] = self._ctrl[i]
-            mujoco.mj_step(m, d, substeps - k)
-            self._qpos[i], self._qvel[i], self._sensordata[i] = d.qpos, d.qvel, d.sensordata
+        old = np.arange(substeps)[None, :] < self._latency[:, None]  # (N, S)
+        control = np.where(old[:, :, None], self._prev_ctrl[:, None, :], self._ctrl[:, None, :])  # (N, S, nu)
+
+        def run(k: int) -> None:
+            lo, hi = self._blocks[k][0], self._blocks[k][-1] + 1
+            self._rollouts[k].rollout(
+                self.models[lo:hi],
+                self._block_datas[k],
+                self._state[lo:hi],
+                control[lo:hi],
+                state=self._next_state[lo:hi],
+                sensordata=self._next_sensordata[lo:hi],
+            )
+
+        if len(self._blocks) == 1:
+            run(0)
+        else:
+            list(self._pool.map(run, range(len(self._blocks))))
+        self._state = self._next_state[:, -1].copy()
+        self._sensordata = self._next_sensordata[:, -1].copy()
+        self._qpos = self._state[:, self._qpos_cols]
+        self._qvel = self._state[:, self._qvel_cols]
 
     def _apply_pushes(self) -> None:
         dr, env = self.cfg.randomization, self.cfg.env
         if not dr.enabled or dr.push_interval_s <= 0.0:
             return
         interval = max(1, round(dr.push_interval_s / env.ctrl_dt_s))
-        for i in np.flatnonzero((self.episode_length > 0) & (self.episode_length % interval == 0)):
-            self.datas[i].qvel[:2] += self._rng.uniform(-dr.push_velocity_m_per_s, dr.push_velocity_m_per_s, 2)
+        pushed = np.flatnonzero((self.episode_length > 0) & (self.episode_length % interval == 0))
+        if len(pushed):
+            kick = self._rng.uniform(-dr.push_velocity_m_per_s, dr.push_velocity_m_per_s, (len(pushed), 2))
+            self._state[pushed, self._qvel_cols.start : self._qvel_cols.start + 2] += kick
 
     def _enter_damping(self, envs: np.ndarray) -> None:
         for i in envs:
@@ -252,7 +294,7 @@ class G1VecEnv:
         self._prev_ctrl = self._ctrl
         self._ctrl = self._kp * targets  # ctrl = kp q* (dq* = 0, tau_ff = 0), see robot.actuation
         self._apply_pushes()
-        list(self._pool.map(self._step_chunk, self._chunks))
+        self._physics()
         self.episode_length += 1
 
         planar = self._planar()
@@ -284,4 +326,6 @@ class G1VecEnv:
 
     def close(self) -> None:
         """Stop the worker threads."""
+        for r in self._rollouts:
+            r.close()
         self._pool.shutdown(wait=True)

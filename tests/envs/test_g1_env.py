@@ -192,5 +192,5 @@ def test_vec_env_joint_targets_respect_limits():
     for _ in range(10):
         vec.step(torch.full((2, 29), 4.0))
         assert np.all(vec._targets <= C.JOINT_UPPER_RAD) and np.all(vec._targets >= C.JOINT_LOWER_RAD)
-        assert np.all(np.abs(vec.datas[0].actuator_force) <= C.EFFORT_LIMIT_NM + 1e-9)
+        assert np.all(np.abs(vec.env_data(0).actuator_force) <= C.EFFORT_LIMIT_NM + 1e-9)
     vec.close()
