@@ -10,6 +10,7 @@ time limits come from the registration (``TimeLimit``, 1000 steps).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,11 +73,15 @@ class G1EnvConfig:
         return round(self.ctrl_dt_s / self.robot.model.physics_dt_s)
 
 
-def build_task_model(cfg: G1EnvConfig) -> tuple[mujoco.MjModel, Any]:
-    """Compile the G1 model with the task's scene; returns (model, sim task)."""
+def build_task_model(
+    cfg: G1EnvConfig, modify_spec: Callable[[mujoco.MjSpec], None] | None = None
+) -> tuple[mujoco.MjModel, Any]:
+    """Compile the G1 model with the task's scene (and ``modify_spec``'s additions); returns (model, sim task)."""
     task = cfg.task.build()
     spec = build_g1_spec(cfg.robot.model)
     task.modify_spec(spec)
+    if modify_spec is not None:
+        modify_spec(spec)
     return spec.compile(), task
 
 

@@ -108,7 +108,7 @@ class G1VecEnv:
     def __init__(self, cfg: G1VecEnvConfig | None = None) -> None:
         self.cfg = cfg = cfg or G1VecEnvConfig()
         self.num_envs = n = cfg.num_envs
-        base, self.task = build_task_model(cfg.env)
+        base, self.task = build_task_model(cfg.env, self._modify_spec)
         self.models = [copy.deepcopy(base) for _ in range(n)]
         self._scratch = mujoco.MjData(base)  # resets and env_data()
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -150,6 +150,9 @@ class G1VecEnv:
         self._params = np.zeros((n, self.task.param_dim))
         self.episode_length = np.zeros(n, dtype=np.int64)
         self.reset()
+
+    def _modify_spec(self, spec: mujoco.MjSpec) -> None:
+        """Hook for subclasses: add sites or sensors to the model before it is compiled."""
 
     # ----- randomization and reset ----------------------------------------------------------------------------
     def _randomize(self, i: int) -> None:
@@ -274,10 +277,15 @@ class G1VecEnv:
             self._kp[i] = 0.0
             self._damping[i] = True
 
-    def step(
-        self, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """Apply actions (N, A); returns obs, reward, terminated, truncated (time-out), info. Auto-resets."""
+    def _terminations(self) -> tuple[np.ndarray, np.ndarray]:
+        """(terminated, diverged) (N,) bool: fallen (pelvis low or tilted past 60 deg), non-finite or damping."""
+        up_z = 1.0 - 2.0 * (self._qpos[:, 4] ** 2 + self._qpos[:, 5] ** 2)
+        fallen = (self._qpos[:, 2] < self.cfg.env.fall_height_m) | (up_z < 0.5)
+        diverged = ~(np.all(np.isfinite(self._qpos), axis=1) & np.all(np.isfinite(self._qvel), axis=1))
+        return fallen | diverged | self._damping, diverged
+
+    def _apply_actions(self, actions: torch.Tensor) -> np.ndarray:
+        """Validate and clip actions (N, A), set this step's PD controls; returns the clipped actions (float64)."""
         env = self.cfg.env
         a = actions.detach().to("cpu", torch.float64).numpy().copy()  # (N, A)
         if a.shape != (self.num_envs, self.num_actions):
@@ -293,15 +301,20 @@ class G1VecEnv:
         self._targets = targets
         self._prev_ctrl = self._ctrl
         self._ctrl = self._kp * targets  # ctrl = kp q* (dq* = 0, tau_ff = 0), see robot.actuation
+        return a
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Apply actions (N, A); returns obs, reward, terminated, truncated (time-out), info. Auto-resets."""
+        a = self._apply_actions(actions)
         self._apply_pushes()
         self._physics()
         self.episode_length += 1
 
+        env = self.cfg.env
         planar = self._planar()
-        up_z = 1.0 - 2.0 * (self._qpos[:, 4] ** 2 + self._qpos[:, 5] ** 2)
-        fallen = (self._qpos[:, 2] < env.fall_height_m) | (up_z < 0.5)
-        diverged = ~(np.all(np.isfinite(self._qpos), axis=1) & np.all(np.isfinite(self._qvel), axis=1))
-        terminated = fallen | diverged | self._damping
+        terminated, diverged = self._terminations()
         truncated = (self.episode_length >= self.max_episode_length) & ~terminated
         rate = np.sum((a - self._last_action) ** 2, axis=1)
         reward = self.task.reward(planar, self._params) + env.alive_bonus * ~terminated - env.action_rate_weight * rate

@@ -196,3 +196,28 @@ def joint_index(name: str) -> int:
         return JOINT_NAMES.index(name)
     except ValueError:
         raise KeyError(f"unknown G1 joint {name!r}; expected one of {JOINT_NAMES}") from None
+
+
+# --- Left-right symmetry (mirror about the sagittal x-z plane) --------------------------------------------
+# Joint i of a mirrored robot is joint MIRROR_JOINT_INDEX[i] of the original, times MIRROR_JOINT_SIGN[i]:
+# left and right swap; roll and yaw axes flip sign, pitch axes keep it (waist roll/yaw map to themselves, negated).
+_FLIPPED_AXES = ("_roll_", "_yaw_")
+
+
+def _mirror_name(name: str) -> str:
+    if name.startswith("left_"):
+        return "right_" + name[len("left_") :]
+    if name.startswith("right_"):
+        return "left_" + name[len("right_") :]
+    return name
+
+
+MIRROR_JOINT_INDEX = np.array([JOINT_NAMES.index(_mirror_name(n)) for n in JOINT_NAMES])
+MIRROR_JOINT_SIGN = np.array([-1.0 if any(a in n for a in _FLIPPED_AXES) else 1.0 for n in JOINT_NAMES])
+for _arr in (MIRROR_JOINT_INDEX, MIRROR_JOINT_SIGN):
+    _arr.flags.writeable = False
+
+
+def mirror_joint_values(values: np.ndarray) -> np.ndarray:
+    """Joint-space vectors (..., J) of the mirrored robot (positions, velocities, actions, offsets)."""
+    return values[..., MIRROR_JOINT_INDEX] * MIRROR_JOINT_SIGN

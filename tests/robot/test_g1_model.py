@@ -170,3 +170,19 @@ def test_load_user_mjcf_round_trip_and_mismatch(tmp_path):
         load_g1_spec(bad_path)
     with pytest.raises(FileNotFoundError):
         load_g1_spec(tmp_path / "nope.xml")
+
+
+def test_mirror_map_is_an_involution_and_maps_limits_and_default_pose():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, C.NUM_JOINTS))
+    assert np.array_equal(C.mirror_joint_values(C.mirror_joint_values(x)), x)
+    # Mirrored joint ranges: [lo, hi] of the image joint becomes [-hi, -lo] when the axis flips.
+    lo, hi = C.mirror_joint_values(C.JOINT_LOWER_RAD), C.mirror_joint_values(C.JOINT_UPPER_RAD)
+    mlo, mhi = np.minimum(lo, hi), np.maximum(lo, hi)
+    np.testing.assert_allclose(mlo, C.JOINT_LOWER_RAD, atol=1e-9)
+    np.testing.assert_allclose(mhi, C.JOINT_UPPER_RAD, atol=1e-9)
+    np.testing.assert_allclose(C.mirror_joint_values(C.DEFAULT_JOINT_POS_RAD), C.DEFAULT_JOINT_POS_RAD, atol=1e-12)
+    names = C.JOINT_NAMES
+    assert names[C.MIRROR_JOINT_INDEX[names.index("left_knee_joint")]] == "right_knee_joint"
+    assert C.MIRROR_JOINT_SIGN[names.index("waist_yaw_joint")] == -1.0
+    assert C.MIRROR_JOINT_SIGN[names.index("waist_pitch_joint")] == 1.0

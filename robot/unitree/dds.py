@@ -1,0 +1,86 @@
+"""Cyclone DDS set-up shared by the G1 backend and its robot double: domain configuration and QoS.
+
+Version: we run the ``cyclonedds`` 11.0.1 wheel; Unitree's robots run Cyclone DDS 0.10.x. FACTS.md section 4
+records that an 11.0.1 process and a 0.10.2 process did not exchange data in a loopback test (type-information
+mismatch) while 11.0.1 talked to 11.0.1: check the link to a real robot with :mod:`robot.unitree.sim_bridge`'s
+counterpart on the robot side before relying on it.
+
+Configuration is explicit and made in code, never read from a file the user must write:
+
+- ``network_interface=None``: Cyclone's defaults (or ``$CYCLONEDDS_URI`` if the user set one);
+- a NIC name (``"enp3s0"``): discovery and data on that interface only, as Unitree's SDK configures it;
+- ``"lo"``: a robot double on this machine. The loopback interface usually lacks the MULTICAST flag, so
+  discovery is unicast to 127.0.0.1 with automatic participant indices.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+try:
+    from cyclonedds.core import Policy, Qos
+    from cyclonedds.domain import Domain, DomainParticipant
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "robot.unitree needs Cyclone DDS for Python: pip install -e '.[hardware]' (cyclonedds==11.0.1)"
+    ) from exc
+
+LOOPBACK = "lo"
+MAX_LOOPBACK_PARTICIPANTS = 16
+"""Participants on one loopback domain that find each other (ports of unicast discovery probed per peer)."""
+
+_DOMAINS: dict[int, tuple[str | None, Domain | None]] = {}
+_DOMAINS_LOCK = threading.Lock()
+
+
+def cyclonedds_config_xml(network_interface: str | None) -> str | None:
+    """The Cyclone DDS XML for ``network_interface`` (see module docstring); None for Cyclone's defaults."""
+    if network_interface is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,64}", network_interface):
+        raise ValueError(
+            f"network_interface: expected an interface name such as 'eth0' or 'lo', got {network_interface!r}"
+        )
+    general = f'<General><Interfaces><NetworkInterface name="{network_interface}"/></Interfaces>'
+    if network_interface != LOOPBACK:
+        return f'<CycloneDDS><Domain Id="any">{general}</General></Domain></CycloneDDS>'
+    return (
+        f'<CycloneDDS><Domain Id="any">{general}<AllowMulticast>false</AllowMulticast></General>'
+        '<Discovery><Peers><Peer address="127.0.0.1"/></Peers><ParticipantIndex>auto</ParticipantIndex>'
+        f"<MaxAutoParticipantIndex>{MAX_LOOPBACK_PARTICIPANTS}</MaxAutoParticipantIndex></Discovery>"
+        "</Domain></CycloneDDS>"
+    )
+
+
+def open_participant(domain_id: int, network_interface: str | None) -> DomainParticipant:
+    """A participant on ``domain_id`` configured for ``network_interface``.
+
+    One configuration per domain and process: Cyclone keeps one domain object per id, so a second call with a
+    different interface for the same id raises instead of silently using the first configuration.
+    """
+    if not 0 <= domain_id <= 232:
+        raise ValueError(f"domain_id: expected an integer in [0, 232] (DDS port mapping), got {domain_id}")
+    xml = cyclonedds_config_xml(network_interface)
+    with _DOMAINS_LOCK:
+        if domain_id in _DOMAINS:
+            known = _DOMAINS[domain_id][0]
+            if known != xml:
+                raise ValueError(
+                    f"DDS domain {domain_id} is already open in this process with another configuration "
+                    f"(network_interface differs); use one network_interface per domain id"
+                )
+        else:
+            # The Domain object must outlive its participants: deleting it deletes them.
+            _DOMAINS[domain_id] = (xml, Domain(domain_id, xml) if xml is not None else None)
+    return DomainParticipant(domain_id)
+
+
+def writer_qos() -> Qos:
+    """Reliable (matches best-effort and reliable readers), keep only the newest sample."""
+    return Qos(Policy.Reliability.Reliable(max_blocking_time=0), Policy.History.KeepLast(1))
+
+
+def reader_qos() -> Qos:
+    """Best effort (matches any writer), keep only the newest sample: a controller wants the latest state."""
+    return Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(1))

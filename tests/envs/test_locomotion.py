@@ -1,0 +1,112 @@
+"""The G1 walking task: observation groups, mirror symmetry of the whole step, rewards, checkpointed state."""
+
+import numpy as np
+import pytest
+import torch
+
+from envs.locomotion import G1LocomotionEnv, LocomotionConfig, ObservationNoiseConfig
+from envs.observations import observation_mirror_map
+from envs.vec_env import DomainRandomizationConfig
+from robot.g1 import constants as C
+
+
+def _quiet_cfg(num_envs: int = 2, **kw) -> LocomotionConfig:
+    return LocomotionConfig(
+        num_envs=num_envs,
+        num_threads=1,
+        randomization=DomainRandomizationConfig(enabled=False),
+        noise=ObservationNoiseConfig(scale=0.0),
+        **kw,
+    )
+
+
+def _mirror_state(env: G1LocomotionEnv, src: int, dst: int) -> None:
+    """Put env ``dst`` in the mirror image of env ``src`` (about the x-z plane)."""
+    qpos, qvel = env._qpos[src].copy(), env._qvel[src].copy()
+    qpos[1] = -qpos[1]
+    qpos[3:7] = qpos[3:7] * np.array([1.0, -1.0, 1.0, -1.0])
+    qpos[env._qadr] = C.mirror_joint_values(qpos[env._qadr])
+    qvel[1] = -qvel[1]
+    qvel[3:6] = qvel[3:6] * np.array([-1.0, 1.0, -1.0])
+    qvel[env._vadr] = C.mirror_joint_values(qvel[env._vadr])
+    env._qpos[dst], env._qvel[dst] = qpos, qvel
+    for name in ("_targets", "_last_action", "_prev_dq"):
+        getattr(env, name)[dst] = C.mirror_joint_values(getattr(env, name)[src])
+    env._ctrl[dst] = env._kp[dst] * env._targets[dst]
+    env._prev_ctrl[dst] = env._ctrl[dst]
+    env.command[dst] = env.command[src] * np.array([1.0, -1.0, -1.0])
+    env._command_timer[:] = 100.0
+    period_steps = round(env.loco.gait_period_s / env.cfg.env.ctrl_dt_s)
+    env.episode_length[dst] = env.episode_length[src] + period_steps // 2
+
+
+def test_observation_groups_and_sizes():
+    env = G1LocomotionEnv(_quiet_cfg())
+    obs = env.get_observations()
+    assert obs["policy"].shape == (2, env.num_obs) == (2, 98)
+    assert obs["critic"].shape == (2, env.num_critic_obs) == (2, 106)
+    # Clean critic prefix equals the noiseless policy observation.
+    assert torch.allclose(obs["critic"][:, : env.num_obs], obs["policy"])
+    env.close()
+
+
+def test_mirrored_world_stays_the_mirror_image_of_the_original():
+    env = G1LocomotionEnv(_quiet_cfg())
+    for _ in range(25):  # settle: both feet firmly on the floor
+        env.step(torch.zeros(2, 29))
+    env.command[0] = [0.5, 0.2, 0.4]
+    _mirror_state(env, 0, 1)
+    perm, sign = observation_mirror_map(C.NUM_JOINTS, env.loco.env.obs)
+    cperm, csign = env.critic_mirror_map()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        a = 0.3 * torch.randn(29, generator=gen, dtype=torch.float64)
+        actions = torch.stack([a, torch.from_numpy(C.mirror_joint_values(a.numpy()))]).float()
+        obs, reward, terminated, _, _ = env.step(actions)
+        assert not terminated.any()
+        p, c = obs["policy"].numpy(), obs["critic"].numpy()
+        np.testing.assert_allclose(p[1], p[0][perm] * sign, atol=2e-3)
+        np.testing.assert_allclose(c[1], c[0][cperm] * csign, atol=2e-3)
+        assert abs(float(reward[1] - reward[0])) < 1e-3 * max(1.0, abs(float(reward[0])))
+    env.close()
+
+
+def test_reward_terms_prefer_tracking_and_contact_pattern():
+    env = G1LocomotionEnv(_quiet_cfg())
+    for _ in range(5):  # the robot lands on both feet (it starts 7 mm above the floor)
+        env.step(torch.zeros(2, 29))
+    assert env._feet()[2].all()
+    env.command[:] = 0.0
+    zero = np.zeros((2, 29))
+    dt, w = env.cfg.env.ctrl_dt_s, env.loco.rewards
+    still = env._reward_terms(zero)
+    assert still["tracking_lin_vel"][0] > 0.8 * w.tracking_lin_vel * dt
+    env.command[:, 0] = 1.0  # now the (nearly) standing robot misses the command
+    assert env._reward_terms(zero)["tracking_lin_vel"][0] < 0.1 * still["tracking_lin_vel"][0]
+    # Both feet down: in single support one foot should be up (one match), in double support none should.
+    for steps, matches in ((10, 1), (15, 1), (30, 1), (35, 1), (0, 2), (20, 2)):
+        env.episode_length[:] = steps
+        assert env._reward_terms(zero)["contact"][0] == pytest.approx(matches * w.contact * dt)
+    # Feet in the air during swing are pulled towards the swing height: a lifted foot costs less.
+    assert still["feet_swing_height"][0] == 0.0  # in contact -> not counted
+    env.close()
+
+
+def test_state_dict_round_trip_continues_identically():
+    cfg = LocomotionConfig(num_envs=4, num_threads=2, seed=3)
+    a = G1LocomotionEnv(cfg)
+    gen = torch.Generator().manual_seed(1)
+    acts = [0.5 * torch.randn(4, 29, generator=gen) for _ in range(12)]
+    for x in acts[:6]:
+        a.step(x)
+    snapshot = a.state_dict()
+    b = G1LocomotionEnv(cfg)
+    b.load_state_dict(snapshot)
+    for x in acts[6:]:
+        oa, ra, ta, _, _ = a.step(x)
+        ob, rb, tb, _, _ = b.step(x)
+        assert torch.equal(oa["policy"], ob["policy"]) and torch.equal(ra, rb) and torch.equal(ta, tb)
+    with pytest.raises(ValueError, match="num_envs"):
+        G1LocomotionEnv(LocomotionConfig(num_envs=2, num_threads=1)).load_state_dict(snapshot)
+    a.close()
+    b.close()

@@ -1,0 +1,123 @@
+"""The G1 walking env behind rsl-rl-lib's ``VecEnv`` interface, the PPO construction and the mirror function.
+
+rsl-rl-lib (FACTS.md section 5) wants ``get_observations() -> TensorDict`` and ``step(actions) -> (obs, rewards,
+dones, extras)`` with ``extras["time_outs"]`` (bootstrapped, not terminal) and ``extras["log"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rsl_rl.algorithms import PPO
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+
+from envs.locomotion import G1LocomotionEnv
+from envs.observations import observation_mirror_map
+from robot.g1 import constants as C
+
+if TYPE_CHECKING:
+    from training.locomotion.train import PPOConfig
+
+
+class RslLocomotionEnv(VecEnv):
+    """Adapter of :class:`envs.locomotion.G1LocomotionEnv` to rsl-rl's VecEnv (CPU tensors)."""
+
+    def __init__(self, env: G1LocomotionEnv) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        self.num_actions = env.num_actions
+        self.max_episode_length = env.max_episode_length
+        self.device = "cpu"
+        self.cfg = dataclasses.asdict(env.loco)
+        perm, sign = observation_mirror_map(C.NUM_JOINTS, env.loco.env.obs)
+        cperm, csign = env.critic_mirror_map()
+        self.mirror = {
+            "policy": (torch.as_tensor(perm), torch.as_tensor(sign, dtype=torch.float32)),
+            "critic": (torch.as_tensor(cperm), torch.as_tensor(csign, dtype=torch.float32)),
+        }
+        self.action_mirror = (
+            torch.as_tensor(C.MIRROR_JOINT_INDEX),
+            torch.as_tensor(C.MIRROR_JOINT_SIGN, dtype=torch.float32),
+        )
+
+    @property
+    def episode_length_buf(self) -> torch.Tensor:  # type: ignore[override]
+        """Current episode lengths (N,)."""
+        return torch.from_numpy(self.env.episode_length)
+
+    def _tensordict(self, groups: dict[str, torch.Tensor]) -> TensorDict:
+        return TensorDict(groups, batch_size=[self.num_envs])
+
+    def get_observations(self) -> TensorDict:
+        """Observation groups "policy" and "critic"."""
+        return self._tensordict(self.env.get_observations())
+
+    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """One control step of every env; dones = terminated or timed out."""
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        extras = {"time_outs": info["time_outs"], "log": info["log"]}
+        return self._tensordict(obs), reward, terminated | truncated, extras
+
+
+def mirror_batch(
+    env: RslLocomotionEnv, obs: TensorDict | None = None, actions: torch.Tensor | None = None
+) -> tuple[TensorDict | None, torch.Tensor | None]:
+    """rsl-rl symmetry function: the batch followed by its left-right mirror image (batch size doubles)."""
+    obs_out = None
+    if obs is not None:
+        groups = {}
+        for key in obs.keys():
+            perm, sign = env.mirror[key]
+            x = obs[key]
+            groups[key] = torch.cat([x, x[:, perm] * sign], dim=0)
+        obs_out = TensorDict(groups, batch_size=[obs.batch_size[0] * 2])
+    actions_out = None
+    if actions is not None:
+        perm, sign = env.action_mirror
+        actions_out = torch.cat([actions, actions[:, perm] * sign], dim=0)
+    return obs_out, actions_out
+
+
+def build_ppo(env: RslLocomotionEnv, cfg: PPOConfig) -> PPO:
+    """rsl-rl's PPO with an MLP actor on "policy" and an asymmetric MLP critic on "critic"."""
+    train_cfg: dict[str, Any] = {
+        "num_steps_per_env": cfg.num_steps_per_env,
+        "obs_groups": {"actor": ["policy"], "critic": ["critic"]},
+        "multi_gpu": None,
+        "algorithm": {
+            "class_name": "PPO",
+            "num_learning_epochs": cfg.num_learning_epochs,
+            "num_mini_batches": cfg.num_mini_batches,
+            "clip_param": cfg.clip_param,
+            "gamma": cfg.gamma,
+            "lam": cfg.lam,
+            "value_loss_coef": cfg.value_loss_coef,
+            "entropy_coef": cfg.entropy_coef,
+            "learning_rate": cfg.learning_rate,
+            "max_grad_norm": cfg.max_grad_norm,
+            "schedule": "adaptive",
+            "desired_kl": cfg.desired_kl,
+            "symmetry_cfg": (
+                {"data_augmentation_func": mirror_batch, "use_data_augmentation": True, "use_mirror_loss": False}
+                if cfg.symmetry_augmentation
+                else None
+            ),
+        },
+        "actor": {
+            "class_name": "MLPModel",
+            "hidden_dims": list(cfg.actor_hidden_dims),
+            "activation": cfg.activation,
+            "obs_normalization": True,
+            "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": cfg.init_std},
+        },
+        "critic": {
+            "class_name": "MLPModel",
+            "hidden_dims": list(cfg.critic_hidden_dims),
+            "activation": cfg.activation,
+            "obs_normalization": True,
+        },
+    }
+    return PPO.construct_algorithm(env.get_observations(), env, train_cfg, "cpu")

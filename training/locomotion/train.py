@@ -1,0 +1,334 @@
+"""Train the G1 walking expert with rsl-rl-lib's PPO on the vectorized MuJoCo env.
+
+    python -m training.locomotion.train --run-dir runs/g1_walk --iterations 3000
+    python -m training.locomotion.train --run-dir runs/g1_walk --iterations 3000 --resume   # after a stop or kill
+
+The PPO update, rollout storage, observation normalisation and symmetry augmentation are rsl-rl-lib's
+(:class:`rsl_rl.algorithms.PPO`); this module drives its loop (collect ``num_steps_per_env`` steps of every env,
+compute returns, update) so that it can checkpoint and resume exactly.
+
+Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (one row per iteration: env steps, wall time,
+reward, tracking errors, fall rate, curriculum scale), ``last.pt`` (every ``save_every`` iterations and at the
+end; atomic) and ``policy.pt`` + ``policy_meta.json`` (the deterministic actor as TorchScript with what the
+deploy exporter needs). A checkpoint holds the PPO state (networks, normalisers, optimizer, adaptive learning
+rate), the environment state (physics, commands, randomized models, curriculum, RNG) and the torch and
+numpy RNG states, so ``--resume`` continues the same trajectory as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from envs.locomotion import G1LocomotionEnv, LocomotionConfig
+from robot.g1 import constants as C
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
+
+
+@dataclass
+class PPOConfig:
+    """rsl-rl-lib PPO and network settings."""
+
+    num_steps_per_env: int = 24
+    """Steps collected per env and iteration (batch = num_envs x this)."""
+    num_learning_epochs: int = 5
+    """Passes over each batch."""
+    num_mini_batches: int = 4
+    """Mini-batches per pass."""
+    clip_param: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 0.99
+    """Discount."""
+    lam: float = 0.95
+    """GAE lambda."""
+    value_loss_coef: float = 1.0
+    """Value loss weight."""
+    entropy_coef: float = 0.01
+    """Entropy bonus weight."""
+    learning_rate: float = 1e-3
+    """Initial Adam learning rate (adapted to the KL target)."""
+    desired_kl: float = 0.01
+    """KL target of the adaptive learning-rate schedule."""
+    max_grad_norm: float = 1.0
+    """Gradient clip."""
+    actor_hidden_dims: tuple[int, ...] = (256, 256, 128)
+    """Actor MLP hidden sizes."""
+    critic_hidden_dims: tuple[int, ...] = (256, 256, 128)
+    """Critic MLP hidden sizes."""
+    activation: str = "elu"
+    """Hidden activation."""
+    init_std: float = 0.8
+    """Initial action noise standard deviation (action units)."""
+    symmetry_augmentation: bool = True
+    """Append left-right mirrored samples to every mini-batch (rsl-rl's Symmetry extension)."""
+
+
+@dataclass
+class TrainConfig:
+    """G1 walking expert training run."""
+
+    run_dir: Path = Path("runs/g1_walk")
+    """Run folder (config, TensorBoard, metrics.csv, checkpoints, exported policy)."""
+    iterations: int = 3000
+    """Total PPO iterations of the run (a resumed run continues up to this number)."""
+    max_minutes: float | None = None
+    """Stop (with a checkpoint) after this much wall time; resume later with --resume."""
+    save_every: int = 25
+    """Checkpoint period in iterations."""
+    resume: bool = False
+    """Continue from run_dir/last.pt."""
+    seed: int = 0
+    """Seed of torch, numpy and the environment."""
+    torch_threads: int = 2
+    """Torch intra-op threads (the PPO update; physics uses the env's threads)."""
+    env: LocomotionConfig = field(default_factory=LocomotionConfig)
+    """Walking task and simulation."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO settings."""
+
+
+METRIC_FIELDS = (
+    "iteration",
+    "env_steps",
+    "wall_s",
+    "steps_per_s",
+    "mean_reward",
+    "lin_err",
+    "yaw_err",
+    "fall_rate",
+    "command_scale",
+    "action_std",
+    "learning_rate",
+)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
+    """What the deploy exporter needs besides the network (observation layout, gait clock, command ranges)."""
+    c = cfg.env.commands
+    obs = cfg.env.env.obs
+    return {
+        "joint_names": list(C.JOINT_NAMES),
+        "control_dt_s": cfg.env.env.ctrl_dt_s,
+        "action_clip": cfg.env.env.action_clip,
+        "obs_ang_vel_scale": obs.ang_vel_scale,
+        "obs_joint_vel_scale": obs.joint_vel_scale,
+        "obs_clip": obs.clip,
+        "obs_gait_period_s": obs.gait_period_s,
+        "command_low": [c.vx_range_m_per_s[0], c.vy_range_m_per_s[0], c.yaw_rate_range_rad_per_s[0]],
+        "command_high": [c.vx_range_m_per_s[1], c.vy_range_m_per_s[1], c.yaw_rate_range_rad_per_s[1]],
+        "history_length": 1,
+    }
+
+
+def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path) -> Path:
+    """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
+    module = torch.jit.script(ppo.get_policy().as_jit().to("cpu").eval())
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    path = run_dir / "policy.pt"
+    tmp = path.with_suffix(".pt.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    meta = run_dir / "policy_meta.json"
+    tmp_meta = meta.with_suffix(".json.tmp")
+    tmp_meta.write_text(json.dumps(policy_metadata(cfg), indent=2) + "\n")
+    tmp_meta.replace(meta)
+    return path
+
+
+class Trainer:
+    """One training run (see module docstring)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.torch_threads)
+        env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
+        self.env = RslLocomotionEnv(G1LocomotionEnv(env_cfg))
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.ppo = build_ppo(self.env, cfg.ppo)
+        self.iteration = 0
+        self.env_steps = 0
+        self.wall_s = 0.0
+        if cfg.resume:
+            self._load(cfg.run_dir / "last.pt")
+        else:
+            (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(cfg), indent=2) + "\n")
+            (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
+
+    # ----- checkpoints ----------------------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """The full training state."""
+        return {
+            "ppo": self.ppo.save(),
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "wall_s": self.wall_s,
+            "env": self.env.env.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "config": _jsonable(self.cfg),
+        }
+
+    def save(self) -> Path:
+        """Write last.pt atomically and export the current actor."""
+        path = save_checkpoint(self.checkpoint(), self.cfg.run_dir / "last.pt")
+        export_actor(self.ppo, self.cfg, self.cfg.run_dir)
+        return path
+
+    def _load(self, path: Path) -> None:
+        data = load_checkpoint(path)
+        for key in ("ppo", "iteration", "env", "torch_rng"):
+            if key not in data:
+                raise ValueError(f"{path}: not a locomotion training checkpoint (no {key!r} entry)")
+        self.ppo.load(data["ppo"], load_cfg=None, strict=True)
+        self.iteration = int(data["iteration"])
+        self.env_steps = int(data["env_steps"])
+        self.wall_s = float(data["wall_s"])
+        self.env.env.load_state_dict(data["env"])
+        torch.set_rng_state(data["torch_rng"])
+        np.random.set_state(data["numpy_rng"])
+        random.setstate(data["python_rng"])
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric rows written after the checkpoint (a killed run may have logged a few more)."""
+        path = self.cfg.run_dir / "metrics.csv"
+        if not path.exists():
+            path.write_text(",".join(METRIC_FIELDS) + "\n")
+            return
+        lines = path.read_text().splitlines()
+        kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) < self.iteration]
+        path.write_text("\n".join(kept) + "\n")
+
+    # ----- loop -----------------------------------------------------------------------------------------------
+    def iterate(self) -> dict[str, float]:
+        """One PPO iteration (collect, returns, update); returns its logged scalars."""
+        ppo, env = self.ppo, self.env
+        steps = self.cfg.ppo.num_steps_per_env
+        t0 = time.perf_counter()
+        obs = env.get_observations()
+        rewards, logs = [], []
+        ppo.train_mode()
+        with torch.inference_mode():
+            for _ in range(steps):
+                actions = ppo.act(obs)
+                obs, reward, dones, extras = env.step(actions)
+                ppo.process_env_step(obs, reward, dones, extras)
+                rewards.append(float(reward.mean()))
+                logs.append(extras["log"])
+            ppo.compute_returns(obs)
+        t1 = time.perf_counter()
+        losses = ppo.update()
+        t2 = time.perf_counter()
+        self.iteration += 1
+        self.env_steps += steps * env.num_envs
+        self.wall_s += t2 - t0
+        scalars: dict[str, float] = {f"loss/{k}": float(v) for k, v in losses.items() if v is not None}
+        merged: dict[str, list[float]] = {}
+        for log in logs:
+            for k, v in log.items():
+                merged.setdefault(k, []).append(float(v))
+        scalars.update({k.lstrip("/"): float(np.mean(v)) for k, v in merged.items()})
+        scalars["perf/steps_per_s"] = steps * env.num_envs / (t2 - t0)
+        scalars["perf/collect_s"] = t1 - t0
+        scalars["perf/learn_s"] = t2 - t1
+        scalars["train/mean_step_reward"] = float(np.mean(rewards))
+        scalars["train/action_std"] = float(ppo.get_policy().output_std.mean())
+        scalars["train/learning_rate"] = float(ppo.learning_rate)
+        return scalars
+
+    def _metrics_row(self, s: dict[str, float]) -> list[Any]:
+        return [
+            self.iteration,
+            self.env_steps,
+            round(self.wall_s, 2),
+            round(s["perf/steps_per_s"], 1),
+            s["train/mean_step_reward"],
+            s.get("episode/lin_err", float("nan")),
+            s.get("episode/yaw_err", float("nan")),
+            s.get("episode/fall_rate", float("nan")),
+            s.get("curriculum/command_scale", float("nan")),
+            s["train/action_std"],
+            s["train/learning_rate"],
+        ]
+
+    def run(self) -> Path:
+        """Train up to ``cfg.iterations`` (or ``max_minutes``), checkpointing; returns the last checkpoint."""
+        cfg = self.cfg
+        writer = SummaryWriter(log_dir=str(cfg.run_dir / "tb"), purge_step=self.iteration)
+        start = time.monotonic()
+        bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="PPO", unit="it", dynamic_ncols=True)
+        last = cfg.run_dir / "last.pt"
+        try:
+            with (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
+                rows = csv.writer(handle)
+                while self.iteration < cfg.iterations:
+                    s = self.iterate()
+                    for k, v in s.items():
+                        writer.add_scalar(k, v, self.iteration)
+                    rows.writerow(self._metrics_row(s))
+                    handle.flush()
+                    bar.update(1)
+                    bar.set_postfix(
+                        r=f"{s['train/mean_step_reward']:.3f}",
+                        err=f"{s.get('episode/lin_err', float('nan')):.2f}",
+                        fall=f"{s.get('episode/fall_rate', float('nan')):.2f}",
+                        cmd=f"{s.get('curriculum/command_scale', float('nan')):.2f}",
+                        sps=f"{s['perf/steps_per_s']:.0f}",
+                    )
+                    out_of_time = cfg.max_minutes is not None and time.monotonic() - start > 60.0 * cfg.max_minutes
+                    if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations or out_of_time:
+                        last = self.save()
+                    if out_of_time:
+                        tqdm.write(f"stopping after {cfg.max_minutes} min at iteration {self.iteration}: {last}")
+                        break
+        finally:
+            bar.close()
+            writer.close()
+        return last
+
+
+def main(cfg: TrainConfig) -> None:
+    """CLI entry point."""
+    trainer = Trainer(cfg)
+    where = "resumed at" if cfg.resume else "starting at"
+    print(
+        f"G1 walking PPO: {cfg.env.num_envs} envs x {cfg.ppo.num_steps_per_env} steps per iteration, "
+        f"{where} iteration {trainer.iteration}/{cfg.iterations}, run folder {cfg.run_dir}"
+    )
+    path = trainer.run()
+    print(f"checkpoint: {path}; actor: {cfg.run_dir / 'policy.pt'}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(TrainConfig))
