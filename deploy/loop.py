@@ -34,7 +34,7 @@ from deploy.policy_io import ExportedPolicy, RobotSpec, check_policy_robot
 from deploy.safety_fsm import Mode, SafetyFsm, SafetyFsmConfig
 from deploy.teleop import CommandRanges, TeleopSource
 from deploy.timing import RatePacer, TimingStats
-from envs.observations import joint_targets_from_action, observation_from_state
+from envs.observations import gait_phase, joint_targets_from_action, observation_from_state
 from robot.interface import RobotInterface, RobotState
 
 LOG = logging.getLogger("steer.deploy.loop")
@@ -123,6 +123,7 @@ class ControlLoop:
         self.robot, self.policy, self.teleop, self.clock = robot, policy, teleop, clock
         self.period_s = 1.0 / freq
         self.default_q = np.asarray(meta.default_joint_pos_rad)
+        self.spec_dt_s = meta.control_dt_s
         self.action_scale = np.asarray(meta.action_scale_rad)
         self.obs_cfg = meta.observation_config()
         self.ranges = CommandRanges(tuple(meta.command_low), tuple(meta.command_high))
@@ -137,6 +138,7 @@ class ControlLoop:
         )
         self.stats = TimingStats(self.period_s, self.cfg.miss_tolerance_s)
         self.last_action = np.zeros(meta.num_joints)
+        self._policy_steps = 0  # ticks since POLICY mode began: drives the gait clock as the episode time in training
         self._history: deque[np.ndarray] = deque(maxlen=meta.history_length)
         self._started = False
 
@@ -147,7 +149,11 @@ class ControlLoop:
 
     def _policy_targets(self, state: RobotState, command: np.ndarray) -> tuple[np.ndarray | None, float]:
         """Joint targets from the policy and its latency; None when the action is not finite."""
-        obs = observation_from_state(state, command, self.last_action, self.default_q, self.obs_cfg)  # (9 + 3J,)
+        phase = None
+        if self.obs_cfg.gait_period_s > 0.0:
+            phase = float(gait_phase(self._policy_steps * self.spec_dt_s, self.obs_cfg.gait_period_s))
+        obs = observation_from_state(state, command, self.last_action, self.default_q, self.obs_cfg, phase)
+        self._policy_steps += 1
         if not self._history:
             self._history.extend([obs] * self._history.maxlen)  # a fresh start repeats the first frame
         else:
@@ -182,6 +188,7 @@ class ControlLoop:
         else:
             self.last_action[:] = 0.0
             self._history.clear()
+            self._policy_steps = 0
         self.robot.send_command(self.fsm.command(state, now_s, targets))
         if mode is Mode.DAMPING and not self.robot.safety.damping:
             self.robot.safety.trip(f"deploy safety state machine: {self.fsm.damping_reason}")

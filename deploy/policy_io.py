@@ -75,6 +75,8 @@ class PolicyMetadata:
     """:class:`envs.observations.ObservationConfig` ``joint_vel_scale``."""
     obs_clip: float = 100.0
     """:class:`envs.observations.ObservationConfig` ``clip``."""
+    obs_gait_period_s: float = 0.0
+    """:class:`envs.observations.ObservationConfig` ``gait_period_s`` (0: no gait clock in the observation)."""
     command_names: list[str] = field(default_factory=lambda: ["vx_m_per_s", "vy_m_per_s", "yaw_rate_rad_per_s"])
     """Meaning of the command entries of the observation."""
     command_low: list[float] = field(default_factory=lambda: [-1.0, -0.5, -1.0])
@@ -112,11 +114,14 @@ class PolicyMetadata:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.history_length < 1:
             raise ValueError(f"history_length: expected >= 1, got {self.history_length}")
+        if self.obs_gait_period_s < 0.0:
+            raise ValueError(f"obs_gait_period_s: expected >= 0, got {self.obs_gait_period_s}")
+        obs_cfg = self.observation_config()
         if not self.observation_names:
-            self.observation_names = observation_names(self.joint_names)
-        if len(self.observation_names) != observation_dim(n):
+            self.observation_names = observation_names(self.joint_names, obs_cfg)
+        if len(self.observation_names) != observation_dim(n, obs_cfg):
             raise ValueError(
-                f"observation_names: expected {observation_dim(n)} names for {n} joints, "
+                f"observation_names: expected {observation_dim(n, obs_cfg)} names for {n} joints, "
                 f"got {len(self.observation_names)}"
             )
 
@@ -128,7 +133,7 @@ class PolicyMetadata:
     @property
     def obs_dim(self) -> int:
         """Network input length: one frame times the history length."""
-        return observation_dim(self.num_joints) * self.history_length
+        return observation_dim(self.num_joints, self.observation_config()) * self.history_length
 
     @property
     def control_freq_hz(self) -> float:
@@ -137,7 +142,9 @@ class PolicyMetadata:
 
     def observation_config(self) -> ObservationConfig:
         """The scales to build observations with (same as in training)."""
-        return ObservationConfig(self.obs_ang_vel_scale, self.obs_joint_vel_scale, self.obs_clip)
+        return ObservationConfig(
+            self.obs_ang_vel_scale, self.obs_joint_vel_scale, self.obs_clip, gait_period_s=self.obs_gait_period_s
+        )
 
     def to_json(self) -> str:
         """Indented JSON text."""

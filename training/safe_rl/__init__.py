@@ -1,0 +1,1 @@
+"""Offline safe RL on DSRL tasks: dataset generation (PPO-Lagrangian agents), training and evaluation CLIs."""
