@@ -227,7 +227,7 @@ class Trainer:
             path.write_text(",".join(METRIC_FIELDS) + "\n")
             return
         lines = path.read_text().splitlines()
-        kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) < self.iteration]
+        kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= self.iteration]
         path.write_text("\n".join(kept) + "\n")
 
     # ----- loop -----------------------------------------------------------------------------------------------
