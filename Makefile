@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/planner_latency.py --json outputs/bench/planner_latency.json
 	$(PY) benchmarks/sim_throughput.py --json outputs/bench/sim_throughput.json
 	$(PY) benchmarks/loop_timing.py --json outputs/bench/loop_timing.json
+	$(PY) benchmarks/dds_roundtrip.py --json outputs/bench/dds_roundtrip.json
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

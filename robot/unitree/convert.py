@@ -92,7 +92,7 @@ def lowstate_from_state(
         30,
     )
     msg = LowState_(
-        [0, 0], mode_pr, mode_machine, tick & 0xFFFFFFFF, imu, motors, list(wireless_remote),
+        [0, 0], mode_pr, mode_machine, tick & 0xFFFFFFFF, imu, motors, bytes(wireless_remote),
         [sequence & 0xFFFFFFFF, 0, 0, 0], 0,
     )  # fmt: skip
     msg.crc = lowstate_crc(msg)

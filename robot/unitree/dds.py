@@ -2,8 +2,14 @@
 
 Version: we run the ``cyclonedds`` 11.0.1 wheel; Unitree's robots run Cyclone DDS 0.10.x. FACTS.md section 4
 records that an 11.0.1 process and a 0.10.2 process did not exchange data in a loopback test (type-information
-mismatch) while 11.0.1 talked to 11.0.1: check the link to a real robot with :mod:`robot.unitree.sim_bridge`'s
-counterpart on the robot side before relying on it.
+mismatch) while 11.0.1 talked to 11.0.1, which is all the robot double here exercises: the link to a real robot is
+unverified until tested against the version the robot runs.
+
+Threads: Cyclone delivers a sample to readers in the same process from the writing thread, and the Python binding
+writes holding the GIL. A Python listener on a topic that this process also writes, from more than one thread or
+while samples also arrive from the network, can therefore deadlock. Our processes never read what they write
+(:class:`~robot.unitree.dds_robot.DdsRobot` writes ``rt/lowcmd`` and listens to ``rt/lowstate``, the robot double
+the reverse); a test that does both polls with ``take()`` instead of using a listener.
 
 Configuration is explicit and made in code, never read from a file the user must write:
 

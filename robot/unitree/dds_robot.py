@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,8 @@ class DdsRobot(RobotInterface):
         self._sequence = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._entities: list = []
-        self._writer = None
+        self._entities: list[Any] = []  # DDS entities, children before the participant
+        self._writer: Any = None
         self._connected = False
         self.num_states = 0
         self.num_bad_state_crc = 0
@@ -112,6 +113,9 @@ class DdsRobot(RobotInterface):
         from cyclonedds.topic import Topic
 
         cfg = self.cfg
+        with self._state_cond:  # a reconnect must wait for a fresh state and command anew
+            self._state, self._state_received_s, self._mode_machine = None, -np.inf, None
+        self._active = None
         participant = open_participant(cfg.domain_id, cfg.network_interface)
         cmd_topic = Topic(participant, TOPIC_LOWCMD, LowCmd_)
         state_topic = Topic(participant, TOPIC_LOWSTATE, LowState_)
@@ -165,7 +169,8 @@ class DdsRobot(RobotInterface):
 
     def _release(self) -> None:
         self._connected = False
-        # Delete children before the participant; the entity registry holds them weakly, so this is immediate.
+        # Delete explicitly, children first: the binding deletes an entity only when it is garbage collected, and the
+        # listener keeps the reader in a reference cycle with this object.
         for entity in self._entities:
             entity.__del__()
         self._entities = []
@@ -177,8 +182,10 @@ class DdsRobot(RobotInterface):
         return self._connected
 
     # ----- state ----------------------------------------------------------------------------------------------
-    def _on_state(self, reader: object) -> None:
-        for msg in reader.take(8):  # type: ignore[attr-defined]
+    def _on_state(self, reader: Any) -> None:
+        if reader is None:
+            return  # a callback racing the deletion of its reader (close)
+        for msg in reader.take(8):
             if not isinstance(msg, LowState_) or not self._connected:
                 continue
             if self.cfg.verify_state_crc and not lowstate_crc_ok(msg):

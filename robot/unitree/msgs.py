@@ -143,7 +143,7 @@ class LowState_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowState_"):  # noq
     motor_state: types.array[MotorState_, NUM_MOTORS] = field(
         default_factory=lambda: [MotorState_() for _ in range(NUM_MOTORS)]
     )
-    wireless_remote: types.array[types.uint8, 40] = field(default_factory=lambda: [0] * 40)
+    wireless_remote: types.array[types.uint8, 40] = bytes(40)
     reserve: types.array[types.uint32, 4] = field(default_factory=lambda: [0, 0, 0, 0])
     crc: types.uint32 = 0
 

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,14 +144,16 @@ class SimBridge:
         self._pending: LowCmd_ | None = None
         self._sequence = 0
         self._stop = threading.Event()
-        self._writer = None
+        self._writer: Any = None
 
     def stop(self) -> None:
         """Ask ``run()`` to return (thread- and signal-safe)."""
         self._stop.set()
 
-    def _on_command(self, reader: object) -> None:
-        for msg in reader.take(8):  # type: ignore[attr-defined]
+    def _on_command(self, reader: Any) -> None:
+        if reader is None:
+            return  # a callback racing the deletion of its reader (close)
+        for msg in reader.take(8):
             if not isinstance(msg, LowCmd_):
                 continue
             with self._lock:
@@ -173,11 +176,11 @@ class SimBridge:
                     self._publish_state()
 
     def _publish_state(self) -> None:
+        if self._writer is None:
+            return  # stopping
         state = self.robot.read_state()
         tick_ms = round(state.timestamp_s * 1000.0)
-        self._writer.write(  # type: ignore[union-attr]
-            lowstate_from_state(state, tick_ms, self.cfg.mode_machine, sequence=self._sequence)
-        )
+        self._writer.write(lowstate_from_state(state, tick_ms, self.cfg.mode_machine, sequence=self._sequence))
         self.stats.states_published += 1
 
     def _apply_pending(self) -> None:
@@ -243,13 +246,14 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes the file private
     with os.fdopen(fd, "w") as f:
         json.dump(payload, f, indent=2)
     os.replace(tmp, path)
 
 
 def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:
-    """Command-line options -> :class:`SimBridgeConfig` (help text from the field docstrings)."""
+    """Command-line options -> :class:`SimBridgeConfig`."""
     d = SimBridgeConfig()
     p = argparse.ArgumentParser(prog="python -m robot.unitree.sim_bridge", description=__doc__.split("\n\n")[0])
     p.add_argument("--domain-id", type=int, default=d.domain_id, help="DDS domain (default 1; the real robot is 0)")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +22,15 @@ import pytest
 
 pytest.importorskip("cyclonedds", reason="needs the hardware extra (cyclonedds==11.0.1)")
 
-import cyclonedds.idl as idl  # noqa: E402
-from cyclonedds.core import Listener, Policy, Qos  # noqa: E402
-from cyclonedds.pub import DataWriter  # noqa: E402
-from cyclonedds.sub import DataReader  # noqa: E402
-from cyclonedds.topic import Topic  # noqa: E402
+import cyclonedds.idl as idl
+from cyclonedds.core import Policy, Qos
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
 
-from robot.g1 import constants as C  # noqa: E402
-from robot.interface import RobotCommand, RobotState  # noqa: E402
-from robot.unitree.convert import (  # noqa: E402
+from robot.g1 import constants as C
+from robot.interface import RobotCommand, RobotState
+from robot.unitree.convert import (
     command_from_lowcmd,
     lowcmd_crc_ok,
     lowcmd_from_command,
@@ -38,7 +39,7 @@ from robot.unitree.convert import (  # noqa: E402
     quat_wxyz_to_rpy,
     state_from_lowstate,
 )
-from robot.unitree.crc import (  # noqa: E402
+from robot.unitree.crc import (
     LOWCMD_SIZE_BYTES,
     LOWSTATE_SIZE_BYTES,
     crc32_mpeg2,
@@ -47,9 +48,9 @@ from robot.unitree.crc import (  # noqa: E402
     pack_lowstate,
     unitree_crc32,
 )
-from robot.unitree.dds import cyclonedds_config_xml, open_participant  # noqa: E402
-from robot.unitree.dds_robot import DdsRobot, DdsRobotConfig  # noqa: E402
-from robot.unitree.msgs import (  # noqa: E402
+from robot.unitree.dds import cyclonedds_config_xml, open_participant
+from robot.unitree.dds_robot import DdsRobot, DdsRobotConfig
+from robot.unitree.msgs import (
     TOPIC_LOWCMD,
     TOPIC_LOWSTATE,
     IMUState_,
@@ -58,7 +59,7 @@ from robot.unitree.msgs import (  # noqa: E402
     MotorCmd_,
     MotorState_,
 )
-from robot.unitree.sim_bridge import limit_violation  # noqa: E402
+from robot.unitree.sim_bridge import limit_violation
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN_ID = 20 + os.getpid() % 100  # and DOMAIN_ID + 100 for the empty domain: both <= 232
@@ -142,7 +143,7 @@ def test_packed_c_layout_puts_fields_at_unitrees_offsets():
     packed = pack_lowcmd(cmd)
     assert packed[1] == 5 and struct.unpack_from("<f", packed, 4 + 28 + 4)[0] == 1.5
     assert struct.unpack_from("<I", packed, LOWCMD_SIZE_BYTES - 4)[0] == 0xDEADBEEF
-    state = LowState_(mode_machine=5, tick=77, wireless_remote=list(range(40)))
+    state = LowState_(mode_machine=5, tick=77, wireless_remote=bytes(range(40)))
     state.motor_state[0].q = -0.5
     packed = pack_lowstate(state)
     assert struct.unpack_from("<I", packed, 12)[0] == 77
@@ -221,32 +222,131 @@ def test_limit_check_of_the_robot_double():
     assert "left_elbow_joint" in limit_violation(bad)
 
 
+class StatePublisher:
+    """Publishes LowStates from this process (one writing thread: safe beside DdsRobot's listener)."""
+
+    def __init__(self, domain_id: int, make: Callable[[int], LowState_]) -> None:
+        self.participant = open_participant(domain_id, "lo")
+        self.writer = DataWriter(self.participant, Topic(self.participant, TOPIC_LOWSTATE, LowState_))
+        self.make, self.stop = make, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.wait(0.004):
+            self.writer.write(self.make(i))
+            i += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.participant.__del__()  # deletes the writer too; frees the loopback participant index
+
+    def __enter__(self) -> "StatePublisher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def robotless(**kwargs) -> DdsRobot:
+    """A DdsRobot on a domain where no robot double runs (this process plays the robot)."""
+    return DdsRobot(DdsRobotConfig(domain_id=DOMAIN_ID + 100, network_interface="lo", **kwargs))
+
+
+def state_msg(q: float, mode_machine: int = 5, corrupt: bool = False) -> LowState_:
+    state = RobotState(np.full(C.NUM_JOINTS, q), np.zeros(29), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3), 0)
+    msg = lowstate_from_state(state, tick=0, mode_machine=mode_machine)
+    msg.crc ^= int(corrupt)
+    return msg
+
+
 def test_connect_without_a_robot_times_out_with_a_clear_message():
-    robot = DdsRobot(DdsRobotConfig(domain_id=DOMAIN_ID + 100, network_interface="lo", connect_timeout_s=0.3))
-    with pytest.raises(TimeoutError, match=r"rt/lowstate.*sim_bridge"):
+    robot = robotless(connect_timeout_s=0.3)
+    with pytest.raises(TimeoutError, match=r"rt/lowstate.*0 dropped.*sim_bridge"):
         robot.connect()
     assert not robot.is_connected
 
 
+def test_states_with_a_bad_crc_are_dropped():
+    with StatePublisher(DOMAIN_ID + 100, lambda i: state_msg(1.0, corrupt=True)):
+        robot = robotless(connect_timeout_s=0.3)
+        with pytest.raises(TimeoutError, match=r"[1-9]\d* dropped for a bad CRC"):
+            robot.connect()
+    with StatePublisher(DOMAIN_ID + 100, lambda i: state_msg(1.0 if i % 2 else 0.5, corrupt=i % 2 == 1)):
+        with robotless(connect_timeout_s=2.0) as robot:
+            time.sleep(0.1)
+            assert robot.num_bad_state_crc >= 5 and robot.num_states >= 5
+            np.testing.assert_array_equal(robot.read_state().joint_pos_rad, 0.5)
+
+
+def test_connect_refuses_another_robot_type():
+    with StatePublisher(DOMAIN_ID + 100, lambda i: state_msg(0.0, mode_machine=3)):
+        robot = robotless(connect_timeout_s=2.0)
+        with pytest.raises(RuntimeError, match="mode_machine=3, expected 5"):
+            robot.connect()
+        assert not robot.is_connected
+
+
+def test_samples_taken_from_dds_use_the_fast_codec(monkeypatch):
+    participant = open_participant(DOMAIN_ID + 100, "lo")
+    topic = Topic(participant, TOPIC_LOWSTATE, LowState_)
+    reader = DataReader(participant, topic)
+    writer = DataWriter(participant, topic)
+    sent = state_msg(0.25)
+
+    def generic_path_taken(*args, **kwargs):
+        raise AssertionError("the generic Cyclone deserializer was used")
+
+    monkeypatch.setattr(LowState_.__idl__, "deserialize", generic_path_taken)
+    writer.write(sent)
+    got = reader.take(1)
+    participant.__del__()
+    assert len(got) == 1 and got[0] == sent
+
+
+def test_stale_state_stream_trips_damping():
+    publisher = StatePublisher(DOMAIN_ID + 100, lambda i: state_msg(0.0))
+    with robotless(connect_timeout_s=2.0) as robot:
+        robot.send_command(stand(np.zeros(C.NUM_JOINTS)))  # commanding: the publisher thread now guards the link
+        assert robot.state_age_s() < robot.cfg.stale_state_timeout_s and not robot.safety.damping
+        publisher.close()
+        t_stop = time.perf_counter()
+        while not robot.safety.damping and time.perf_counter() - t_stop < 1.0:
+            robot.send_command(stand(np.zeros(C.NUM_JOINTS)))  # commands keep coming: only the state is stale
+            time.sleep(0.01)
+        assert robot.safety.damping and robot.safety.fault_reason.startswith("stale state")
+        assert robot.state_age_s() > robot.cfg.stale_state_timeout_s
+
+
 # ----- loopback against the robot double --------------------------------------------------------------------------
 class LowCmdSpy:
-    """Every LowCmd on the domain with its arrival time (a second subscriber beside the robot double)."""
+    """Every LowCmd on the domain with its arrival time (a second subscriber beside the robot double).
+
+    It polls instead of using a listener: Cyclone delivers in-process samples in the writing thread, which holds the
+    GIL, so a Python listener on a topic that this process writes from two threads can deadlock.
+    """
 
     def __init__(self, domain_id: int) -> None:
         self.participant = open_participant(domain_id, "lo")
         qos = Qos(Policy.Reliability.Reliable(max_blocking_time=0), Policy.History.KeepLast(256))
-        topic = Topic(self.participant, TOPIC_LOWCMD, LowCmd_)
-        self.reader = DataReader(self.participant, topic, qos=qos, listener=Listener(on_data_available=self._take))
+        self.reader = DataReader(self.participant, Topic(self.participant, TOPIC_LOWCMD, LowCmd_), qos=qos)
         self.lock = threading.Lock()
         self.samples: list[tuple[float, LowCmd_]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
 
-    def _take(self, reader) -> None:
-        for msg in reader.take(256):
-            if isinstance(msg, LowCmd_):
-                with self.lock:
-                    self.samples.append((time.perf_counter(), msg))
+    def _poll(self) -> None:
+        while not self.stop.wait(0.001):
+            got = [m for m in self.reader.take(256) if isinstance(m, LowCmd_)]
+            now = time.perf_counter()
+            with self.lock:
+                self.samples += [(now, m) for m in got]
 
     def since(self, t0: float) -> list[tuple[float, LowCmd_]]:
+        time.sleep(0.005)  # one more poll
         with self.lock:
             return [(t, m) for t, m in self.samples if t >= t0]
 
@@ -259,7 +359,10 @@ class Bridge:
         args = ["--domain-id", str(domain_id), "--duration-s", "60", "--stats-json", str(self.stats_path)]
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "robot.unitree.sim_bridge", *args], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "robot.unitree.sim_bridge", *args],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.stats: dict | None = None
 
@@ -293,6 +396,7 @@ def loopback(tmp_path_factory):
     spy = LowCmdSpy(DOMAIN_ID)
     yield robot, spy, bridge
     robot.close()
+    spy.stop.set()
     bridge.stop()
 
 
@@ -401,24 +505,19 @@ def test_watchdog_damps_when_commands_stop(loopback):
     assert all(is_damping(m) for t, m in seen if t > first_damping)
 
 
-def test_corrupted_messages_are_dropped_on_both_sides(loopback):
+def test_bad_crc_commands_are_dropped_and_close_leaves_damping(loopback):
     robot, spy, bridge = loopback
     participant = open_participant(DOMAIN_ID, "lo")
     qos = Qos(Policy.Reliability.Reliable(max_blocking_time=0), Policy.History.KeepLast(64))
     cmd_writer = DataWriter(participant, Topic(participant, TOPIC_LOWCMD, LowCmd_), qos=qos)
-    state_writer = DataWriter(participant, Topic(participant, TOPIC_LOWSTATE, LowState_), qos=qos)
     far = C.DEFAULT_JOINT_POS_RAD.copy()
     far[ELBOW] = 1.8
     for _ in range(10):
         cmd = lowcmd_from_command(RobotCommand.position(far, C.STAND_KP_NM_PER_RAD, C.STAND_KD_NMS_PER_RAD), 5)
         cmd.crc ^= 0x1
         cmd_writer.write(cmd)
-        state = lowstate_from_state(robot.read_state(), tick=0)
-        state.crc ^= 0x1
-        state_writer.write(state)
         time.sleep(0.01)
     time.sleep(0.1)
-    assert robot.num_bad_state_crc >= 1
     assert robot.read_state().joint_pos_rad[ELBOW] < 1.0  # the bad commands never reached the motors
     t_close = time.perf_counter()
     robot.close()
