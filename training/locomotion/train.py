@@ -263,7 +263,7 @@ class Trainer:
         scalars["perf/collect_s"] = t1 - t0
         scalars["perf/learn_s"] = t2 - t1
         scalars["train/mean_step_reward"] = float(np.mean(rewards))
-        scalars["train/action_std"] = float(ppo.get_policy().output_std.mean())
+        scalars["train/action_std"] = float(ppo.get_policy().output_std.detach().mean())
         scalars["train/learning_rate"] = float(ppo.learning_rate)
         return scalars
 
