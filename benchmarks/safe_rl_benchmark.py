@@ -1,0 +1,173 @@
+"""Offline safe RL on a DSRL dataset: FISOR, BC-All, BC-Safe and BCQ-Lagrangian side by side.
+
+    python benchmarks/safe_rl_benchmark.py --dataset PATH [--task NAME] [--steps N] [--batch-size B]
+        [--seeds 0 1 2] [--episodes 10] [--cost-limit 10] [--algorithms fisor bc_all bc_safe bcq_lag]
+        [--device cpu] [--out-dir outputs/bench/safe_rl] [--quick] [--json PATH]
+
+Each algorithm trains ``--steps`` gradient steps per seed with its reference hyperparameters (``--batch-size``
+overrides every batch size; BC-Safe and BCQ-Lag use ``--cost-limit`` as their constraint and BCQ-Lag the task's
+episode length), then the final policy runs ``--episodes`` episodes in the task's DSRL environment (env seed =
+training seed). The table shows DSRL's normalized reward and cost (cost / limit; safe means <= 1) as mean ± std
+over seeds (population std of the per-seed means) beside the numbers FISOR's paper publishes for BC-All, BCQ-Lag
+and FISOR at limit 10 (Zheng et al., ICLR 2024, Table 1; BC-Safe is not in it). Those come from 1e6 steps on
+DSRL's official data: a short run on a generated dataset is a different experiment, and the table says so.
+
+``--quick`` is a smoke run (20 steps, one seed, one episode, small networks): its figures mean nothing.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/safe_rl_benchmark.py`
+
+from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from envs.safe_rl import DSRLTask, load_dsrl
+from policies.baselines import BCConfig, BCQLagConfig
+from policies.fisor import FISORConfig
+from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
+from training.safe_rl.evaluate import evaluate
+from training.safe_rl.train import resolve_task, train
+
+#: FISOR's Table 1 (normalized reward, normalized cost at limit 10), FACTS.md section 1
+PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
+    "BallRun": {"bc_all": (0.67, 11.38), "bcq_lag": (0.43, 6.25), "fisor": (0.18, 0.00)},
+    "CarRun": {"bc_all": (0.96, 1.88), "bcq_lag": (0.84, 2.51), "fisor": (0.73, 0.14)},
+    "BallCircle": {"bc_all": (0.72, 10.02), "bcq_lag": (0.67, 8.50), "fisor": (0.34, 0.00)},
+    "CarCircle": {"bc_all": (0.65, 11.16), "bcq_lag": (0.68, 8.84), "fisor": (0.40, 0.11)},
+}
+QUICK_FISOR = {"critic_hidden": (64, 64), "actor_width": 64, "actor_blocks": 1, "num_candidates": 4}
+QUICK_BASELINE = {"actor_hidden": (64, 64), "critic_hidden": (64, 64), "vae_hidden": 64}
+
+
+def algorithm_config(
+    name: str, task: DSRLTask, steps: int, batch_size: int | None, cost_limit: float, quick: bool
+) -> FISORConfig | BCConfig | BCQLagConfig:
+    """The reference config of ``name`` with the benchmark's step budget, batch size and cost limit."""
+    batch = {} if batch_size is None else {"batch_size": batch_size}
+    if name == "fisor":
+        if batch_size is not None:
+            batch["critic_batch_size"] = min(256, batch_size)
+        return FISORConfig(num_steps=steps, **batch, **(QUICK_FISOR if quick else {}))
+    if name in ("bc_all", "bc_safe"):
+        return BCConfig(mode=name[3:], cost_limit=cost_limit, num_steps=steps, **batch)
+    extra = QUICK_BASELINE if quick else {}
+    return BCQLagConfig(cost_limit=cost_limit, episode_len=task.max_episode_steps, num_steps=steps, **batch, **extra)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def run_algorithm(name: str, task: DSRLTask, args: argparse.Namespace, run_root: Path) -> dict[str, Any]:
+    """Train and evaluate one algorithm over every seed; returns its table row."""
+    per_seed: list[dict[str, float]] = []
+    for seed in args.seeds:
+        config = TrainConfig(
+            algorithm=algorithm_config(name, task, args.steps, args.batch_size, args.cost_limit, args.quick),
+            dataset=args.dataset,
+            task=task.name,
+            seed=seed,
+            run_dir=run_root / f"{name}_seed{seed}",
+            checkpoint_every=args.steps,
+            log_every=max(args.steps // 50, 1),
+            eval_every=0,
+            device=args.device,
+            progress=not args.quick,
+        )
+        started = time.perf_counter()
+        result = train(config)
+        train_s = time.perf_counter() - started
+        started = time.perf_counter()
+        summary = evaluate(result.algorithm, task, EvalConfig(args.episodes, (seed,), args.cost_limit)).summary()
+        per_seed.append({**summary, "seed": seed, "train_s": train_s, "eval_s": time.perf_counter() - started})
+    reward, reward_std = _mean_std([s["normalized_reward"] for s in per_seed])
+    cost, cost_std = _mean_std([s["normalized_cost"] for s in per_seed])
+    published = PUBLISHED.get(task.name, {}).get(name)
+    return {
+        "algorithm": name,
+        "seeds": len(per_seed),
+        "steps": args.steps,
+        "reward": f"{reward:.3f} ± {reward_std:.3f}",
+        "cost": f"{cost:.3f} ± {cost_std:.3f}",
+        "normalized_reward": reward,
+        "normalized_reward_std": reward_std,
+        "normalized_cost": cost,
+        "normalized_cost_std": cost_std,
+        "safe": cost <= 1.0,
+        "published": None if published is None else f"{published[0]:.2f} / {published[1]:.2f}",
+        "published_reward": None if published is None else published[0],
+        "published_cost": None if published is None else published[1],
+        "train_s": sum(s["train_s"] for s in per_seed) / len(per_seed),
+        "per_seed": per_seed,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_args(parser)
+    parser.add_argument("--dataset", type=Path, default=None, help="DSRL HDF5 file (or give --task)")
+    parser.add_argument("--task", default=None, help="DSRL task; default: from the file name")
+    parser.add_argument("--steps", type=int, default=None, help="gradient steps per run (default 20000, quick 20)")
+    parser.add_argument("--batch-size", type=int, default=None, help="override every algorithm's batch size")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
+    parser.add_argument("--episodes", type=int, default=None, help="evaluation episodes per seed (default 10)")
+    parser.add_argument("--cost-limit", type=float, default=10.0, help="cost limit of the normalized cost")
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHM_NAMES), choices=ALGORITHM_NAMES)
+    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench/safe_rl"), help="run folders go here")
+    args = parser.parse_args()
+    args.steps = args.steps or (20 if args.quick else 20_000)
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    args.episodes = args.episodes or (1 if args.quick else 10)
+    if args.quick and args.batch_size is None:
+        args.batch_size = 64
+    if args.dataset is None and args.task is None:
+        parser.error("expected --dataset PATH or --task NAME")
+    data = load_dsrl(task=args.task, path=args.dataset)
+    task = resolve_task(args.task, data)
+    if task is None:
+        parser.error(f"{data.source}: cannot tell the DSRL task from the file name; pass --task")
+    args.dataset = Path(data.source)
+    run_root = args.out_dir / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}_{task.name}"
+    print(
+        f"{task.name}: {data.source}, {data.num_transitions} transitions; {args.steps} steps x seeds {args.seeds}, "
+        f"{args.episodes} episodes per seed, cost limit {args.cost_limit:g}; runs in {run_root}"
+    )
+    table = Table(
+        [
+            Column("algorithm", "algorithm", 10),
+            Column("seeds", "seeds", 6),
+            Column("steps", "steps", 8),
+            Column("reward", "norm. reward", 16),
+            Column("cost", "norm. cost", 16),
+            Column("safe", "safe", 6, lambda v: "yes" if v else "no"),
+            Column("published", "published r / c", 16),
+            Column("train_s", "train s/seed", 13, lambda v: f"{v:.1f}"),
+        ]
+    )
+    table.header()
+    rows = []
+    for name in args.algorithms:
+        rows.append(run_algorithm(name, task, args, run_root))
+        table.row(rows[-1])
+    print(
+        "published: FISOR's Table 1 (1e6 steps, DSRL's official data, limit 10); not the same experiment as a "
+        "short run on generated data."
+    )
+    if args.json is not None:
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        payload = {"task": dataclasses.asdict(task), "options": options, "machine": machine_info(), "rows": rows}
+        write_json(args.json, payload)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

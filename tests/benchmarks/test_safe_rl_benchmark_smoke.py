@@ -1,0 +1,39 @@
+"""The safe-RL benchmark runs end to end (--quick) on a tiny BallRun-shaped file and writes the JSON it prints."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.training.helpers import write_tiny_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow  # ~15 s: four trainings and four episodes in the real BallRun environment
+def test_safe_rl_benchmark_quick_writes_every_algorithm(tmp_path) -> None:
+    for module in ("pybullet", "bullet_safety_gym", "dsrl"):
+        pytest.importorskip(module)
+    data = write_tiny_dataset(tmp_path)
+    out = tmp_path / "bench.json"
+    args = ["benchmarks/safe_rl_benchmark.py", "--quick", "--dataset", str(data), "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, *args, "--out-dir", str(tmp_path / "runs")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # small networks: threads only contend on a busy machine
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["algorithm"]: row for row in json.loads(out.read_text())["rows"]}
+    assert sorted(rows) == ["bc_all", "bc_safe", "bcq_lag", "fisor"]
+    for row in rows.values():
+        assert math.isfinite(row["normalized_reward"]) and row["normalized_cost"] >= 0.0
+        assert row["per_seed"][0]["length"] == 100  # one whole BallRun episode
+    assert rows["fisor"]["published_reward"] == 0.18 and rows["bc_safe"]["published"] is None
+    assert "published r / c" in result.stdout and "fisor" in result.stdout

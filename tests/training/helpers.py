@@ -1,0 +1,125 @@
+"""Shared pieces of the safe-RL training tests: a tiny DSRL file, tiny algorithm configs and a fake cost env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from envs.safe_rl import DSRLTask, write_dsrl
+from policies.baselines import BCConfig, BCQLagConfig
+from policies.fisor import FISORConfig
+from training.safe_rl.config import EvalConfig, TrainConfig
+
+OBS_DIM, ACT_DIM = 7, 2  # BallRun's dimensions, so the task is inferred from the file name
+
+TINY_FISOR = {
+    "critic_hidden": (16, 16),
+    "actor_width": 16,
+    "actor_blocks": 1,
+    "actor_expansion": 2,
+    "time_features": 4,
+    "time_hidden": 8,
+    "num_candidates": 2,
+    "batch_size": 32,
+    "critic_batch_size": 16,
+}
+TINY_BC = {"hidden": (16,), "batch_size": 32}
+TINY_BCQ = {
+    "actor_hidden": (16,),
+    "critic_hidden": (16,),
+    "vae_hidden": 16,
+    "num_samples": 2,
+    "batch_size": 32,
+    "episode_len": 10,
+}
+
+
+def tiny_algorithm(name: str, num_steps: int) -> FISORConfig | BCConfig | BCQLagConfig:
+    """A small config of each algorithm (the algorithm itself unchanged)."""
+    if name == "fisor":
+        return FISORConfig(**TINY_FISOR, num_steps=num_steps)
+    if name in ("bc_all", "bc_safe"):
+        return BCConfig(**TINY_BC, mode=name[3:], num_steps=num_steps, cost_limit=3.0)
+    return BCQLagConfig(**TINY_BCQ, num_steps=num_steps)
+
+
+def write_tiny_dataset(folder: Path, episodes: int = 12, length: int = 10, seed: int = 0) -> Path:
+    """A BallRun-shaped DSRL file: half the episodes safe (cost 0), half costly (cost on every other step)."""
+    rng = np.random.default_rng(seed)
+    n = episodes * length
+    timeouts = np.zeros(n, np.float32)
+    timeouts[length - 1 :: length] = 1.0
+    risky = np.repeat(np.arange(episodes) % 2 == 1, length)
+    actions = rng.uniform(-1, 1, size=(n, ACT_DIM)).astype(np.float32)
+    arrays = {
+        "observations": rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+        "next_observations": rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+        "actions": actions,
+        "rewards": (10.0 * actions[:, 0]).astype(np.float32),
+        "costs": (risky & (np.arange(n) % 2 == 0)).astype(np.float32),
+        "terminals": np.zeros(n, np.float32),
+        "timeouts": timeouts,
+    }
+    return write_dsrl(folder / f"BallRun-v0-80-{episodes}.hdf5", arrays)
+
+
+def train_config(dataset: Path, run_dir: Path, algorithm: str = "fisor", num_steps: int = 12, **overrides: Any):
+    """A quiet, fast :class:`TrainConfig` on ``dataset``."""
+    options: dict[str, Any] = {
+        "algorithm": tiny_algorithm(algorithm, num_steps),
+        "dataset": dataset,
+        "run_dir": run_dir,
+        "checkpoint_every": 4,
+        "log_every": 2,
+        "eval_every": 0,
+        "eval": EvalConfig(episodes=2, seeds=(0,)),
+        "progress": False,
+    }
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+class FakeCostEnv(gymnasium.Env):
+    """A tiny env reporting ``info["cost"]``: ``length`` steps, reward ``100 * (seed + 1)`` per step where ``seed``
+    is the last seed given to ``reset``, cost 1 on a step whose first action component is > 0."""
+
+    def __init__(self, length: int = 5, obs_dim: int = OBS_DIM, act_dim: int = ACT_DIM, with_cost: bool = True):
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+        self.length, self.with_cost = length, with_cost
+        self.seed_value, self.t = 0, 0
+        self.resets: list[int | None] = []
+        self.closed = False
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.resets.append(seed)
+        if seed is not None:
+            self.seed_value = seed
+        self.t = 0
+        return self.np_random.normal(size=self.observation_space.shape).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = self.np_random.normal(size=self.observation_space.shape).astype(np.float32)
+        info = {"cost": float(action[0] > 0)} if self.with_cost else {}
+        return obs, 100.0 * (self.seed_value + 1), False, self.t >= self.length, info
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeEnvFactory:
+    """``factory(task)`` making :class:`FakeCostEnv` and keeping every env it made."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.envs: list[FakeCostEnv] = []
+
+    def __call__(self, task: DSRLTask) -> FakeCostEnv:
+        env = FakeCostEnv(**self.kwargs)
+        self.envs.append(env)
+        return env

@@ -1,0 +1,169 @@
+"""Checkpoints of offline safe-RL runs: atomic writes, every RNG state, clear errors, the "best" rule.
+
+A checkpoint is one ``torch.save`` file of plain containers (no pickled objects; read back with
+``weights_only=True``)::
+
+    format      "steer.safe_rl.checkpoint.v1"
+    step        int, gradient steps done
+    config      the run's options (config.json's content)
+    algorithm   {"policy": state dict (targets and EMA included), "optimizers": {name: state dict}}
+    rng         {"python", "numpy", "torch", "cuda", "sampler"}: every generator the training loop draws from
+    best        {"step", "normalized_reward", "normalized_cost"} of the best evaluation so far, or None
+    data        {"fingerprint", "num_transitions", "obs_dim", "act_dim", "task", "source"}
+
+Writes go to a temporary file in the destination folder, are fsynced, then renamed over the destination
+(``os.replace`` is atomic on POSIX), so a crash leaves either the old file or the new one, never half of one.
+"""
+
+import contextlib
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "steer.safe_rl.checkpoint.v1"
+CHECKPOINT_KEYS = ("format", "step", "config", "algorithm", "rng", "best", "data")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used; the message names the file and what to do."""
+
+
+# ------------------------------------------------------------------------------------------------ atomic write
+def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = True) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)  # make the rename itself durable
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be opened for fsync
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically (module docstring); ``payload`` must carry every key of the format."""
+    missing = [key for key in CHECKPOINT_KEYS if key not in payload]
+    assert not missing, f"checkpoint payload lacks {missing}"  # built by the trainer, never by users
+    return atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is truncated, corrupt, not a Steer safe-RL checkpoint, or lacks a part.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint there (expected a file written by training.safe_rl.train)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); the file is truncated or corrupt: "
+            "use another checkpoint (best.pt or last.pt) or start the run again"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: expected a checkpoint of format {CHECKPOINT_FORMAT!r}, got {found!r}")
+    missing = [key for key in CHECKPOINT_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}; expected keys {list(CHECKPOINT_KEYS)}")
+    return payload
+
+
+# --------------------------------------------------------------------------------------------------- RNG state
+def capture_rng(sampler: Optional[torch.Generator] = None) -> dict[str, Any]:
+    """Every global RNG state (python, numpy, torch CPU and CUDA) and the batch sampler's generator."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "sampler": sampler.get_state() if sampler is not None else None,
+    }
+
+
+def restore_rng(state: dict[str, Any], sampler: Optional[torch.Generator] = None) -> None:
+    """Inverse of :func:`capture_rng`."""
+    random.setstate(state["python"])
+    np_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if sampler is not None:
+        if state["sampler"] is None:
+            raise CheckpointError("checkpoint: expected the batch sampler's generator state, found none")
+        sampler.set_state(state["sampler"])
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block (an evaluation) without moving any global RNG the training loop draws from."""
+    state = capture_rng()
+    try:
+        yield
+    finally:
+        restore_rng(state)
+
+
+# ---------------------------------------------------------------------------------------------- best selection
+@dataclass(frozen=True)
+class EvalScore:
+    """The score of one evaluation, as the best-checkpoint rule sees it."""
+
+    step: int
+    """gradient steps done when it was evaluated"""
+    normalized_reward: float
+    """mean normalized reward over the evaluation's episodes"""
+    normalized_cost: float
+    """mean normalized cost (C / limit) over the evaluation's episodes"""
+
+
+def is_better(candidate: EvalScore, best: Optional[EvalScore]) -> bool:
+    """OSRL's rule: lower normalized cost wins; at equal cost, higher normalized reward; the first of equals stays."""
+    if best is None:
+        return True
+    if candidate.normalized_cost != best.normalized_cost:
+        return candidate.normalized_cost < best.normalized_cost
+    return candidate.normalized_reward > best.normalized_reward

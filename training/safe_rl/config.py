@@ -1,0 +1,192 @@
+"""Typed options of the offline safe-RL training and evaluation CLIs (tyro reads the field docstrings as help).
+
+The algorithm is a tyro subcommand whose options are that algorithm's own config dataclass (next to its model in
+``policies``)::
+
+    python -m training.safe_rl.train --dataset data/BallRun-v0-80-940.hdf5 algorithm:fisor --algorithm.num-steps 1000
+    python -m training.safe_rl.train --task CarCircle algorithm:bc-safe --algorithm.cost-limit 10
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional, Union
+
+import tyro
+
+from policies.baselines import BCConfig, BCQLagConfig
+from policies.fisor import FISORConfig
+
+AlgorithmConfig = Union[
+    Annotated[FISORConfig, tyro.conf.subcommand("fisor", description="FISOR: feasibility-guided diffusion policy")],
+    Annotated[
+        BCConfig,
+        tyro.conf.subcommand("bc_all", default=BCConfig(mode="all"), description="BC-All: clone every episode"),
+    ],
+    Annotated[
+        BCConfig,
+        tyro.conf.subcommand(
+            "bc_safe",
+            default=BCConfig(mode="safe"),
+            description="BC-Safe: clone the episodes with cost <= --algorithm.cost-limit",
+        ),
+    ],
+    Annotated[BCQLagConfig, tyro.conf.subcommand("bcq_lag", description="BCQ-Lagrangian")],
+]
+
+ALGORITHM_NAMES = ("fisor", "bc_all", "bc_safe", "bcq_lag")
+
+
+def algorithm_name(config: FISORConfig | BCConfig | BCQLagConfig) -> str:
+    """``fisor``, ``bc_all``, ``bc_safe`` or ``bcq_lag``: BC's data mode decides between the two BC variants."""
+    if isinstance(config, FISORConfig):
+        return "fisor"
+    if isinstance(config, BCConfig):
+        return f"bc_{config.mode}"
+    if isinstance(config, BCQLagConfig):
+        return "bcq_lag"
+    raise TypeError(f"algorithm config: expected FISORConfig, BCConfig or BCQLagConfig, got {type(config).__name__}")
+
+
+def algorithm_config(name: str, values: dict[str, Any]) -> FISORConfig | BCConfig | BCQLagConfig:
+    """Rebuild an algorithm config from its name and ``asdict`` values (JSON lists become tuples again)."""
+    if name not in ALGORITHM_NAMES:
+        raise ValueError(f"algorithm: expected one of {ALGORITHM_NAMES}, got {name!r}")
+    cls = {"fisor": FISORConfig, "bc_all": BCConfig, "bc_safe": BCConfig, "bcq_lag": BCQLagConfig}[name]
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown fields {unknown}; expected a subset of {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+@dataclass
+class EvalConfig:
+    """How a policy is scored in the real environment (FISOR's protocol: 20 episodes x 3 seeds, limit 10)."""
+
+    episodes: int = 20
+    """episodes per seed"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """environment seeds (the first reset of each seed's environment; the policy's sampling generator too)"""
+    cost_limit: float = 10.0
+    """cost limit of the normalized cost C / limit (FISOR uses 10 for every task)"""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"episodes: expected an integer >= 1, got {self.episodes!r}")
+        if len(self.seeds) == 0:
+            raise ValueError("seeds: expected at least one seed, got none")
+        if not self.cost_limit > 0:
+            raise ValueError(f"cost_limit: expected > 0, got {self.cost_limit}")
+
+
+@dataclass
+class TrainConfig:
+    """Train an offline safe-RL policy on a DSRL dataset; one run folder holds config.json, tb/ and checkpoints/."""
+
+    algorithm: AlgorithmConfig = field(default_factory=FISORConfig)
+    """the algorithm and its hyperparameters (steps and batch size are the algorithm's num_steps / batch_size)"""
+    dataset: Optional[Path] = None
+    """DSRL HDF5 file; without it the file of --task is looked up in --dataset-dir"""
+    task: Optional[str] = None
+    """DSRL task (BallRun, OfflineCarCircle-v0, ...): reward scale, normalized score and evaluation environment;
+    default: read from the dataset file name (<Task>-v0-<MaxCost>-<NumTraj>.hdf5)"""
+    dataset_dir: Optional[Path] = None
+    """folder searched by task name (default $DSRL_DATASET_DIR, else ~/.dsrl/datasets)"""
+    seed: int = 0
+    """seed of the initialisation, the batch sampler and the training noise"""
+    run_dir: Optional[Path] = None
+    """run folder; default <runs-root>/<stamp>_<algorithm>_<task>"""
+    runs_root: Path = Path("runs")
+    """where new run folders are made when --run-dir is not given"""
+    resume: bool = False
+    """continue the run in --run-dir from checkpoints/last.pt (same options; num_steps may grow)"""
+    checkpoint_every: int = 10_000
+    """steps between writes of checkpoints/last.pt (also written at the last step)"""
+    log_every: int = 1_000
+    """steps between TensorBoard points (metrics averaged over the interval)"""
+    eval_every: int = 50_000
+    """steps between evaluations in the environment (0: never); skipped when no environment is available"""
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(episodes=5, seeds=(0,)))
+    """periodic evaluation; checkpoints/best.pt keeps the lowest normalized cost, then highest reward"""
+    device: str = "cpu"
+    """torch device of the networks and the data (cpu, cuda)"""
+    progress: bool = True
+    """show a progress bar with rate and ETA"""
+
+    def __post_init__(self) -> None:
+        if self.dataset is None and self.task is None:
+            raise ValueError("dataset: expected --dataset PATH or --task NAME to find the data, got neither")
+        if self.resume and self.run_dir is None:
+            raise ValueError("resume: expected --run-dir, the run folder to continue, got none")
+        for name in ("checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every: expected an integer >= 0 (0 disables), got {self.eval_every!r}")
+
+    @property
+    def algorithm_name(self) -> str:
+        """``fisor``, ``bc_all``, ``bc_safe`` or ``bcq_lag``."""
+        return algorithm_name(self.algorithm)
+
+
+#: options that may differ between a run and its ``--resume`` without changing the trained parameters
+RESUME_MAY_CHANGE = (
+    "resume",
+    "progress",
+    "run_dir",
+    "runs_root",
+    "dataset",  # the data itself is checked by its fingerprint
+    "dataset_dir",
+    "checkpoint_every",
+    "log_every",
+    "eval_every",
+    "eval.episodes",
+    "eval.seeds",
+    "eval.cost_limit",
+    "algorithm.num_steps",
+)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, paths and tuples as JSON values (dicts, strings, lists)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def config_record(config: TrainConfig) -> dict[str, Any]:
+    """The run's options as stored in config.json and in checkpoints (``algorithm_name`` added)."""
+    record = to_jsonable(config)
+    record["algorithm_name"] = config.algorithm_name
+    return json.loads(json.dumps(record))
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def resume_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Options (dotted names) whose values differ in a way that would change the resumed training."""
+    old, new = flatten(saved), flatten(current)
+    return [
+        f"{key}: run has {old.get(key)!r}, now {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)
+    ]

@@ -1,0 +1,260 @@
+"""Train FISOR, BC-All, BC-Safe or BCQ-Lagrangian on a DSRL dataset.
+
+    python -m training.safe_rl.train --dataset data/BallRun-v0-80-940.hdf5 algorithm:fisor
+    python -m training.safe_rl.train --task CarCircle --eval-every 20000 algorithm:bcq-lag --algorithm.episode-len 300
+    python -m training.safe_rl.train --run-dir runs/<run> --resume ...same options...
+
+A run folder holds ``config.json`` (options and dataset facts), ``tb/`` (TensorBoard: ``train/`` losses, critic
+values and FISOR's actor-weight statistics, ``eval/`` normalized reward and cost, ``timing/``) and
+``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at the end) and ``checkpoints/best.pt`` (the
+evaluation with the lowest normalized cost, then the highest normalized reward). ``--resume`` restores the
+policy, optimisers, EMA and targets, the step, the best score and every RNG state (python, numpy, torch, the batch
+sampler), so an interrupted run resumed from ``last.pt`` ends with the same parameters as an uninterrupted one.
+"""
+
+import datetime
+import hashlib
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
+from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
+from training.safe_rl.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    EvalScore,
+    atomic_write,
+    capture_rng,
+    is_better,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from training.safe_rl.config import TrainConfig, config_record, resume_conflicts
+from training.safe_rl.evaluate import EnvFactory, dsrl_env_available, evaluate
+
+
+@dataclass
+class TrainResult:
+    """What a finished :func:`train` call leaves: the run folder, the trained algorithm and its evaluations."""
+
+    run_dir: Path
+    step: int
+    algorithm: SafeRLAlgorithm
+    evaluations: list[EvalScore] = field(default_factory=list)
+    best: Optional[EvalScore] = None
+
+
+def resolve_task(task: Optional[str], data: DSRLData) -> Optional[DSRLTask]:
+    """The DSRL task named by ``task``, else the one in the dataset's file name, else None (unknown task)."""
+    if task is not None:
+        return get_task(task)
+    match = re.match(r"^(?:Safety)?([A-Za-z]+)-v0-", Path(data.source).name)
+    if match is not None and canonical_task_name(match.group(1)) in DSRL_TASKS:
+        return get_task(match.group(1))
+    return None
+
+
+def data_fingerprint(data: DSRLData) -> str:
+    """sha256 of the seven arrays: a resumed run must see the same data."""
+    digest = hashlib.sha256()
+    for key in DSRL_KEYS:
+        digest.update(np.ascontiguousarray(getattr(data, key)).tobytes())
+    return digest.hexdigest()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Meter:
+    """Means of scalar metrics over a logging interval."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        means = {key: value / max(self.count, 1) for key, value in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def _new_run_dir(config: TrainConfig, task: Optional[DSRLTask], data: DSRLData) -> Path:
+    if config.run_dir is not None:
+        return config.run_dir
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = task.name if task is not None else Path(data.source).stem
+    return config.runs_root / f"{stamp}_{config.algorithm_name}_{name}"
+
+
+def _open_run(
+    config: TrainConfig,
+    run_dir: Path,
+    record: dict[str, Any],
+    data_info: dict[str, Any],
+    algorithm: SafeRLAlgorithm,
+    sampler: torch.Generator,
+) -> tuple[int, Optional[EvalScore]]:
+    """Start a new run folder, or restore the state of ``last.pt`` for ``--resume``; returns (step, best)."""
+    last = run_dir / "checkpoints" / "last.pt"
+    text = json.dumps({"config": record, "data": data_info}, indent=2) + "\n"
+    if not config.resume:
+        if last.exists():
+            raise FileExistsError(f"{run_dir}: holds a run already; pass --resume to continue it, or another --run-dir")
+        atomic_write(run_dir / "config.json", lambda handle: handle.write(text), binary=False)
+        return 0, None
+    payload = load_checkpoint(last)  # on the CPU: RNG states must stay there; load_state_dict moves the weights
+    conflicts = resume_conflicts(payload["config"], record)
+    if conflicts:
+        raise ValueError(f"{last}: cannot resume with different options: {'; '.join(conflicts)}")
+    if payload["data"]["fingerprint"] != data_info["fingerprint"]:
+        raise ValueError(f"{last}: the run trained on other data than {data_info['source']} (fingerprints differ)")
+    step = int(payload["step"])
+    if step > algorithm.num_steps:
+        raise ValueError(f"{last}: the run is at step {step}, past --algorithm.num-steps {algorithm.num_steps}")
+    try:
+        algorithm.load_state_dict(payload["algorithm"])
+        restore_rng(payload["rng"], sampler)
+    except (KeyError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{last}: does not fit this algorithm ({error})") from error
+    atomic_write(run_dir / "config.json", lambda handle: handle.write(text), binary=False)  # num_steps may grow
+    best = payload["best"]
+    return step, None if best is None else EvalScore(**best)
+
+
+@dataclass
+class _Run:
+    """What the loop's side tasks (logging, evaluation, checkpoints) need besides the algorithm."""
+
+    config: TrainConfig
+    run_dir: Path
+    record: dict[str, Any]
+    data_info: dict[str, Any]
+    algorithm: SafeRLAlgorithm
+    sampler: torch.Generator
+    writer: SummaryWriter
+    result: TrainResult
+
+    def save(self, name: str, step: int) -> None:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "config": self.record,
+            "algorithm": self.algorithm.state_dict(),
+            "rng": capture_rng(self.sampler),
+            "best": None if self.result.best is None else vars(self.result.best).copy(),
+            "data": self.data_info,
+        }
+        save_checkpoint(self.run_dir / "checkpoints" / name, payload)
+
+    def log_train(self, metrics: dict[str, float], batch: Batch, step: int, steps_per_s: float) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(f"train/{key}", value, step)
+        for key, values in self.algorithm.histograms(batch).items():
+            self.writer.add_histogram(f"train/{key}", values.detach().cpu(), step)
+        self.writer.add_scalar("timing/steps_per_s", steps_per_s, step)
+
+    def evaluate(self, task: DSRLTask, env_factory: Optional[EnvFactory], step: int) -> EvalScore:
+        """Evaluate, log under ``eval/`` and keep ``best.pt`` when the score beats the best so far."""
+        started = time.perf_counter()
+        summary = evaluate(self.algorithm, task, self.config.eval, env_factory).summary()
+        score = EvalScore(step, summary["normalized_reward"], summary["normalized_cost"])
+        self.result.evaluations.append(score)
+        for key in ("normalized_reward", "normalized_cost", "episode_return", "episode_cost", "length"):
+            self.writer.add_scalar(f"eval/{key}", summary[key], step)
+        self.writer.add_scalar("timing/eval_s", time.perf_counter() - started, step)
+        if is_better(score, self.result.best):
+            self.result.best = score
+            self.save("best.pt", step)
+        return score
+
+
+def train(config: TrainConfig, env_factory: Optional[EnvFactory] = None) -> TrainResult:
+    """Run (or resume) one training run; ``env_factory(task)`` replaces the DSRL environment in evaluations."""
+    seed_everything(config.seed)
+    data = load_dsrl(task=config.task, path=config.dataset, directory=config.dataset_dir)
+    task = resolve_task(config.task, data)
+    algorithm = make_algorithm(config.algorithm, data.obs_dim, data.act_dim, config.device)
+    tensors = {k: torch.from_numpy(v).to(config.device) for k, v in algorithm.prepare(data, task).items()}
+    num_rows = next(iter(tensors.values())).shape[0]
+    sampler = torch.Generator().manual_seed(config.seed)
+    record = config_record(config)
+    data_info = {
+        "fingerprint": data_fingerprint(data),
+        "num_transitions": data.num_transitions,
+        "obs_dim": data.obs_dim,
+        "act_dim": data.act_dim,
+        "task": task.name if task is not None else None,
+        "source": data.source,
+    }
+    run_dir = _new_run_dir(config, task, data)
+    start, best = _open_run(config, run_dir, record, data_info, algorithm, sampler)
+    can_eval = config.eval_every > 0 and task is not None and (env_factory is not None or dsrl_env_available())
+    if config.eval_every > 0 and not can_eval:
+        why = "no DSRL task is known (--task)" if task is None else "dsrl / bullet-safety-gym are not installed"
+        print(f"note: periodic evaluation off: {why}; best.pt is written only after evaluations")
+    result = TrainResult(run_dir=run_dir, step=start, algorithm=algorithm, best=best)
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if config.resume else None)
+    run = _Run(config, run_dir, record, data_info, algorithm, sampler, writer, result)
+    bar = tqdm(total=algorithm.num_steps, initial=start, unit="step", disable=not config.progress, dynamic_ncols=True)
+    meter, tick = _Meter(), time.perf_counter()
+    try:
+        for step in range(start + 1, algorithm.num_steps + 1):
+            rows = torch.randint(0, num_rows, (algorithm.batch_size,), generator=sampler).to(config.device)
+            batch = {key: value[rows] for key, value in tensors.items()}
+            meter.add(algorithm.update(batch, step - 1))
+            bar.update(1)
+            if step % config.log_every == 0 or step == algorithm.num_steps:
+                steps_per_s = meter.count / (time.perf_counter() - tick)
+                means = meter.flush()
+                run.log_train(means, batch, step, steps_per_s)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(means.items())[:3]}, refresh=False)
+                tick = time.perf_counter()
+            if can_eval and step % config.eval_every == 0:
+                assert task is not None  # can_eval implies it
+                score = run.evaluate(task, env_factory, step)
+                bar.write(
+                    f"step {step}: normalized reward {score.normalized_reward:.3f}, cost {score.normalized_cost:.3f}"
+                )
+                tick = time.perf_counter()
+            if step % config.checkpoint_every == 0 or step == algorithm.num_steps:
+                run.save("last.pt", step)
+            result.step = step
+    finally:
+        bar.close()
+        writer.close()
+    return result
+
+
+def main(config: TrainConfig) -> TrainResult:
+    """CLI entry: train and say where the run is."""
+    result = train(config)
+    print(f"run folder: {result.run_dir} (step {result.step})")
+    if result.best is not None:
+        b = result.best
+        print(f"best: step {b.step}, normalized reward {b.normalized_reward:.3f}, cost {b.normalized_cost:.3f}")
+    return result
+
+
+if __name__ == "__main__":
+    main(tyro.cli(TrainConfig))
