@@ -6,8 +6,10 @@ target (``os.replace`` is atomic on POSIX), so readers see either the old file o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +20,36 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that is missing or cannot be read; the message names the file."""
 
 
-def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (temp file, fsync, rename); returns the path."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None], binary: bool = True) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it and rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be opened for fsync
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (temp file, fsync, rename); returns the path."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from envs.locomotion import G1LocomotionEnv, LocomotionConfig
 from robot.g1 import constants as C
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
 
 
@@ -151,14 +151,9 @@ def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path) -> Path:
     module = torch.jit.script(ppo.get_policy().as_jit().to("cpu").eval())
     buffer = io.BytesIO()
     torch.jit.save(module, buffer)
-    path = run_dir / "policy.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
-    meta = run_dir / "policy_meta.json"
-    tmp_meta = meta.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(policy_metadata(cfg), indent=2) + "\n")
-    tmp_meta.replace(meta)
+    path = atomic_write(run_dir / "policy.pt", lambda handle: handle.write(buffer.getvalue()))
+    text = json.dumps(policy_metadata(cfg), indent=2) + "\n"
+    atomic_write(run_dir / "policy_meta.json", lambda handle: handle.write(text), binary=False)
     return path
 
 

@@ -16,12 +16,10 @@ Writes go to a temporary file in the destination folder, are fsynced, then renam
 """
 
 import contextlib
-import os
 import pickle
 import random
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -29,40 +27,14 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from training.checkpoint import atomic_write
+
 CHECKPOINT_FORMAT = "steer.safe_rl.checkpoint.v1"
 CHECKPOINT_KEYS = ("format", "step", "config", "algorithm", "rng", "best", "data")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and what to do."""
-
-
-# ------------------------------------------------------------------------------------------------ atomic write
-def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = True) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)  # make the rename itself durable
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a folder be opened for fsync
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
