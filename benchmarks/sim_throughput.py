@@ -25,6 +25,7 @@ import torch
 
 from envs.g1_env import G1Env
 from envs.vec_env import G1VecEnv, G1VecEnvConfig
+from robot.files import atomic_write_text
 
 TARGET_RATIO = 0.70
 SUBSTEPS = 4
@@ -139,10 +140,7 @@ def main() -> int:
             "load_average": os.getloadavg()[0],
             "target_ratio": TARGET_RATIO,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(args.json)
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
     return 1 if args.check and vec_ratio < TARGET_RATIO else 0
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from deploy.files import atomic_write
 from policies.diffusion.planner import DiffusionPlanner
+from robot.files import atomic_write
 
 METADATA_VERSION = 1
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.files import atomic_write
 from envs.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
+from robot.files import atomic_write
 from robot.g1 import constants as C
 
 POLICY_FORMAT = "steer.policy"

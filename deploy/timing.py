@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.files import atomic_write
+from robot.files import atomic_write
 
 COLUMNS = ("tick", "start_s", "lateness_ms", "period_ms", "policy_ms", "compute_ms", "missed", "mode")
 

@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from envs.safe_rl.tasks import DSRL_TASKS, DSRLTask, canonical_task_name, get_task
+from robot.files import atomic_write
 
 DSRL_KEYS = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
 _VECTOR_KEYS = ("observations", "next_observations", "actions")
@@ -347,18 +348,12 @@ def write_dsrl(
     checked = validate_arrays(arrays, source=str(path))
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as handle:
             for key, value in checked.as_dict().items():
                 handle.create_dataset(key, data=value, dtype=np.float32)
             for name, value in (attrs or {}).items():
                 handle.attrs[name] = value
-        with open(tmp, "rb+") as raw:
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
+
+    return atomic_write(path, write)

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from robot.files import atomic_write_text
 from robot.g1 import constants as C
 from robot.g1.model import G1ModelConfig
 from robot.safety import SafetyConfig
@@ -238,18 +237,8 @@ class SimBridge:
             reader.__del__()
             participant.__del__()
         if cfg.stats_json is not None:
-            _write_json_atomic(cfg.stats_json, asdict(self.stats))
+            atomic_write_text(cfg.stats_json, json.dumps(asdict(self.stats), indent=2))
         return self.stats
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes the file private
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
 
 
 def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import random
 import time
@@ -34,8 +33,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.locomotion import G1LocomotionEnv, LocomotionConfig
+from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
-from training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
 
 
@@ -149,11 +149,8 @@ def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
 def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path) -> Path:
     """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
     module = torch.jit.script(ppo.get_policy().as_jit().to("cpu").eval())
-    buffer = io.BytesIO()
-    torch.jit.save(module, buffer)
-    path = atomic_write(run_dir / "policy.pt", lambda handle: handle.write(buffer.getvalue()))
-    text = json.dumps(policy_metadata(cfg), indent=2) + "\n"
-    atomic_write(run_dir / "policy_meta.json", lambda handle: handle.write(text), binary=False)
+    path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
+    atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
 
 

@@ -27,7 +27,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from training.checkpoint import atomic_write
+from training.checkpoint import save_checkpoint as torch_save_atomic
 
 CHECKPOINT_FORMAT = "steer.safe_rl.checkpoint.v1"
 CHECKPOINT_KEYS = ("format", "step", "config", "algorithm", "rng", "best", "data")
@@ -41,7 +41,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write a checkpoint atomically (module docstring); ``payload`` must carry every key of the format."""
     missing = [key for key in CHECKPOINT_KEYS if key not in payload]
     assert not missing, f"checkpoint payload lacks {missing}"  # built by the trainer, never by users
-    return atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+    return torch_save_atomic(payload, Path(path))
 
 
 def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:

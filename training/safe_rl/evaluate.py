@@ -30,8 +30,9 @@ import torch
 import tyro
 
 from envs.safe_rl import DSRLTask, get_task
+from robot.files import atomic_write_text
 from training.safe_rl.algorithms import SafeRLAlgorithm, make_algorithm
-from training.safe_rl.checkpoint import atomic_write, load_checkpoint, preserved_rng
+from training.safe_rl.checkpoint import load_checkpoint, preserved_rng
 from training.safe_rl.config import EvalConfig, algorithm_config
 
 #: ``env_factory(task)`` makes a fresh environment of a DSRL task
@@ -244,7 +245,7 @@ def main(config: EvaluateConfig, env_factory: Optional[EnvFactory] = None) -> Ev
     if config.json is not None:
         record = {"checkpoint": str(config.checkpoint), "step": payload["step"], "algorithm": algorithm.name}
         text = json.dumps({**record, **result.to_json()}, indent=2) + "\n"
-        atomic_write(config.json, lambda handle: handle.write(text), binary=False)
+        atomic_write_text(config.json, text)
         print(f"wrote {config.json}")
     return result
 

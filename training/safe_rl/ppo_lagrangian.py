@@ -16,8 +16,6 @@ Ray et al. 2019, "Benchmarking Safe Exploration in Deep RL", and by DSRL to make
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +25,8 @@ import gymnasium
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from robot.files import atomic_write, atomic_write_text
 
 try:
     from rsl_rl.algorithms import PPO
@@ -311,19 +311,6 @@ class PPOLagrangian:
         )
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_actor_checkpoint(directory: Path, agent: PPOLagrangian, stats: IterationStats | None = None) -> Path:
     """Write ``actor.safetensors`` (weights and normaliser) and ``checkpoint.json`` (config, lambda, stats)."""
     weights = {k: v.detach().clone().contiguous() for k, v in agent.actor.state_dict().items()}
@@ -336,8 +323,8 @@ def save_actor_checkpoint(directory: Path, agent: PPOLagrangian, stats: Iteratio
         "config": asdict(agent.cfg),
         "stats": asdict(stats) if stats is not None else None,
     }
-    _atomic(directory / "actor.safetensors", lambda tmp: save_file(weights, tmp))
-    _atomic(directory / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(directory / "actor.safetensors", lambda tmp: save_file(weights, tmp))
+    atomic_write_text(directory / "checkpoint.json", json.dumps(meta, indent=2) + "\n")
     return directory
 
 

@@ -29,12 +29,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
+from robot.files import atomic_write_text
 from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     EvalScore,
-    atomic_write,
     capture_rng,
     is_better,
     load_checkpoint,
@@ -121,7 +121,7 @@ def _open_run(
     if not config.resume:
         if last.exists():
             raise FileExistsError(f"{run_dir}: holds a run already; pass --resume to continue it, or another --run-dir")
-        atomic_write(run_dir / "config.json", lambda handle: handle.write(text), binary=False)
+        atomic_write_text(run_dir / "config.json", text)
         return 0, None
     payload = load_checkpoint(last)  # on the CPU: RNG states must stay there; load_state_dict moves the weights
     conflicts = resume_conflicts(payload["config"], record)
@@ -137,7 +137,7 @@ def _open_run(
         restore_rng(payload["rng"], sampler)
     except (KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(f"{last}: does not fit this algorithm ({error})") from error
-    atomic_write(run_dir / "config.json", lambda handle: handle.write(text), binary=False)  # num_steps may grow
+    atomic_write_text(run_dir / "config.json", text)  # num_steps may grow
     best = payload["best"]
     return step, None if best is None else EvalScore(**best)
 
