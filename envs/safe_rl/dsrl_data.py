@@ -27,9 +27,11 @@ import contextlib
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -275,6 +277,22 @@ def _process_streams() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def make_dsrl_env(task: DSRLTask) -> Any:
+    """``gymnasium.make("Offline<Task>-v0")`` after importing dsrl and bullet_safety_gym (cost in ``info["cost"]``)."""
+    import gymnasium
+
+    try:
+        with _process_streams():
+            import bullet_safety_gym  # noqa: F401 - registers the Safety*-v0 Bullet envs dsrl wraps
+            import dsrl  # noqa: F401 - registers the Offline*-v0 ids
+    except ImportError as error:
+        raise ImportError(f"{task.gym_id} needs pybullet, bullet-safety-gym and dsrl: {_SAFE_RL_EXTRA}") from error
+    with _process_streams(), warnings.catch_warnings():
+        # bullet_safety_gym builds Box spaces from float64 infinities; gymnasium warns on the float32 cast
+        warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
+        return gymnasium.make(task.gym_id)
 
 
 def read_with_dsrl_package(task: str) -> DSRLData:

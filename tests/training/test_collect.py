@@ -209,7 +209,7 @@ def _fake_bullet(task):
 
 
 def test_pipeline_writes_a_loadable_deterministic_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(collect, "make_task_env", _fake_bullet)
+    monkeypatch.setattr(collect, "make_dsrl_env", _fake_bullet)
     args = dict(task="BallRun", cost_limits=(20.0, 60.0), env_steps_per_agent=1600, episodes_per_policy=3)
     path = collect.main(CollectConfig(out_dir=tmp_path / "a", **args))
     # 2 agents x 2 checkpoints (2 iterations) x 2 noise stds x 3 episodes, minus those over MaxCost 80

@@ -22,12 +22,10 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import gymnasium
 import numpy as np
 import torch
 import tyro
@@ -35,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from envs.safe_rl.dsrl_data import DSRL_KEYS, _process_streams, dsrl_file_name, write_dsrl
+from envs.safe_rl.dsrl_data import DSRL_KEYS, dsrl_file_name, make_dsrl_env, write_dsrl
 from envs.safe_rl.tasks import DSRLTask, get_task
 from training.safe_rl.ppo_lagrangian import (
     OBS_GROUP,
@@ -45,8 +43,6 @@ from training.safe_rl.ppo_lagrangian import (
     load_actor_checkpoint,
     save_actor_checkpoint,
 )
-
-_SAFE_RL_EXTRA = "pip install pybullet && pip install --no-deps dsrl==0.1.0 bullet-safety-gym==1.4.0"
 
 
 @dataclass(frozen=True)
@@ -155,18 +151,6 @@ def seed_everything(seed: int) -> None:
     """Seed torch (networks, PPO sampling) and numpy's global RNG (bullet-safety-gym draws its resets there)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-
-
-def make_task_env(task: DSRLTask) -> gymnasium.Env:
-    """``gymnasium.make("Offline<Task>-v0")`` after importing dsrl and bullet_safety_gym (cost in info["cost"])."""
-    with _process_streams(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
-        try:
-            import bullet_safety_gym  # noqa: F401 - registers the Bullet tasks
-            import dsrl  # noqa: F401 - registers the Offline*-v0 ids
-        except ImportError as error:
-            raise ImportError(f"{task.gym_id} needs pybullet, bullet-safety-gym and dsrl: {_SAFE_RL_EXTRA}") from error
-        return gymnasium.make(task.gym_id)
 
 
 def train_agent(
@@ -316,8 +300,8 @@ def build_episodes(
     ppo_cfg = cfg.ppo if cfg.ppo.reward_scale is not None else replace(cfg.ppo, reward_scale=task.reward_scale)
     seed_everything(cfg.seed)
     length = task.max_episode_steps
-    env = GymVecEnv([make_task_env(task) for _ in range(sizes.num_envs)], length)
-    recorder = GymVecEnv([make_task_env(task) for _ in range(min(sizes.num_envs, sizes.episodes_per_policy))], length)
+    env = GymVecEnv([make_dsrl_env(task) for _ in range(sizes.num_envs)], length)
+    recorder = GymVecEnv([make_dsrl_env(task) for _ in range(min(sizes.num_envs, sizes.episodes_per_policy))], length)
     episodes: list[dict[str, np.ndarray]] = []
     sources: list[dict[str, Any]] = []
     try:

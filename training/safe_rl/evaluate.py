@@ -13,13 +13,10 @@ The library entry :func:`evaluate` takes any ``act(obs) -> action`` and an envir
 periodic evaluation and tests (a tiny gymnasium env reporting ``info["cost"]``) share one loop.
 """
 
-import contextlib
 import importlib.util
 import json
 import math
-import sys
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -29,7 +26,7 @@ import numpy as np
 import torch
 import tyro
 
-from envs.safe_rl import DSRLTask, get_task
+from envs.safe_rl import DSRLTask, get_task, make_dsrl_env
 from robot.files import atomic_write_text
 from training.safe_rl.algorithms import SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import load_checkpoint, preserved_rng
@@ -39,11 +36,6 @@ from training.safe_rl.config import EvalConfig, algorithm_config
 EnvFactory = Callable[[DSRLTask], gymnasium.Env]
 #: ``act(obs (S,) float32, generator) -> action (A,)``
 ActFn = Callable[[np.ndarray, torch.Generator], np.ndarray]
-
-_SAFE_RL_EXTRA = (
-    "the environment needs the safe-RL extra: pip install pybullet bullet-safety-gym==1.4.0 && "
-    "pip install --no-deps dsrl==0.1.0"
-)
 
 
 @dataclass(frozen=True)
@@ -99,36 +91,9 @@ class EvalResult:
         }
 
 
-@contextlib.contextmanager
-def _process_streams() -> Iterator[None]:
-    """bullet_safety_gym flushes the C stream named after ``sys.stdout.name`` and fails when Python's streams are
-    redirected (pytest, notebooks): show it the process's own streams while it is imported and builds an env."""
-    saved = sys.stdout, sys.stderr
-    if sys.__stdout__ is not None and sys.__stderr__ is not None:
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
 def dsrl_env_available() -> bool:
     """Whether dsrl, bullet_safety_gym and pybullet are installed (the real environments can be made)."""
     return all(importlib.util.find_spec(name) is not None for name in ("dsrl", "bullet_safety_gym", "pybullet"))
-
-
-def make_dsrl_env(task: DSRLTask) -> gymnasium.Env:
-    """``gymnasium.make("Offline<Task>-v0")`` after the imports that register it (dsrl's Bullet tasks)."""
-    try:
-        with _process_streams():
-            import bullet_safety_gym  # noqa: F401 - registers the Safety*-v0 Bullet envs dsrl wraps
-            import dsrl  # noqa: F401 - registers the Offline*-v0 ids
-    except ImportError as error:
-        raise ImportError(f"evaluating {task.name}: {_SAFE_RL_EXTRA}") from error
-    with _process_streams(), warnings.catch_warnings():
-        # bullet_safety_gym builds Box spaces from float64 infinities; gymnasium warns on the float32 cast
-        warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
-        return gymnasium.make(task.gym_id)
 
 
 def run_episodes(
