@@ -46,6 +46,17 @@ def start_bridge(domain_id: int, echo: bool, log: Path) -> subprocess.Popen:
         return subprocess.Popen(args, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
 
 
+def stop_bridge(bridge: subprocess.Popen, log: Path) -> None:
+    """SIGTERM the double; SIGKILL it (and say so) if it is still there after its own grace period."""
+    bridge.terminate()
+    try:
+        bridge.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        bridge.kill()
+        bridge.wait()
+        print(f"warning: the robot double ignored SIGTERM and was killed; its log:\n{log.read_text()[-1000:]}")
+
+
 def run_row(name: str, echo: bool, domain_id: int, messages: int, rate_hz: float, tmp: Path) -> dict:
     log = tmp / f"bridge_{name}.log"
     bridge = start_bridge(domain_id, echo, log)
@@ -76,8 +87,7 @@ def run_row(name: str, echo: bool, domain_id: int, messages: int, rate_hz: float
         damped = robot.safety.damping
     finally:
         robot.close()
-        bridge.terminate()
-        bridge.wait(timeout=10)
+        stop_bridge(bridge, log)
     if not samples_ns:
         raise RuntimeError(f"row {name}: no LowState echoed any of {messages} commands")
     stats = latency_stats_ms(samples_ns)

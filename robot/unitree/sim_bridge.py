@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -38,6 +39,9 @@ from robot.sim import MujocoRobot, SimRobotConfig
 from robot.unitree.convert import command_from_lowcmd, lowcmd_crc_ok, lowstate_from_state
 from robot.unitree.dds import open_participant, reader_qos, writer_qos
 from robot.unitree.msgs import MODE_MACHINE_G1_29DOF, TOPIC_LOWCMD, TOPIC_LOWSTATE, LowCmd_, LowState_
+
+STOP_GRACE_S = 5.0
+"""After SIGINT/SIGTERM the process exits within this long even if the DDS teardown blocks."""
 
 _F32 = np.float32
 
@@ -234,10 +238,10 @@ class SimBridge:
                 self.stats.realtime_factor = (self.robot.read_state().timestamp_s - sim_start) / max(elapsed, 1e-9)
                 self.stats.extra["stop_reason"] = reason
                 self._writer = None
+            if cfg.stats_json is not None:  # before the DDS teardown, which is the one step that may block
+                atomic_write_text(cfg.stats_json, json.dumps(asdict(self.stats), indent=2))
             reader.__del__()
             participant.__del__()
-        if cfg.stats_json is not None:
-            atomic_write_text(cfg.stats_json, json.dumps(asdict(self.stats), indent=2))
         return self.stats
 
 
@@ -269,8 +273,16 @@ def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the double until the duration ends or a signal arrives."""
     bridge = SimBridge(parse_args(argv))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        bridge.stop()
+        # DDS teardown can block (seen once in CI): never leave a process that ignores its stop signal.
+        timer = threading.Timer(STOP_GRACE_S, lambda: os._exit(128 + signum))
+        timer.daemon = True
+        timer.start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: bridge.stop())
+        signal.signal(sig, on_signal)
     cfg = bridge.cfg
     print(
         f"sim_bridge: G1 on domain {cfg.domain_id} via {cfg.network_interface}, {cfg.rate_hz:.0f} Hz "
