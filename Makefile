@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,rl,onnx,hardware]'
+	$(PY) -m pip install -q -e '.[dev,rl,onnx,hardware,video]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

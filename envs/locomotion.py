@@ -374,13 +374,15 @@ class G1LocomotionEnv(G1VecEnv):
         }
         return {k: getattr(r, k) * v * dt for k, v in raw.items()}
 
-    def tracking_errors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Planar velocity error |v_xy* - v_xy| (m/s) and yaw-rate error (rad/s) of every env now, (N,) each."""
+    def tracking_errors(self, command: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Planar velocity error |v_xy* - v_xy| (m/s) and yaw-rate error (rad/s) of every env now, (N,) each.
+
+        ``command`` (N, 3) defaults to the current commands (pass the previous ones to score a finished step
+        across a command change).
+        """
+        cmd = self.command if command is None else command
         lin_vel = quat_rotate_inverse(self._qpos[:, 3:7], self._qvel[:, :3])
-        return (
-            np.linalg.norm(self.command[:, :2] - lin_vel[:, :2], axis=1),
-            np.abs(self.command[:, 2] - self._qvel[:, 5]),
-        )
+        return np.linalg.norm(cmd[:, :2] - lin_vel[:, :2], axis=1), np.abs(cmd[:, 2] - self._qvel[:, 5])
 
     # ----- stepping -------------------------------------------------------------------------------------------
     def step(  # type: ignore[override]

@@ -38,10 +38,13 @@ from robot.safety import clamp_position_targets
 
 @dataclass
 class DomainRandomizationConfig:
-    """Per-episode randomization ranges (uniform); ``enabled=False`` gives the nominal robot everywhere."""
+    """Per-episode randomization ranges (uniform) and pushes.
+
+    ``enabled=False`` gives the nominal robot everywhere; pushes have their own switch (``push_interval_s``).
+    """
 
     enabled: bool = True
-    """Master switch."""
+    """Randomize the model per episode (friction, masses, motor strength, gains, latency)."""
     friction_range: tuple[float, float] = (0.4, 1.2)
     """Sliding friction of floor and feet."""
     link_mass_scale_range: tuple[float, float] = (0.9, 1.1)
@@ -224,6 +227,32 @@ class G1VecEnv:
         """Latest observations (N, O) without stepping."""
         return torch.from_numpy(self._obs)
 
+    @property
+    def qpos(self) -> np.ndarray:
+        """Generalized positions of every env now (N, nq): free joint (pos, quat wxyz), then joints. Read-only view."""
+        view = self._qpos.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def qvel(self) -> np.ndarray:
+        """Generalized velocities (N, nv): world linear, body angular, then joints. Read-only view."""
+        view = self._qvel.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def sensordata(self) -> np.ndarray:
+        """Sensor readings of every env at the last physics step (N, nsensordata). Read-only view."""
+        view = self._sensordata.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def joint_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Columns of the 29 joints (SDK order) in ``qpos`` and in ``qvel``."""
+        return np.asarray(self._qadr), np.asarray(self._vadr)
+
     def env_data(self, i: int) -> mujoco.MjData:
         """A fresh ``MjData`` holding env ``i``'s current state, forward dynamics computed (rendering, checks)."""
         m = self.models[i]
@@ -262,7 +291,7 @@ class G1VecEnv:
 
     def _apply_pushes(self) -> None:
         dr, env = self.cfg.randomization, self.cfg.env
-        if not dr.enabled or dr.push_interval_s <= 0.0:
+        if dr.push_interval_s <= 0.0:
             return
         interval = max(1, round(dr.push_interval_s / env.ctrl_dt_s))
         pushed = np.flatnonzero((self.episode_length > 0) & (self.episode_length % interval == 0))

@@ -182,6 +182,22 @@ IMU_SITE = "imu_in_pelvis"
 FEET_BODIES: tuple[str, str] = ("left_ankle_roll_link", "right_ankle_roll_link")
 FEET_GEOMS: tuple[str, str] = ("left_foot_collision", "right_foot_collision")
 HANDS_BODIES: tuple[str, str] = ("left_wrist_yaw_link", "right_wrist_yaw_link")
+TRACKED_BODIES: tuple[str, ...] = (
+    "left_hip_roll_link",
+    "left_knee_link",
+    "left_ankle_roll_link",
+    "right_hip_roll_link",
+    "right_knee_link",
+    "right_ankle_roll_link",
+    "torso_link",
+    "left_shoulder_roll_link",
+    "left_elbow_link",
+    "left_wrist_yaw_link",
+    "right_shoulder_roll_link",
+    "right_elbow_link",
+    "right_wrist_yaw_link",
+)
+"""Bodies whose positions and velocities (relative to the pelvis) form the planner state (BeyondMimic's set)."""
 SENSOR_IMU_QUAT = "imu_quat"
 SENSOR_IMU_GYRO = "imu_gyro"
 SENSOR_IMU_ACCEL = "imu_accel"
@@ -214,7 +230,9 @@ def _mirror_name(name: str) -> str:
 
 MIRROR_JOINT_INDEX = np.array([JOINT_NAMES.index(_mirror_name(n)) for n in JOINT_NAMES])
 MIRROR_JOINT_SIGN = np.array([-1.0 if any(a in n for a in _FLIPPED_AXES) else 1.0 for n in JOINT_NAMES])
-for _arr in (MIRROR_JOINT_INDEX, MIRROR_JOINT_SIGN):
+MIRROR_TRACKED_BODY_INDEX = np.array([TRACKED_BODIES.index(_mirror_name(n)) for n in TRACKED_BODIES])
+"""Body k of the mirrored robot is tracked body MIRROR_TRACKED_BODY_INDEX[k] of the original."""
+for _arr in (MIRROR_JOINT_INDEX, MIRROR_JOINT_SIGN, MIRROR_TRACKED_BODY_INDEX):
     _arr.flags.writeable = False
 
 

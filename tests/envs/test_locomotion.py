@@ -4,44 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from envs.locomotion import G1LocomotionEnv, LocomotionConfig, ObservationNoiseConfig
+from envs.locomotion import G1LocomotionEnv, LocomotionConfig
 from envs.observations import observation_mirror_map
-from envs.vec_env import DomainRandomizationConfig
 from robot.g1 import constants as C
-
-
-def _quiet_cfg(num_envs: int = 2, **kw) -> LocomotionConfig:
-    return LocomotionConfig(
-        num_envs=num_envs,
-        num_threads=1,
-        randomization=DomainRandomizationConfig(enabled=False),
-        noise=ObservationNoiseConfig(scale=0.0),
-        **kw,
-    )
-
-
-def _mirror_state(env: G1LocomotionEnv, src: int, dst: int) -> None:
-    """Put env ``dst`` in the mirror image of env ``src`` (about the x-z plane)."""
-    qpos, qvel = env._qpos[src].copy(), env._qvel[src].copy()
-    qpos[1] = -qpos[1]
-    qpos[3:7] = qpos[3:7] * np.array([1.0, -1.0, 1.0, -1.0])
-    qpos[env._qadr] = C.mirror_joint_values(qpos[env._qadr])
-    qvel[1] = -qvel[1]
-    qvel[3:6] = qvel[3:6] * np.array([-1.0, 1.0, -1.0])
-    qvel[env._vadr] = C.mirror_joint_values(qvel[env._vadr])
-    env._qpos[dst], env._qvel[dst] = qpos, qvel
-    for name in ("_targets", "_last_action", "_prev_dq"):
-        getattr(env, name)[dst] = C.mirror_joint_values(getattr(env, name)[src])
-    env._ctrl[dst] = env._kp[dst] * env._targets[dst]
-    env._prev_ctrl[dst] = env._ctrl[dst]
-    env.command[dst] = env.command[src] * np.array([1.0, -1.0, -1.0])
-    env._command_timer[:] = 100.0
-    period_steps = round(env.loco.gait_period_s / env.cfg.env.ctrl_dt_s)
-    env.episode_length[dst] = env.episode_length[src] + period_steps // 2
+from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
 
 
 def test_observation_groups_and_sizes():
-    env = G1LocomotionEnv(_quiet_cfg())
+    env = G1LocomotionEnv(quiet_locomotion_config())
     obs = env.get_observations()
     assert obs["policy"].shape == (2, env.num_obs) == (2, 98)
     assert obs["critic"].shape == (2, env.num_critic_obs) == (2, 106)
@@ -51,11 +21,11 @@ def test_observation_groups_and_sizes():
 
 
 def test_mirrored_world_stays_the_mirror_image_of_the_original():
-    env = G1LocomotionEnv(_quiet_cfg())
+    env = G1LocomotionEnv(quiet_locomotion_config())
     for _ in range(25):  # settle: both feet firmly on the floor
         env.step(torch.zeros(2, 29))
     env.command[0] = [0.5, 0.2, 0.4]
-    _mirror_state(env, 0, 1)
+    mirror_world_state(env, 0, 1)
     perm, sign = observation_mirror_map(C.NUM_JOINTS, env.loco.env.obs)
     cperm, csign = env.critic_mirror_map()
     gen = torch.Generator().manual_seed(0)
@@ -72,7 +42,7 @@ def test_mirrored_world_stays_the_mirror_image_of_the_original():
 
 
 def test_reward_terms_prefer_tracking_and_contact_pattern():
-    env = G1LocomotionEnv(_quiet_cfg())
+    env = G1LocomotionEnv(quiet_locomotion_config())
     for _ in range(5):  # the robot lands on both feet (it starts 7 mm above the floor)
         env.step(torch.zeros(2, 29))
     assert env._feet()[2].all()

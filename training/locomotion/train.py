@@ -36,6 +36,7 @@ from envs.locomotion import G1LocomotionEnv, LocomotionConfig
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.configio import to_jsonable
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
 
 
@@ -116,18 +117,6 @@ METRIC_FIELDS = (
 )
 
 
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
     """What the deploy exporter needs besides the network (observation layout, gait clock, command ranges)."""
     c = cfg.env.commands
@@ -173,7 +162,7 @@ class Trainer:
         if cfg.resume:
             self._load(cfg.run_dir / "last.pt")
         else:
-            (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(cfg), indent=2) + "\n")
+            (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
             (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
 
     # ----- checkpoints ----------------------------------------------------------------------------------------
@@ -188,7 +177,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
-            "config": _jsonable(self.cfg),
+            "config": to_jsonable(self.cfg),
         }
 
     def save(self) -> Path:

@@ -1,0 +1,216 @@
+"""Planner training data: expert rollouts of the G1 as fixed-length episodes in one HDF5 file, and its reader.
+
+Layout (format ``steer.planner_dataset``, version 1). E episodes of T steps, J = 29 joints, S = planner state
+(:mod:`envs.planner_state`). Step ``t`` holds the state *before* ``action[t]`` is applied; ``state[t + 1]`` is
+where it led. Everything is float32 except ``mirrored``.
+
+==================  ==========  ======================================================================
+key                 shape       meaning
+==================  ==========  ======================================================================
+``state``           (E, T, S)   planner state (yaw-normalised bodies and root; names in the attributes)
+``root_pos``        (E, T, 3)   pelvis position in the world (m)
+``root_quat``       (E, T, 4)   pelvis orientation, world-from-body quaternion (w, x, y, z)
+``joint_pos``       (E, T, J)   joint angles (rad), SDK motor order
+``joint_vel``       (E, T, J)   joint velocities (rad/s)
+``action``          (E, T, J)   action sent to the robot (expert action + exploration noise)
+``expert_action``   (E, T, J)   the expert's own (noise-free) action at that state
+``command``         (E, T, 3)   velocity command (vx m/s, vy m/s, yaw rate rad/s), heading frame
+``phase``           (E, T)      gait phase of the left foot in [0, 1) (the right foot's is +0.5)
+``mirrored``        (E,)        bool: episode is the left-right mirror image of a recorded one
+==================  ==========  ======================================================================
+
+File attributes: ``format``, ``version``, ``ctrl_dt_s``, ``joint_names``, ``tracked_bodies`` and
+``state_names`` (JSON lists), ``collection`` (JSON: how the data was made) and ``schema`` (this table as JSON,
+also written beside the file as ``<name>.schema.json``). Actions are joint position offsets:
+``q* = q_default + action_scale * action``.
+
+:func:`load_planner_dataset` checks every key, shape, dtype and value and raises :class:`PlannerDatasetError`
+naming the file, the key and the problem; the file is opened read-only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from envs.planner_state import PLANNER_STATE_DIM, planner_state_mirror_map, planner_state_names
+from robot.files import atomic_write, atomic_write_text
+from robot.g1 import constants as C
+
+FORMAT = "steer.planner_dataset"
+VERSION = 1
+J, S = C.NUM_JOINTS, PLANNER_STATE_DIM
+
+STEP_KEYS: dict[str, tuple[tuple[int, ...], str, str]] = {
+    "state": ((S,), "", "planner state (envs.planner_state), names in attrs['state_names']"),
+    "root_pos": ((3,), "m", "pelvis position, world frame"),
+    "root_quat": ((4,), "", "pelvis orientation, world-from-body quaternion (w, x, y, z)"),
+    "joint_pos": ((J,), "rad", "joint angles, SDK motor order"),
+    "joint_vel": ((J,), "rad/s", "joint velocities"),
+    "action": ((J,), "action units", "executed action (expert + exploration noise); q* = q_default + scale * a"),
+    "expert_action": ((J,), "action units", "the expert's noise-free action at this state"),
+    "command": ((3,), "m/s, m/s, rad/s", "velocity command (vx, vy, yaw rate), heading frame"),
+    "phase": ((), "cycles", "left-foot gait phase in [0, 1); the right foot's is +0.5"),
+}
+"""Per-step keys: (trailing shape, unit, meaning); stored as (E, T, *shape) float32."""
+
+
+class PlannerDatasetError(ValueError):
+    """A planner dataset file is missing, truncated or inconsistent (the message names the file and key)."""
+
+
+def schema() -> dict[str, Any]:
+    """The layout as JSON (written beside every file and into its attributes)."""
+    keys = {
+        k: {"shape": ["E", "T", *shape], "dtype": "float32", "unit": unit, "description": desc}
+        for k, (shape, unit, desc) in STEP_KEYS.items()
+    }
+    keys["mirrored"] = {"shape": ["E"], "dtype": "bool", "description": "episode is a left-right mirror image"}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "convention": "step t holds the state before action[t]; state[t+1] is where it led",
+        "dims": {"J": J, "S": S},
+        "keys": keys,
+        "attributes": ["format", "version", "ctrl_dt_s", "joint_names", "tracked_bodies", "state_names", "collection"],
+    }
+
+
+@dataclass
+class PlannerDataset:
+    """Episodes in memory (arrays as in the module docstring) plus the file's metadata."""
+
+    arrays: dict[str, np.ndarray]
+    ctrl_dt_s: float
+    collection: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_episodes(self) -> int:
+        """E."""
+        return int(self.arrays["state"].shape[0])
+
+    @property
+    def episode_steps(self) -> int:
+        """T."""
+        return int(self.arrays["state"].shape[1])
+
+    @property
+    def num_transitions(self) -> int:
+        """E * T."""
+        return self.num_episodes * self.episode_steps
+
+
+def mirror_episodes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Left-right mirror images of episodes (reflection y -> -y of the world and of every heading frame).
+
+    Joint vectors go through :func:`robot.g1.constants.mirror_joint_values`, the planner state through
+    :func:`envs.planner_state.planner_state_mirror_map`; the quaternion ``(w, x, y, z)`` becomes
+    ``(w, -x, y, -z)``, commands ``(vx, -vy, -wz)`` and the phase shifts by half a cycle (the legs swap).
+    Mirroring twice gives the input back.
+    """
+    perm, sign = planner_state_mirror_map()
+    out = {
+        "state": arrays["state"][..., perm] * sign.astype(np.float32),
+        "root_pos": arrays["root_pos"] * np.array([1.0, -1.0, 1.0], dtype=np.float32),
+        "root_quat": arrays["root_quat"] * np.array([1.0, -1.0, 1.0, -1.0], dtype=np.float32),
+        "command": arrays["command"] * np.array([1.0, -1.0, -1.0], dtype=np.float32),
+        "phase": np.mod(arrays["phase"] + 0.5, 1.0).astype(np.float32),
+        "mirrored": ~arrays["mirrored"],
+    }
+    for key in ("joint_pos", "joint_vel", "action", "expert_action"):
+        out[key] = C.mirror_joint_values(arrays[key]).astype(np.float32)
+    return out
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
+    """Check keys, shapes, dtypes and values; raise :class:`PlannerDatasetError` naming ``where`` and the key."""
+    missing = [k for k in (*STEP_KEYS, "mirrored") if k not in arrays]
+    if missing:
+        raise PlannerDatasetError(f"{where}: missing keys {missing}; expected {[*STEP_KEYS, 'mirrored']}")
+    e, t = arrays["state"].shape[:2] if arrays["state"].ndim >= 2 else (-1, -1)
+    for key, (shape, _, _) in STEP_KEYS.items():
+        a = arrays[key]
+        if a.shape != (e, t, *shape):
+            raise PlannerDatasetError(
+                f"{where}: key {key!r} has shape {a.shape}, expected (E, T, *{shape}) = {(e, t, *shape)}"
+            )
+        if a.dtype != np.float32:
+            raise PlannerDatasetError(f"{where}: key {key!r} has dtype {a.dtype}, expected float32")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            ep = int(np.argwhere(bad)[0][0])
+            raise PlannerDatasetError(
+                f"{where}: key {key!r} holds {int(bad.sum())} NaN/inf values (first in episode {ep})"
+            )
+    if arrays["mirrored"].shape != (e,) or arrays["mirrored"].dtype != np.bool_:
+        raise PlannerDatasetError(
+            f"{where}: key 'mirrored' has shape {arrays['mirrored'].shape} and dtype {arrays['mirrored'].dtype}, "
+            f"expected ({e},) bool"
+        )
+    if e < 1 or t < 2:
+        raise PlannerDatasetError(f"{where}: expected at least 1 episode of 2 steps, got E={e}, T={t}")
+    phase = arrays["phase"]
+    if phase.min() < 0.0 or phase.max() >= 1.0:
+        raise PlannerDatasetError(f"{where}: key 'phase' outside [0, 1): [{phase.min()}, {phase.max()}]")
+
+
+def write_planner_dataset(path: Path, data: PlannerDataset) -> Path:
+    """Validate and write ``data`` atomically (HDF5, lzf-compressed, one chunk per episode) plus the schema JSON."""
+    path = Path(path)
+    validate_arrays(data.arrays, str(path))
+    attrs = {
+        "format": FORMAT,
+        "version": VERSION,
+        "ctrl_dt_s": float(data.ctrl_dt_s),
+        "joint_names": json.dumps(list(C.JOINT_NAMES)),
+        "tracked_bodies": json.dumps(list(C.TRACKED_BODIES)),
+        "state_names": json.dumps(planner_state_names()),
+        "collection": json.dumps(data.collection),
+        "schema": json.dumps(schema()),
+    }
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for key, value in data.arrays.items():
+                chunks = (1, *value.shape[1:]) if value.ndim > 1 else None
+                f.create_dataset(key, data=value, chunks=chunks, compression="lzf" if chunks else None)
+            f.attrs.update(attrs)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, write)
+    atomic_write_text(path.with_name(path.stem + ".schema.json"), json.dumps(schema(), indent=2) + "\n")
+    return path
+
+
+def load_planner_dataset(path: Path) -> PlannerDataset:
+    """Read and validate a planner dataset (see module docstring); raises :class:`PlannerDatasetError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlannerDatasetError(f"{path}: no such file (collect one with `python -m training.locomotion.collect`)")
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+            if attrs.get("format") != FORMAT:
+                raise PlannerDatasetError(f"{path}: attribute format={attrs.get('format')!r}, expected {FORMAT!r}")
+            if int(attrs.get("version", -1)) != VERSION:
+                raise PlannerDatasetError(f"{path}: version {attrs.get('version')}, this reader reads {VERSION}")
+            arrays = {k: f[k][()] for k in f.keys()}
+    except OSError as exc:
+        raise PlannerDatasetError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
+    validate_arrays(arrays, str(path))
+    for name, expected in (
+        ("joint_names", list(C.JOINT_NAMES)),
+        ("tracked_bodies", list(C.TRACKED_BODIES)),
+        ("state_names", planner_state_names()),
+    ):
+        found = json.loads(attrs.get(name, "null"))
+        if found != expected:
+            raise PlannerDatasetError(f"{path}: attribute {name} differs from this robot's ({found} != {expected})")
+    return PlannerDataset(
+        arrays=arrays, ctrl_dt_s=float(attrs["ctrl_dt_s"]), collection=json.loads(attrs["collection"])
+    )

@@ -1,0 +1,170 @@
+"""Walking-expert tools: the evaluation (fall rate, tracking error, sim-to-sim rows) and planner-data collection."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from envs.planner_dataset import load_planner_dataset, mirror_episodes
+from envs.vec_env import DomainRandomizationConfig
+from robot.g1 import constants as C
+from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
+from training.configio import to_jsonable
+from training.locomotion.collect import CollectConfig, OUNoise, OUNoiseConfig, RecordingEnv, collect, main
+from training.locomotion.evaluate import Conditions, EvalConfig, evaluate, load_exported_policy
+from training.locomotion.train import TrainConfig
+
+
+class ConstantPolicy(torch.nn.Module):
+    def __init__(self, value: float, obs_dim: int = 98) -> None:
+        super().__init__()
+        self.value, self.obs_dim = value, obs_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.shape[-1] != self.obs_dim:
+            raise RuntimeError(f"expected {self.obs_dim} inputs")
+        return torch.full((obs.shape[0], 29), self.value)
+
+
+def export_policy(folder, value: float = 0.0, obs_dim: int = 98, **env_changes):
+    """A TorchScript 'expert' and the training config.json beside it, as the trainer writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = TrainConfig()
+    train = dataclasses.replace(train, env=dataclasses.replace(train.env, **env_changes))
+    (folder / "config.json").write_text(json.dumps(to_jsonable(train)))
+    path = folder / "policy.pt"
+    torch.jit.save(torch.jit.script(ConstantPolicy(value, obs_dim)), str(path))
+    return path
+
+
+def test_load_exported_policy_checks_files_and_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no exported policy"):
+        load_exported_policy(tmp_path / "policy.pt")
+    path = export_policy(tmp_path / "ok")
+    policy, train = load_exported_policy(path)
+    assert train.env.obs.gait_period_s == TrainConfig().env.env.obs.gait_period_s
+    assert policy(torch.zeros(2, 98)).shape == (2, 29)
+    (tmp_path / "ok" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        load_exported_policy(path)
+    with pytest.raises(ValueError, match="98-d observation"):
+        load_exported_policy(export_policy(tmp_path / "wrong", obs_dim=50))
+
+
+def test_standing_policy_does_not_fall_and_misses_the_commands(tmp_path):
+    policy, train = load_exported_policy(export_policy(tmp_path))
+    # Zero actions under the soft walking gains topple the robot after about a second: keep episodes short.
+    cfg = EvalConfig(episodes=4, episode_length_s=0.5, command_interval_s=0.25, train=train, num_threads=1)
+    for conditions in (Conditions(), Conditions("latency", action_latency_s=0.01), Conditions("m", mass_scale=1.2)):
+        r = evaluate(policy, cfg, conditions, progress=False)
+        assert r.fall_rate == 0.0 and r.episodes == 4
+        # Nearly still (< 0.25 m/s in the first half second), the velocity error is about the commanded speed.
+        assert r.lin_err_m_per_s == pytest.approx(r.mean_command_speed_m_per_s, abs=0.15)
+        assert r.lin_err_m_per_s > 0.2 and not r.ok
+
+
+def test_falls_are_counted_once_per_episode(tmp_path):
+    policy, train = load_exported_policy(export_policy(tmp_path, env=_high_fall_line()))
+    cfg = EvalConfig(episodes=3, episode_length_s=0.5, train=train, num_threads=1)
+    r = evaluate(policy, cfg, Conditions(), progress=False)
+    assert r.fall_rate == 1.0 and not r.ok
+
+
+def test_conditions_validate_latency_and_scales():
+    assert Conditions("l", physics_dt_s=0.002, action_latency_s=0.01).latency_substeps == 5
+    with pytest.raises(ValueError, match="multiple of physics_dt_s"):
+        Conditions("l", action_latency_s=0.003)
+    with pytest.raises(ValueError, match="must be > 0"):
+        Conditions("f", friction_scale=0.0)
+
+
+def test_ou_noise_is_seeded_and_has_the_stationary_std():
+    a = OUNoise(OUNoiseConfig(), (2000, 3), 0.02, seed=5)
+    b = OUNoise(OUNoiseConfig(), (2000, 3), 0.02, seed=5)
+    for _ in range(300):  # 6 s: several mean-reversion times (1 / 0.8 s)
+        x = a.sample()
+        np.testing.assert_array_equal(x, b.sample())
+    expected = 0.1 / np.sqrt(2 * 0.8)
+    # 6000 draws of a stationary process: a 10 % band holds with margin
+    assert np.std(x) == pytest.approx(expected, rel=0.1)
+
+
+def test_mirrored_rollout_records_the_mirror_image():
+    """A world started in the mirror state of another and driven by mirrored actions records mirrored steps."""
+    env = RecordingEnv(quiet_locomotion_config(), Conditions())
+    for _ in range(25):
+        env.step(torch.zeros(2, 29))
+    env.command[0] = [0.4, 0.2, -0.3]
+    mirror_world_state(env, 0, 1)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(6):
+        a = 0.3 * torch.randn(29, generator=gen, dtype=torch.float64)
+        env.step(torch.stack([a, torch.from_numpy(C.mirror_joint_values(a.numpy()))]).float())
+        rec = env.step_record()
+        original = {k: v[:1, None] for k, v in rec.items()}
+        mirrored = mirror_episodes({**original, **_no_actions(), "mirrored": np.zeros(1, dtype=bool)})
+        for key in ("state", "root_pos", "root_quat", "joint_pos", "joint_vel", "command", "phase"):
+            atol = 2e-2 if key == "joint_vel" else 3e-3  # rad/s: contact solving is not bit-symmetric
+            np.testing.assert_allclose(rec[key][1], mirrored[key][0, 0], atol=atol, err_msg=key)
+    env.close()
+
+
+def _no_actions() -> dict[str, np.ndarray]:
+    return {"action": np.zeros((1, 1, 29), np.float32), "expert_action": np.zeros((1, 1, 29), np.float32)}
+
+
+def _high_fall_line() -> object:
+    from envs.g1_env import G1EnvConfig
+    from envs.observations import ObservationConfig
+
+    return G1EnvConfig(obs=ObservationConfig(gait_period_s=0.8), fall_height_m=0.9)  # above the standing pelvis
+
+
+def test_collect_writes_noisy_and_mirrored_episodes(tmp_path, capsys):
+    policy = export_policy(tmp_path / "expert")
+    cfg = CollectConfig(
+        out=tmp_path / "data.h5",
+        policy=policy,
+        episodes=3,
+        num_envs=2,
+        episode_length_s=0.4,
+        push_interval_s=0.0,
+        num_threads=1,
+    )
+    main(cfg)
+    assert "kept transitions/s" in capsys.readouterr().out
+    data = load_planner_dataset(cfg.out)
+    assert (data.num_episodes, data.episode_steps) == (6, 20)
+    a = data.arrays
+    assert a["mirrored"].tolist() == [False] * 3 + [True] * 3
+    np.testing.assert_array_equal(a["expert_action"][:3], 0.0)
+    noise = a["action"][:3] - a["expert_action"][:3]
+    assert 0.0 < np.abs(noise).mean() < 0.2 and np.abs(np.diff(noise, axis=1)).mean() < np.abs(noise).mean()
+    assert np.all(np.abs(a["state"][:3, :, 0] - C.DEFAULT_BASE_HEIGHT_M) < 0.05)  # the standing expert stands
+    mirrored = mirror_episodes({k: v[:3] for k, v in a.items()})
+    for k in a:
+        np.testing.assert_allclose(a[k][3:], mirrored[k], atol=1e-6, err_msg=k)
+    assert data.collection["episodes_kept"] == 3 and data.collection["episodes_recorded"] == 4
+
+
+def test_collect_fails_clearly_when_the_expert_keeps_falling(tmp_path):
+    policy = export_policy(tmp_path / "faller", env=_high_fall_line())
+    cfg = CollectConfig(
+        out=tmp_path / "never.h5", policy=policy, episodes=2, num_envs=2, episode_length_s=0.2, max_waves=2
+    )
+    with pytest.raises(RuntimeError, match="kept only 0 of 2 episodes in 2 waves"):
+        collect(cfg)
+    assert not cfg.out.exists()
+
+
+def test_nominal_randomization_still_pushes():
+    pushes = DomainRandomizationConfig(enabled=False, push_interval_s=0.04)
+    cfg = dataclasses.replace(quiet_locomotion_config(num_envs=1), randomization=pushes)
+    env = RecordingEnv(cfg, Conditions())
+    before = env.qvel[0, :2].copy()
+    for _ in range(3):  # the push lands on the step that starts at episode step 2
+        env.step(torch.zeros(1, 29))
+    assert np.abs(env.qvel[0, :2] - before).max() > 0.01
+    env.close()

@@ -1,0 +1,245 @@
+"""Record planner training data from the walking expert: noisy rollouts, falls rejected, optional mirror copies.
+
+    python -m training.locomotion.collect --out data/planner/g1_walk.h5 --episodes 256 [--policy P] [--no-mirror]
+
+Episodes run in waves of ``num_envs`` parallel worlds for ``episode_length_s`` each, with random velocity
+commands (resampled every few seconds), pushes, and Ornstein-Uhlenbeck noise on the expert's actions
+(BeyondMimic's recipe, FACTS.md section 3). Every world that falls is dropped from its wave; waves repeat
+until ``episodes`` episodes are kept. With ``mirror`` each kept episode is also stored mirrored (left-right),
+doubling the data. The file format is :mod:`envs.planner_dataset`; the rate (kept transitions/s) is printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import torch
+import tyro
+from tqdm import tqdm
+
+from envs.locomotion import CommandConfig
+from envs.planner_dataset import PlannerDataset, mirror_episodes, write_planner_dataset
+from envs.planner_state import add_tracked_body_sensors, planner_state, tracked_body_sensor_columns
+from envs.vec_env import DomainRandomizationConfig
+from training.configio import to_jsonable
+from training.locomotion.evaluate import Conditions, FixedConditionsEnv, Policy, load_exported_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class OUNoiseConfig:
+    """Ornstein-Uhlenbeck action noise per joint: ``x += -theta x dt + sigma sqrt(dt) N(0, 1)``, dt = control period.
+
+    The stationary standard deviation is ``sigma / sqrt(2 theta)`` (0.079 action units with the defaults).
+    """
+
+    theta_per_s: float = 0.8
+    """Mean-reversion rate (FACTS.md: 0.8)."""
+    sigma: float = 0.1
+    """Diffusion (action units per sqrt(s); FACTS.md: 0.1)."""
+
+    def __post_init__(self) -> None:
+        if self.theta_per_s < 0.0 or self.sigma < 0.0:
+            raise ValueError(f"theta_per_s and sigma must be >= 0, got {self.theta_per_s}, {self.sigma}")
+
+
+class OUNoise:
+    """Per-env, per-joint OU processes (N, A) from a seeded generator; ``reset(envs)`` zeroes some of them."""
+
+    def __init__(self, cfg: OUNoiseConfig, shape: tuple[int, int], dt_s: float, seed: int) -> None:
+        self.cfg, self.dt_s = cfg, dt_s
+        self.x = np.zeros(shape)
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, envs: np.ndarray | slice = slice(None)) -> None:
+        """Start the processes of ``envs`` from zero."""
+        self.x[envs] = 0.0
+
+    def sample(self) -> np.ndarray:
+        """Advance one control period and return the noise (N, A)."""
+        c, dt = self.cfg, self.dt_s
+        self.x += -c.theta_per_s * self.x * dt + c.sigma * math.sqrt(dt) * self.rng.standard_normal(self.x.shape)
+        return self.x.copy()
+
+
+@dataclass
+class CollectConfig:
+    """Planner-data collection run."""
+
+    out: Path = Path("data/planner/g1_walk.h5")
+    """Output HDF5 file (a ``.schema.json`` is written beside it)."""
+    policy: Path = ROOT / "assets" / "g1_walk" / "policy.pt"
+    """Exported expert actor (its training config.json beside it)."""
+    episodes: int = 64
+    """Episodes to keep (before mirroring)."""
+    episode_length_s: float = 10.0
+    """Length of every episode."""
+    num_envs: int = 64
+    """Parallel worlds per wave."""
+    max_waves: int = 50
+    """Give up (with an error) after this many waves."""
+    noise: OUNoiseConfig = field(default_factory=OUNoiseConfig)
+    """Exploration noise on the expert's actions."""
+    commands: CommandConfig = field(
+        default_factory=lambda: CommandConfig(
+            vx_range_m_per_s=(-0.8, 0.8),
+            vy_range_m_per_s=(-0.4, 0.4),
+            yaw_rate_range_rad_per_s=(-1.0, 1.0),
+            resample_interval_s=(2.0, 5.0),
+            standing_fraction=0.1,
+            curriculum_initial_scale=1.0,
+            curriculum_step=0.0,
+        )
+    )
+    """Velocity commands (full ranges from the start; no curriculum)."""
+    push_interval_s: float = 4.0
+    """Time between pushes (<= 0: none)."""
+    push_velocity_m_per_s: float = 0.3
+    """Largest horizontal velocity change of a push."""
+    mirror: bool = True
+    """Also store the left-right mirror image of every kept episode."""
+    num_threads: int = 2
+    """Physics worker threads."""
+    seed: int = 0
+    """Seed of commands, pushes, initial states and noise."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.num_envs < 1 or self.max_waves < 1:
+            raise ValueError(
+                f"episodes, num_envs and max_waves must be >= 1, got {self.episodes}, {self.num_envs}, {self.max_waves}"
+            )
+        if self.episode_length_s <= 0.0:
+            raise ValueError(f"episode_length_s: expected > 0, got {self.episode_length_s}")
+
+
+class RecordingEnv(FixedConditionsEnv):
+    """The nominal walking env with position and velocity sensors on the planner's tracked bodies."""
+
+    def _modify_spec(self, spec: mujoco.MjSpec) -> None:
+        super()._modify_spec(spec)
+        add_tracked_body_sensors(spec)
+
+    def step_record(self) -> dict[str, np.ndarray]:
+        """The per-step keys of :mod:`envs.planner_dataset` (except actions) for every env now, float32."""
+        if not hasattr(self, "_body_cols"):
+            self._body_cols = tracked_body_sensor_columns(self.models[0])
+        qpos, qvel, sd = self.qpos, self.qvel, self.sensordata
+        qadr, vadr = self.joint_columns
+        pos_cols, vel_cols = self._body_cols
+        state = planner_state(qpos[:, :3], qpos[:, 3:7], qvel[:, :3], qvel[:, 3:6], sd[:, pos_cols], sd[:, vel_cols])
+        record = {
+            "state": state,
+            "root_pos": qpos[:, :3],
+            "root_quat": qpos[:, 3:7],
+            "joint_pos": qpos[:, qadr],
+            "joint_vel": qvel[:, vadr],
+            "command": self.command,
+            "phase": self.phase(),
+        }
+        return {k: np.asarray(v, dtype=np.float32) for k, v in record.items()}
+
+
+def _wave(env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One wave from a fresh reset: arrays (N, T, ...) and the mask (N,) of worlds that never fell."""
+    env.reset()
+    noise.reset()
+    obs = env.get_observations()["policy"]
+    kept = np.ones(env.num_envs, dtype=bool)
+    per_step: dict[str, list[np.ndarray]] = {}
+    for _ in range(steps):
+        record = env.step_record()
+        with torch.inference_mode():
+            expert = policy(obs).numpy().astype(np.float64)  # (N, A)
+        action = expert + noise.sample()
+        record["expert_action"] = expert.astype(np.float32)
+        record["action"] = action.astype(np.float32)
+        for k, v in record.items():
+            per_step.setdefault(k, []).append(v)
+        groups, _, terminated, _, _ = env.step(torch.from_numpy(action).float())
+        kept &= ~terminated.numpy()
+        obs = groups["policy"]
+    return {k: np.stack(v, axis=1) for k, v in per_step.items()}, kept
+
+
+def collect(cfg: CollectConfig) -> PlannerDataset:
+    """Run the waves (see module docstring) and return the dataset (not yet written)."""
+    policy, train = load_exported_policy(cfg.policy)
+    env_cfg = dataclasses.replace(
+        train,
+        num_envs=cfg.num_envs,
+        num_threads=cfg.num_threads,
+        randomization=DomainRandomizationConfig(
+            enabled=False, push_interval_s=cfg.push_interval_s, push_velocity_m_per_s=cfg.push_velocity_m_per_s
+        ),
+        # one step longer than recorded, so the last recorded step is never the time-out reset
+        episode_length_s=cfg.episode_length_s + train.env.ctrl_dt_s,
+        commands=cfg.commands,
+        seed=cfg.seed,
+    )
+    env = RecordingEnv(env_cfg, Conditions())
+    dt = env.cfg.env.ctrl_dt_s
+    steps = round(cfg.episode_length_s / dt)
+    noise = OUNoise(cfg.noise, (cfg.num_envs, env.num_actions), dt, cfg.seed + 1)
+    chunks: list[dict[str, np.ndarray]] = []
+    kept_total, recorded, start = 0, 0, time.perf_counter()
+    bar = tqdm(total=cfg.episodes, desc="episodes kept", unit="ep")
+    try:
+        for wave in range(cfg.max_waves):
+            arrays, kept = _wave(env, policy, noise, steps)
+            recorded += cfg.num_envs
+            take = np.flatnonzero(kept)[: cfg.episodes - kept_total]
+            chunks.append({k: v[take] for k, v in arrays.items()})
+            kept_total += len(take)
+            bar.update(len(take))
+            bar.set_postfix(wave=wave + 1, fall=f"{1 - kept.mean():.1%}")
+            if kept_total >= cfg.episodes:
+                break
+    finally:
+        bar.close()
+        env.close()
+    seconds = time.perf_counter() - start
+    if kept_total < cfg.episodes:
+        raise RuntimeError(
+            f"kept only {kept_total} of {cfg.episodes} episodes in {cfg.max_waves} waves of {cfg.num_envs} "
+            f"(the rest fell): is {cfg.policy} a walking expert? Raise --max-waves or lower the noise."
+        )
+    arrays = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    arrays["mirrored"] = np.zeros(kept_total, dtype=bool)
+    if cfg.mirror:
+        mirrored = mirror_episodes(arrays)
+        arrays = {k: np.concatenate([arrays[k], mirrored[k]]) for k in arrays}
+    collection = {
+        "policy": str(cfg.policy),
+        "policy_sha256": hashlib.sha256(cfg.policy.read_bytes()).hexdigest(),
+        "episodes_recorded": recorded,
+        "episodes_kept": kept_total,
+        "fall_rate": 1.0 - kept_total / recorded,
+        "seconds": seconds,
+        "kept_transitions_per_s": kept_total * steps / seconds,
+        "config": {k: v for k, v in to_jsonable(cfg).items() if k not in ("out", "policy")},
+    }
+    return PlannerDataset(arrays=arrays, ctrl_dt_s=dt, collection=collection)
+
+
+def main(cfg: CollectConfig) -> None:
+    """CLI entry point."""
+    data = collect(cfg)
+    path = write_planner_dataset(cfg.out, data)
+    c = data.collection
+    print(
+        f"{path}: {data.num_episodes} episodes x {data.episode_steps} steps ({data.num_transitions} transitions"
+        f"{', half of them mirrored' if cfg.mirror else ''}); fall rate {c['fall_rate']:.1%} over "
+        f"{c['episodes_recorded']} recorded; {c['kept_transitions_per_s']:.0f} kept transitions/s"
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(CollectConfig))

@@ -1,0 +1,271 @@
+"""Evaluate a walking policy: fall rate and velocity tracking over fixed-length episodes, under chosen physics.
+
+Every env runs exactly one episode of ``episode_length_s`` in parallel (a fallen env is masked out until the
+end), with commands drawn uniformly from fixed ranges and changed every ``command_interval_s``. Physics can
+differ from training (:class:`Conditions`): another physics step, a fixed action latency, scaled friction and
+scaled link masses, each applied identically to every env so a row measures one change. The policy is what
+the deploy runtime loads: a callable (e.g. the exported TorchScript actor) from the policy observation
+``(N, O)`` to actions ``(N, 29)``.
+
+Reported per row: fall rate (episodes that end before the time limit), mean planar velocity error
+``|v_xy* - v_xy|`` (m/s, body frame) and mean yaw-rate error (rad/s) over every step the robot is up, plus the
+same errors restricted to "settled" steps (at least ``settle_s`` after a command change).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
+from envs.observations import observation_dim
+from envs.vec_env import DomainRandomizationConfig
+from robot.g1 import constants as C
+from training.configio import from_jsonable
+
+Policy = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """One physics setting of the evaluation (identical in every env)."""
+
+    name: str = "nominal"
+    """Row label."""
+    physics_dt_s: float = 0.005
+    """MuJoCo time step (the control period stays the policy's)."""
+    action_latency_s: float = 0.0
+    """Delay before a new action reaches the motors (a whole number of physics steps)."""
+    friction_scale: float = 1.0
+    """Multiplier of the floor and foot sliding friction."""
+    mass_scale: float = 1.0
+    """Multiplier of every link mass and inertia."""
+
+    def __post_init__(self) -> None:
+        if self.physics_dt_s <= 0.0:
+            raise ValueError(f"physics_dt_s: expected > 0, got {self.physics_dt_s}")
+        steps = self.action_latency_s / self.physics_dt_s
+        if self.action_latency_s < 0.0 or abs(steps - round(steps)) > 1e-6:
+            raise ValueError(
+                f"action_latency_s: expected a non-negative multiple of physics_dt_s={self.physics_dt_s}, "
+                f"got {self.action_latency_s}"
+            )
+        if self.friction_scale <= 0.0 or self.mass_scale <= 0.0:
+            raise ValueError(f"friction_scale and mass_scale must be > 0, got {self.friction_scale}, {self.mass_scale}")
+
+    @property
+    def latency_substeps(self) -> int:
+        """Action latency in physics steps."""
+        return round(self.action_latency_s / self.physics_dt_s)
+
+
+SIM_TO_SIM: tuple[Conditions, ...] = (
+    Conditions(),
+    Conditions("physics 0.002 s x 10", physics_dt_s=0.002),
+    Conditions("latency 10 ms", action_latency_s=0.010),
+    Conditions("friction x0.8", friction_scale=0.8),
+    Conditions("friction x1.2", friction_scale=1.2),
+    Conditions("mass x0.8", mass_scale=0.8),
+    Conditions("mass x1.2", mass_scale=1.2),
+)
+"""The nominal row and the sim-to-sim changes the expert is checked under."""
+
+
+@dataclass
+class EvalConfig:
+    """Episodes, commands and thresholds of an evaluation."""
+
+    episodes: int = 200
+    """Parallel episodes (one per env)."""
+    episode_length_s: float = 20.0
+    """Episode duration."""
+    command_interval_s: float = 5.0
+    """A new command every this long."""
+    vx_range_m_per_s: tuple[float, float] = (-0.8, 0.8)
+    """Forward velocity command range."""
+    vy_range_m_per_s: tuple[float, float] = (-0.4, 0.4)
+    """Lateral velocity command range."""
+    yaw_rate_range_rad_per_s: tuple[float, float] = (-1.0, 1.0)
+    """Yaw-rate command range."""
+    settle_s: float = 1.0
+    """Steps this long after a command change are left out of the "settled" errors."""
+    observation_noise: bool = True
+    """Keep the training observation noise (sensor noise of the deployed robot)."""
+    num_threads: int = 2
+    """Physics worker threads."""
+    seed: int = 1
+    """Seed of commands, initial states and noise."""
+    max_fall_rate: float = 0.05
+    """Target: fall rate below this."""
+    max_lin_err_m_per_s: float = 0.15
+    """Target: mean planar velocity error below this."""
+    max_yaw_err_rad_per_s: float = 0.2
+    """Target: mean yaw-rate error below this."""
+    train: LocomotionConfig = field(default_factory=LocomotionConfig)
+    """The training task the policy came from (observation layout, gait clock, gains, control period)."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
+        if self.command_interval_s <= 0.0 or self.episode_length_s <= 0.0:
+            raise ValueError("episode_length_s and command_interval_s must be > 0")
+
+
+@dataclass
+class EvalResult:
+    """Measured figures of one :class:`Conditions` row."""
+
+    name: str
+    episodes: int
+    fall_rate: float
+    lin_err_m_per_s: float
+    yaw_err_rad_per_s: float
+    settled_lin_err_m_per_s: float
+    settled_yaw_err_rad_per_s: float
+    mean_command_speed_m_per_s: float
+    ok: bool
+
+    def as_dict(self) -> dict[str, float | int | str | bool]:
+        """JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+
+class FixedConditionsEnv(G1LocomotionEnv):
+    """The walking env with the same (non-random) physics changes in every world."""
+
+    def __init__(self, cfg: LocomotionConfig, conditions: Conditions) -> None:
+        self.conditions = conditions
+        super().__init__(cfg)
+
+    def _randomize(self, i: int) -> None:
+        if not hasattr(self, "_nominal_friction"):
+            self._nominal_friction = self.models[0].geom_friction[self._friction_geoms, 0].copy()
+        super()._randomize(i)  # randomization disabled: nominal masses, gains and zero latency
+        c, m = self.conditions, self.models[i]
+        m.body_mass[:] = self._nominal_mass * c.mass_scale
+        m.body_inertia[:] = self._nominal_inertia * c.mass_scale
+        m.geom_friction[self._friction_geoms, 0] = self._nominal_friction * c.friction_scale
+        self._latency[i] = c.latency_substeps
+
+
+def eval_env_config(cfg: EvalConfig, conditions: Conditions) -> LocomotionConfig:
+    """The training task turned into the evaluation task under ``conditions``."""
+    t = cfg.train
+    commands = CommandConfig(
+        vx_range_m_per_s=cfg.vx_range_m_per_s,
+        vy_range_m_per_s=cfg.vy_range_m_per_s,
+        yaw_rate_range_rad_per_s=cfg.yaw_rate_range_rad_per_s,
+        resample_interval_s=(cfg.command_interval_s, cfg.command_interval_s),
+        standing_fraction=0.0,
+        curriculum_initial_scale=1.0,
+        curriculum_step=0.0,
+    )
+    robot = dataclasses.replace(
+        t.env.robot, model=dataclasses.replace(t.env.robot.model, physics_dt_s=conditions.physics_dt_s)
+    )
+    return dataclasses.replace(
+        t,
+        num_envs=cfg.episodes,
+        num_threads=cfg.num_threads,
+        env=dataclasses.replace(t.env, robot=robot),
+        randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
+        episode_length_s=cfg.episode_length_s,
+        commands=commands,
+        noise=dataclasses.replace(t.noise, scale=t.noise.scale if cfg.observation_noise else 0.0),
+        seed=cfg.seed,
+    )
+
+
+def evaluate(policy: Policy, cfg: EvalConfig, conditions: Conditions, progress: bool = True) -> EvalResult:
+    """Run ``cfg.episodes`` episodes of ``policy`` under ``conditions`` (see module docstring)."""
+    env = FixedConditionsEnv(eval_env_config(cfg, conditions), conditions)
+    try:
+        return _run(env, policy, cfg, conditions, progress)
+    finally:
+        env.close()
+
+
+def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, progress: bool) -> EvalResult:
+    n = cfg.episodes
+    steps = env.max_episode_length
+    dt = env.cfg.env.ctrl_dt_s
+    settle_steps = round(cfg.settle_s / dt)
+    interval_steps = round(cfg.command_interval_s / dt)
+    up = np.ones(n, dtype=bool)
+    fell = np.zeros(n, dtype=bool)
+    sums = np.zeros(4)  # lin, yaw, settled lin, settled yaw
+    counts = np.zeros(2)  # all, settled
+    speed = 0.0
+    obs = env.get_observations()["policy"]
+    for t in tqdm(range(steps), desc=c.name, unit="step", disable=None if progress else True, leave=False):
+        command = env.command.copy()  # the step is scored against the command in force during it
+        with torch.inference_mode():
+            actions = policy(obs)
+        if not torch.isfinite(actions).all():
+            raise ValueError(f"the policy returned non-finite actions at step {t} ({c.name})")
+        groups, _, terminated, truncated, _ = env.step(actions)
+        term = terminated.numpy()
+        lin, yaw = env.tracking_errors(command)  # of the state reached (a finished env is masked out below)
+        alive = up & ~term
+        fell |= up & term
+        settled = alive & ((t + 1) % interval_steps >= settle_steps)
+        sums += [lin[alive].sum(), yaw[alive].sum(), lin[settled].sum(), yaw[settled].sum()]
+        counts += [alive.sum(), settled.sum()]
+        speed += float(np.linalg.norm(command[alive, :2], axis=1).sum())
+        up = alive & ~truncated.numpy()
+        obs = groups["policy"]
+    lin_err, yaw_err = sums[0] / max(counts[0], 1), sums[1] / max(counts[0], 1)
+    s_lin, s_yaw = sums[2] / max(counts[1], 1), sums[3] / max(counts[1], 1)
+    fall_rate = float(fell.mean())
+    ok = fall_rate < cfg.max_fall_rate and lin_err < cfg.max_lin_err_m_per_s and yaw_err < cfg.max_yaw_err_rad_per_s
+    return EvalResult(
+        name=c.name,
+        episodes=n,
+        fall_rate=fall_rate,
+        lin_err_m_per_s=float(lin_err),
+        yaw_err_rad_per_s=float(yaw_err),
+        settled_lin_err_m_per_s=float(s_lin),
+        settled_yaw_err_rad_per_s=float(s_yaw),
+        mean_command_speed_m_per_s=speed / max(counts[0], 1),
+        ok=bool(ok),
+    )
+
+
+def load_exported_policy(policy_path: Path) -> tuple[Policy, LocomotionConfig]:
+    """The TorchScript actor written by the trainer and the training task rebuilt from its run's ``config.json``.
+
+    ``config.json`` must sit beside the file (the trainer's run folder, or the committed assets folder) so the
+    evaluation uses the observation layout, gait period, gains and control period the policy was trained with.
+    """
+    if not policy_path.is_file():
+        raise FileNotFoundError(f"{policy_path}: no exported policy (train one, or pass the assets folder's policy.pt)")
+    config_path = policy_path.with_name("config.json")
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: the training config must sit beside {policy_path.name}")
+    data = json.loads(config_path.read_text())
+    if "env" not in data:
+        raise ValueError(f"{config_path}: not a walking training config (no 'env' entry)")
+    train = from_jsonable(LocomotionConfig, data["env"], f"{config_path}:env")
+    module = torch.jit.load(str(policy_path), map_location="cpu").eval()
+    n_obs = observation_dim(C.NUM_JOINTS, train.env.obs)
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros(1, n_obs))
+    except (RuntimeError, torch.jit.Error) as exc:
+        raise ValueError(f"{policy_path}: does not take the {n_obs}-d observation of {config_path}: {exc}") from exc
+    if tuple(out.shape) != (1, C.NUM_JOINTS):
+        raise ValueError(f"{policy_path}: expected {C.NUM_JOINTS} actions, the policy returns shape {tuple(out.shape)}")
+    return module, train
+
+
+def summary_ok(results: list[EvalResult]) -> bool:
+    """True when every row met its targets."""
+    return all(r.ok for r in results) and not any(math.isnan(r.lin_err_m_per_s) for r in results)
