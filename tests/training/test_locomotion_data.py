@@ -2,6 +2,10 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +19,8 @@ from training.configio import to_jsonable
 from training.locomotion.collect import CollectConfig, OUNoise, OUNoiseConfig, RecordingEnv, collect, main
 from training.locomotion.evaluate import Conditions, EvalConfig, evaluate, load_exported_policy
 from training.locomotion.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ConstantPolicy(torch.nn.Module):
@@ -168,3 +174,23 @@ def test_nominal_randomization_still_pushes():
         env.step(torch.zeros(1, 29))
     assert np.abs(env.qvel[0, :2] - before).max() > 0.01
     env.close()
+
+
+def test_video_renders_the_scripted_commands(tmp_path):
+    imageio = pytest.importorskip("imageio.v2", reason="needs the video extra")
+    policy = export_policy(tmp_path / "expert")
+    out = tmp_path / "walk.mp4"
+    args = ["--out", str(out), "--policy", str(policy), "--script", "0.2", "0.5", "0", "0", "0.2", "0", "0", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "training.locomotion.video", *args, "--width", "64", "--height", "48"],
+        cwd=ROOT,
+        env={**os.environ, "MUJOCO_GL": "egl"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = [frame for frame in imageio.get_reader(out)]  # list() asks len(), which is inf for ffmpeg
+    assert len(frames) == 10 and frames[0].shape == (48, 64, 3)  # 0.4 s at 25 fps
+    assert np.std(frames[-1]) > 1.0
+    assert not list(tmp_path.glob("*.tmp*"))
