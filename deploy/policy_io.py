@@ -308,15 +308,10 @@ def build_mlp_policy(
     return net
 
 
-def export_policy(policy: nn.Module, metadata: PolicyMetadata, path: str | Path) -> tuple[Path, Path]:
-    """Script ``policy`` (``(B, obs_dim) -> (B, J)``) to ``path`` (``.pt``) and write the ``.json`` beside it.
-
-    The network is checked on a zero observation first (output shape and finiteness). Both writes are atomic.
-    """
-    path = Path(path)
-    if path.suffix != ".pt":
-        raise ValueError(f"export path: expected a file name ending in .pt, got {path}")
-    frozen = copy.deepcopy(policy).eval()
+def checked_eval_copy(policy: nn.Module, metadata: PolicyMetadata) -> nn.Module:
+    """An eval-mode copy of ``policy`` after checking its output on a zero observation (shape, finiteness)."""
+    frozen = policy if isinstance(policy, torch.jit.ScriptModule) else copy.deepcopy(policy)
+    frozen.eval()
     with torch.no_grad():
         out = frozen(torch.zeros(1, metadata.obs_dim))
     if tuple(out.shape) != (1, metadata.num_joints):
@@ -326,6 +321,18 @@ def export_policy(policy: nn.Module, metadata: PolicyMetadata, path: str | Path)
         )
     if not torch.isfinite(out).all():
         raise ValueError("policy output: non-finite action on a zero observation; refusing to export")
+    return frozen
+
+
+def export_policy(policy: nn.Module, metadata: PolicyMetadata, path: str | Path) -> tuple[Path, Path]:
+    """Script ``policy`` (``(B, obs_dim) -> (B, J)``) to ``path`` (``.pt``) and write the ``.json`` beside it.
+
+    The network is checked on a zero observation first (output shape and finiteness). Both writes are atomic.
+    """
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise ValueError(f"export path: expected a file name ending in .pt, got {path}")
+    frozen = checked_eval_copy(policy, metadata)
     try:
         scripted = torch.jit.script(frozen)
     except Exception:  # modules with Python-only features still trace as a fixed graph
@@ -353,28 +360,42 @@ class ExportedPolicy:
         for _ in range(calls):
             self.act(zeros)
 
+    def forward(self, obs: np.ndarray) -> np.ndarray:
+        """The network on a batch ``(B, O)`` float32 -> ``(B, J)`` (no clipping)."""
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(obs)).numpy()
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         """One action; non-finite outputs are passed through (the safety state machine decides what to do)."""
-        x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).unsqueeze(0)  # (1, O)
-        with torch.inference_mode():
-            y = self.module(x)  # (1, J)
-        a = y[0].numpy().astype(np.float64)
+        y = self.forward(np.ascontiguousarray(obs, dtype=np.float32)[None])  # (1, J)
+        a = y[0].astype(np.float64)
         if a.shape != (self.metadata.num_joints,):
             raise RuntimeError(f"policy output: expected shape ({self.metadata.num_joints},), got {a.shape}")
         return np.clip(a, -self._clip, self._clip)  # NaN stays NaN through clip
 
 
-def load_policy(path: str | Path) -> ExportedPolicy:
-    """Load ``policy.pt`` and ``policy.json``; refuses a missing file, a foreign format or a mismatched pair."""
-    path = Path(path)
+def read_metadata_file(path: Path) -> tuple[PolicyMetadata, dict[str, Any]]:
+    """The ``.json`` beside an exported network ``path``: parsed metadata and the raw dictionary."""
     meta_path = path.with_suffix(".json")
     for p in (path, meta_path):
         if not p.is_file():
-            raise FileNotFoundError(f"exported policy: expected {p} to exist (export writes .pt and .json together)")
+            raise FileNotFoundError(f"exported policy: expected {p} to exist (export writes both files together)")
     data = json.loads(meta_path.read_text())
     if data.get("format") != POLICY_FORMAT:
         raise ValueError(f"{meta_path}: expected format {POLICY_FORMAT!r}, got {data.get('format')!r}")
-    metadata = PolicyMetadata.from_dict(data)
+    return PolicyMetadata.from_dict(data), data
+
+
+def load_policy(path: str | Path) -> ExportedPolicy:
+    """Load ``policy.pt`` (or ``policy.onnx``, through ONNX Runtime) and its ``.json``; refuses a missing file, a
+    foreign format or a mismatched pair."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        from deploy.onnx_io import load_onnx_policy
+
+        return load_onnx_policy(path)
+    metadata, data = read_metadata_file(path)
+    meta_path = path.with_suffix(".json")
     extra = {EMBEDDED_METADATA: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     embedded = json.loads(extra[EMBEDDED_METADATA]) if extra[EMBEDDED_METADATA] else None

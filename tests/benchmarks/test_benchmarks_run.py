@@ -45,3 +45,28 @@ def test_sim_throughput_runs_and_writes_json(tmp_path) -> None:
     result = _run(["benchmarks/sim_throughput.py", "--quick", "--num-envs", "8", "--json", str(out)])
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(out.read_text())
+
+
+def test_policy_backends_runs_and_reports_parity(tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra")
+    out = tmp_path / "backends.json"
+    result = _run(["benchmarks/policy_backends.py", "--calls", "50", "--json", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert [r["row"] for r in data["rows"]] == ["torchscript", "onnxruntime"]
+    assert data["max_abs_diff"] < 1e-4
+
+
+@pytest.mark.slow
+def test_expert_eval_runs_and_writes_json(tmp_path) -> None:
+    from tests.training.test_locomotion_data import export_policy
+
+    policy = export_policy(tmp_path / "expert")
+    out = tmp_path / "eval.json"
+    args = ["--policy", str(policy), "--episodes", "2", "--episode-length-s", "0.2", "--json", str(out)]
+    result = _run(["benchmarks/expert_eval.py", *args, "--rows", "nominal", "latency 10 ms", "--check"])
+    assert result.returncode == 1, result.stderr[-2000:]  # a standing policy misses the tracking targets
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["nominal", "latency 10 ms"]
+    assert all(r["fall_rate"] == 0.0 and not r["ok"] for r in rows)
+    assert "MISS" in result.stdout
