@@ -1,0 +1,85 @@
+"""Turn the walking trainer's actor into a deploy policy: ``policy.pt`` + ``policy.json`` (+ ``policy.onnx``).
+
+    python -m deploy.import_expert --run-dir runs/g1_walk --out-dir assets/g1_walk/deploy
+
+The trainer (``training.locomotion.train``) writes its deterministic actor as TorchScript (``policy.pt``:
+observation normaliser + MLP mean) and ``policy_meta.json`` (observation scales, gait clock, command ranges,
+control period). This reads those files (no ``training`` import: the layers meet at the file format), completes
+the metadata from the robot constants (joint order, default pose, the "policy" gains the walking task uses,
+action scale), checks the network on a zero observation, and writes the deploy pair and its ONNX twin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import tyro
+
+from deploy.policy_io import PolicyMetadata, export_policy
+
+TRAINER_KEYS = (
+    "joint_names",
+    "control_dt_s",
+    "action_clip",
+    "obs_ang_vel_scale",
+    "obs_joint_vel_scale",
+    "obs_clip",
+    "obs_gait_period_s",
+    "command_low",
+    "command_high",
+    "history_length",
+)
+"""Keys of the trainer's ``policy_meta.json`` carried into :class:`deploy.policy_io.PolicyMetadata`."""
+
+
+def expert_metadata(trainer_meta: dict[str, Any], source: str) -> PolicyMetadata:
+    """Deploy metadata of a walking actor from the trainer's ``policy_meta.json`` content."""
+    missing = [k for k in TRAINER_KEYS if k not in trainer_meta]
+    if missing:
+        raise ValueError(f"{source}: missing keys {missing} (not written by training.locomotion.train?)")
+    overrides = {k: trainer_meta[k] for k in TRAINER_KEYS}
+    overrides["extra"] = {"source": source, "trainer_metadata": trainer_meta}
+    return PolicyMetadata.for_g1("policy", **overrides)
+
+
+def import_expert(run_dir: Path, out_dir: Path, onnx: bool = True) -> list[Path]:
+    """Convert ``run_dir/policy.pt`` + ``policy_meta.json`` into ``out_dir/policy.{pt,json,onnx}``."""
+    actor_path, meta_path = run_dir / "policy.pt", run_dir / "policy_meta.json"
+    for p in (actor_path, meta_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing (train with `python -m training.locomotion.train` first)")
+    metadata = expert_metadata(json.loads(meta_path.read_text()), str(meta_path))
+    actor = torch.jit.load(str(actor_path), map_location="cpu").eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = list(export_policy(actor, metadata, out_dir / "policy.pt"))
+    if onnx:
+        from deploy.onnx_io import export_policy_onnx
+
+        written.append(export_policy_onnx(actor, metadata, out_dir / "policy.onnx")[0])
+    return written
+
+
+@dataclass
+class ImportConfig:
+    """Convert a walking run's actor into deploy files."""
+
+    run_dir: Path = Path("runs/g1_walk")
+    """Trainer run folder (or a copy holding policy.pt and policy_meta.json)."""
+    out_dir: Path = Path("assets/g1_walk/deploy")
+    """Where policy.pt, policy.json and policy.onnx go."""
+    onnx: bool = True
+    """Also write the ONNX twin (needs the onnx extra)."""
+
+
+def main(cfg: ImportConfig) -> None:
+    """CLI entry point."""
+    for path in import_expert(cfg.run_dir, cfg.out_dir, cfg.onnx):
+        print(path)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(ImportConfig))
