@@ -70,9 +70,10 @@ class CommandConfig:
     curriculum_initial_scale: float = 0.3
     """Initial scale of the command ranges (1 = full ranges)."""
     curriculum_step: float = 0.05
-    """Increase of the scale after a good batch of timed-out episodes."""
+    """Increase of the scale after a good window (one episode length) of finished episodes."""
     curriculum_threshold: float = 0.7
-    """A batch is good when its mean velocity-tracking kernel (0..1) exceeds this."""
+    """A window is good when its episodes' mean velocity-tracking kernel (0..1, over the full episode length,
+    so early falls score low) exceeds this."""
 
     def __post_init__(self) -> None:
         for name in ("vx_range_m_per_s", "vy_range_m_per_s", "yaw_rate_range_rad_per_s", "resample_interval_s"):
@@ -216,6 +217,7 @@ class G1LocomotionEnv(G1VecEnv):
         self._prev_dq = np.zeros((n, j))
         self._episode_sums: dict[str, np.ndarray] = {}
         self.curriculum_scale = loco.commands.curriculum_initial_scale
+        self._curriculum_window = np.zeros(3)  # kernel sum, episodes, steps since the last curriculum decision
         self._obs_noise = self._noise_vector()
         super().__init__(loco.vec_config())  # ends with reset()
         self.num_obs = observation_dim(j, loco.env.obs)
@@ -426,7 +428,7 @@ class G1LocomotionEnv(G1VecEnv):
                 else:
                     log[f"/episode_reward/{k}"] = float(np.mean(v[done]) / self.loco.episode_length_s)
             log["/episode/fall_rate"] = float(np.mean(terminated[done]))
-            self._update_curriculum(done, truncated, steps)
+        self._update_curriculum(done)
         log["/curriculum/command_scale"] = self.curriculum_scale
         for i in done:
             self._reset_env(i)
@@ -440,15 +442,23 @@ class G1LocomotionEnv(G1VecEnv):
             info,
         )
 
-    def _update_curriculum(self, done: np.ndarray, truncated: np.ndarray, steps: np.ndarray) -> None:
-        timed_out = truncated[done]
-        if not np.any(timed_out):
-            return
+    def _update_curriculum(self, done: np.ndarray) -> None:
+        """Grow the command ranges at most once per episode length (legged_gym's schedule), judged on every
+        episode that ended in that window: its tracking kernel summed over the episode and divided by the full
+        episode length, so an early fall scores low and a falling policy never advances."""
         w = self.loco.rewards.tracking_lin_vel * self.cfg.env.ctrl_dt_s
-        kernel = self._episode_sums["tracking_lin_vel"][done][timed_out] / (w * steps[timed_out])
+        if w <= 0.0:
+            return
+        kernel = self._episode_sums["tracking_lin_vel"][done] / (w * self.max_episode_length)
+        self._curriculum_window += [float(np.sum(kernel)), float(len(done)), 0.0]
+        self._curriculum_window[2] += 1.0  # steps since the last decision (counted once per call)
+        total, count, steps = self._curriculum_window
+        if steps < self.max_episode_length:
+            return
         c = self.loco.commands
-        if w > 0 and float(np.mean(kernel)) > c.curriculum_threshold:
+        if count > 0 and total / count > c.curriculum_threshold:
             self.curriculum_scale = min(1.0, self.curriculum_scale + c.curriculum_step)
+        self._curriculum_window[:] = 0.0
 
     def critic_mirror_map(self) -> tuple[np.ndarray, np.ndarray]:
         """``(perm, sign)`` mirroring the critic observation (policy part, then the privileged terms)."""
@@ -492,6 +502,7 @@ class G1LocomotionEnv(G1VecEnv):
             "models": models,
             "episode_sums": {k: v.copy() for k, v in self._episode_sums.items()},
             "curriculum_scale": self.curriculum_scale,
+            "curriculum_window": self._curriculum_window.copy(),
             "rng": self._rng.bit_generator.state,
             "obs": {k: v.numpy().copy() for k, v in self._obs_groups.items()},
             "config": dataclasses.asdict(self.loco),
@@ -514,6 +525,7 @@ class G1LocomotionEnv(G1VecEnv):
                 getattr(m, key)[:] = value
         self._episode_sums = {k: v.copy() for k, v in state["episode_sums"].items()}
         self.curriculum_scale = float(state["curriculum_scale"])
+        self._curriculum_window = np.array(state.get("curriculum_window", np.zeros(3)), dtype=np.float64)
         self._rng.bit_generator.state = state["rng"]
         # The stored observations, not recomputed ones: their noise was drawn before the RNG state was saved.
         self._obs_groups = {k: torch.from_numpy(v.copy()) for k, v in state["obs"].items()}

@@ -80,3 +80,23 @@ def test_state_dict_round_trip_continues_identically():
         G1LocomotionEnv(LocomotionConfig(num_envs=2, num_threads=1)).load_state_dict(snapshot)
     a.close()
     b.close()
+
+
+def test_curriculum_grows_once_per_episode_length_and_never_on_falls():
+    env = G1LocomotionEnv(quiet_locomotion_config(num_envs=2, episode_length_s=0.2))  # 10 steps
+    full = env.loco.rewards.tracking_lin_vel * env.cfg.env.ctrl_dt_s * env.max_episode_length
+    start = env.curriculum_scale
+    done = np.array([0, 1])
+    env._episode_sums["tracking_lin_vel"] = np.array([0.9, 0.8]) * full  # tracked well for a whole episode
+    for _ in range(9):
+        env._update_curriculum(done)
+    assert env.curriculum_scale == start  # not before a full window
+    env._update_curriculum(done)
+    assert env.curriculum_scale == pytest.approx(start + env.loco.commands.curriculum_step)
+    env._episode_sums["tracking_lin_vel"] = np.array([0.9, 0.9]) * full * 0.3  # perfect tracking, fell at 30 %
+    for _ in range(30):
+        env._update_curriculum(done)
+    assert env.curriculum_scale == pytest.approx(start + env.loco.commands.curriculum_step)
+    state = env.state_dict()
+    assert state["curriculum_window"].shape == (3,)
+    env.close()
