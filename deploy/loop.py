@@ -186,6 +186,8 @@ class ControlLoop:
                 self.fsm.trip("non-finite policy action", now_s)
                 mode = self.fsm.mode
         else:
+            if self._policy_steps:
+                self.policy.reset()  # e.g. an asynchronous planner drops its chunk: nothing stale after a pause
             self.last_action[:] = 0.0
             self._history.clear()
             self._policy_steps = 0

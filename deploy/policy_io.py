@@ -360,6 +360,9 @@ class ExportedPolicy:
         for _ in range(calls):
             self.act(zeros)
 
+    def reset(self) -> None:
+        """Forget internal state when the loop leaves POLICY (a feed-forward network has none)."""
+
     def forward(self, obs: np.ndarray) -> np.ndarray:
         """The network on a batch ``(B, O)`` float32 -> ``(B, J)`` (no clipping)."""
         with torch.inference_mode():
