@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/sim_throughput.py --json outputs/bench/sim_throughput.json
 	$(PY) benchmarks/loop_timing.py --json outputs/bench/loop_timing.json
 	$(PY) benchmarks/dds_roundtrip.py --json outputs/bench/dds_roundtrip.json
+	$(PY) benchmarks/policy_backends.py --json outputs/bench/policy_backends.json
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
