@@ -64,3 +64,20 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
         load_checkpoint(bad)
     cfg = dataclasses.replace(_cfg(tmp_path / "c", 2))
     assert cfg.iterations == 2
+
+
+def test_sigterm_finishes_the_iteration_and_checkpoints(tmp_path):
+    import signal
+
+    class Preempted(Trainer):
+        def iterate(self):
+            scalars = super().iterate()
+            if self.iteration == 3:
+                signal.raise_signal(signal.SIGTERM)  # as a scheduler preempting the job would
+            return scalars
+
+    before = signal.getsignal(signal.SIGTERM)
+    trainer = Preempted(dataclasses.replace(_cfg(tmp_path / "p", 10), save_every=100))
+    trainer.run()
+    assert trainer.iteration == 3 and load_checkpoint(tmp_path / "p" / "last.pt")["iteration"] == 3
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is restored

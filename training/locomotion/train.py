@@ -21,6 +21,8 @@ import csv
 import dataclasses
 import json
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,12 +266,25 @@ class Trainer:
         ]
 
     def run(self) -> Path:
-        """Train up to ``cfg.iterations`` (or ``max_minutes``), checkpointing; returns the last checkpoint."""
+        """Train up to ``cfg.iterations`` (or ``max_minutes``), checkpointing; returns the last checkpoint.
+
+        SIGINT or SIGTERM (Ctrl-C, a scheduler's preemption) ends the current iteration, writes the checkpoint
+        and returns, so ``--resume`` loses nothing.
+        """
         cfg = self.cfg
         writer = SummaryWriter(log_dir=str(cfg.run_dir / "tb"), purge_step=self.iteration)
         start = time.monotonic()
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="PPO", unit="it", dynamic_ncols=True)
         last = cfg.run_dir / "last.pt"
+        stop_signal: int | None = None
+
+        def on_signal(signum: int, _frame: object) -> None:
+            nonlocal stop_signal
+            stop_signal = signum  # finish this iteration, checkpoint, return (a second signal still waits for it)
+
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             with (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
                 rows = csv.writer(handle)
@@ -288,12 +303,16 @@ class Trainer:
                         sps=f"{s['perf/steps_per_s']:.0f}",
                     )
                     out_of_time = cfg.max_minutes is not None and time.monotonic() - start > 60.0 * cfg.max_minutes
-                    if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations or out_of_time:
+                    stop = out_of_time or stop_signal is not None
+                    if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations or stop:
                         last = self.save()
-                    if out_of_time:
-                        tqdm.write(f"stopping after {cfg.max_minutes} min at iteration {self.iteration}: {last}")
+                    if stop:
+                        why = f"after {cfg.max_minutes} min" if out_of_time else f"on signal {stop_signal}"
+                        tqdm.write(f"stopping {why} at iteration {self.iteration}: {last}")
                         break
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             bar.close()
             writer.close()
         return last
