@@ -56,6 +56,7 @@ def export_policy_onnx(policy: nn.Module, metadata: PolicyMetadata, path: str | 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", message="no signature found")  # scripted input: the example sets shapes
             torch.onnx.export(
                 frozen,
                 (torch.zeros(1, metadata.obs_dim),),
