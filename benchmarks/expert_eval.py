@@ -23,16 +23,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
-from training.locomotion.evaluate import SIM_TO_SIM, EvalConfig, evaluate, load_exported_policy
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POLICY = ROOT / "assets" / "g1_walk" / "policy.pt"
+from training.locomotion.evaluate import (
+    DEFAULT_EXPERT_POLICY,
+    SIM_TO_SIM,
+    EvalConfig,
+    evaluate,
+    load_exported_policy,
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(parser)
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="exported actor (config.json beside it)")
+    parser.add_argument(
+        "--policy", type=Path, default=DEFAULT_EXPERT_POLICY, help="exported actor (config.json beside it)"
+    )
     parser.add_argument("--episodes", type=int, default=None, help="episodes per row (default 200, quick 16)")
     parser.add_argument("--episode-length-s", type=float, default=None, help="default 20 (quick 5)")
     parser.add_argument("--rows", nargs="*", default=None, help="row names to run (default: all)")

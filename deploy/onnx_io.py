@@ -14,7 +14,6 @@ checked by the tests and by ``benchmarks/policy_backends.py``. Needs the ``onnx`
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from deploy.policy_io import (
     EMBEDDED_METADATA,
     ExportedPolicy,
     PolicyMetadata,
+    check_embedded_metadata,
     checked_eval_copy,
     read_metadata_file,
 )
@@ -98,12 +98,7 @@ def load_onnx_policy(path: str | Path, intra_op_threads: int = 1) -> OnnxPolicy:
     metadata, data = read_metadata_file(path)
     model = onnx.load(str(path))
     props = {p.key: p.value for p in model.metadata_props}
-    embedded = json.loads(props[EMBEDDED_METADATA]) if EMBEDDED_METADATA in props else None
-    if embedded != data:
-        raise ValueError(
-            f"{path.with_suffix('.json')} does not match the metadata embedded in {path}: "
-            "the two files come from different exports"
-        )
+    check_embedded_metadata(props.get(EMBEDDED_METADATA), data, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1

@@ -389,6 +389,16 @@ def read_metadata_file(path: Path) -> tuple[PolicyMetadata, dict[str, Any]]:
     return PolicyMetadata.from_dict(data), data
 
 
+def check_embedded_metadata(embedded_text: str | None, data: dict[str, Any], path: Path) -> None:
+    """Refuse a network whose embedded metadata differs from the ``.json`` beside it (files of two exports)."""
+    embedded = json.loads(embedded_text) if embedded_text else None
+    if embedded != data:
+        raise ValueError(
+            f"{path.with_suffix('.json')} does not match the metadata embedded in {path}: "
+            "the two files come from different exports"
+        )
+
+
 def load_policy(path: str | Path) -> ExportedPolicy:
     """Load ``policy.pt`` (or ``policy.onnx``, through ONNX Runtime) and its ``.json``; refuses a missing file, a
     foreign format or a mismatched pair."""
@@ -398,13 +408,8 @@ def load_policy(path: str | Path) -> ExportedPolicy:
 
         return load_onnx_policy(path)
     metadata, data = read_metadata_file(path)
-    meta_path = path.with_suffix(".json")
     extra = {EMBEDDED_METADATA: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    embedded = json.loads(extra[EMBEDDED_METADATA]) if extra[EMBEDDED_METADATA] else None
-    if embedded != data:
-        raise ValueError(
-            f"{meta_path} does not match the metadata embedded in {path}: the two files come from different exports"
-        )
+    check_embedded_metadata(extra[EMBEDDED_METADATA], data, path)
     module.eval()
     return ExportedPolicy(module, metadata, path)

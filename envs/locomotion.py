@@ -450,8 +450,7 @@ class G1LocomotionEnv(G1VecEnv):
         if w <= 0.0:
             return
         kernel = self._episode_sums["tracking_lin_vel"][done] / (w * self.max_episode_length)
-        self._curriculum_window += [float(np.sum(kernel)), float(len(done)), 0.0]
-        self._curriculum_window[2] += 1.0  # steps since the last decision (counted once per call)
+        self._curriculum_window += [float(np.sum(kernel)), float(len(done)), 1.0]  # one call per step
         total, count, steps = self._curriculum_window
         if steps < self.max_episode_length:
             return

@@ -36,6 +36,12 @@ from robot.g1.model import joint_dof_adr, joint_qpos_adr
 from robot.safety import clamp_position_targets
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass
 class DomainRandomizationConfig:
     """Per-episode randomization ranges (uniform) and pushes.
@@ -123,6 +129,7 @@ class G1VecEnv:
         self._nominal_inertia = base.body_inertia.copy()
         foot_geoms = [base.geom(name).id for name in C.FEET_GEOMS]
         self._friction_geoms = np.array([*foot_geoms, base.geom("floor").id])
+        self._nominal_friction = base.geom_friction[self._friction_geoms, 0].copy()
         self._qadr, self._vadr = joint_qpos_adr(base), joint_dof_adr(base)
         sens = {name: base.sensor(name).adr[0] for name in (C.SENSOR_IMU_QUAT, C.SENSOR_IMU_GYRO)}
         self._quat_adr, self._gyro_adr = sens[C.SENSOR_IMU_QUAT], sens[C.SENSOR_IMU_GYRO]
@@ -230,23 +237,17 @@ class G1VecEnv:
     @property
     def qpos(self) -> np.ndarray:
         """Generalized positions of every env now (N, nq): free joint (pos, quat wxyz), then joints. Read-only view."""
-        view = self._qpos.view()
-        view.flags.writeable = False
-        return view
+        return _read_only(self._qpos)
 
     @property
     def qvel(self) -> np.ndarray:
         """Generalized velocities (N, nv): world linear, body angular, then joints. Read-only view."""
-        view = self._qvel.view()
-        view.flags.writeable = False
-        return view
+        return _read_only(self._qvel)
 
     @property
     def sensordata(self) -> np.ndarray:
         """Sensor readings of every env at the last physics step (N, nsensordata). Read-only view."""
-        view = self._sensordata.view()
-        view.flags.writeable = False
-        return view
+        return _read_only(self._sensordata)
 
     @property
     def joint_columns(self) -> tuple[np.ndarray, np.ndarray]:

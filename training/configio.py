@@ -10,11 +10,11 @@ T = TypeVar("T")
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses -> dicts, tuples -> lists, paths -> strings (recursively)."""
+    """Dataclasses -> dicts, tuples -> lists, paths and dict keys -> strings (recursively)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
-        return {k: to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):

@@ -24,14 +24,18 @@ import torch
 import tyro
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig
+from envs.locomotion import CommandConfig, LocomotionConfig
 from envs.planner_dataset import PlannerDataset, mirror_episodes, write_planner_dataset
 from envs.planner_state import add_tracked_body_sensors, planner_state, tracked_body_sensor_columns
 from envs.vec_env import DomainRandomizationConfig
 from training.configio import to_jsonable
-from training.locomotion.evaluate import Conditions, FixedConditionsEnv, Policy, load_exported_policy
-
-ROOT = Path(__file__).resolve().parents[2]
+from training.locomotion.evaluate import (
+    DEFAULT_EXPERT_POLICY,
+    Conditions,
+    FixedConditionsEnv,
+    Policy,
+    load_exported_policy,
+)
 
 
 @dataclass
@@ -76,7 +80,7 @@ class CollectConfig:
 
     out: Path = Path("data/planner/g1_walk.h5")
     """Output HDF5 file (a ``.schema.json`` is written beside it)."""
-    policy: Path = ROOT / "assets" / "g1_walk" / "policy.pt"
+    policy: Path = DEFAULT_EXPERT_POLICY
     """Exported expert actor (its training config.json beside it)."""
     episodes: int = 64
     """Episodes to keep (before mirroring)."""
@@ -123,14 +127,16 @@ class CollectConfig:
 class RecordingEnv(FixedConditionsEnv):
     """The nominal walking env with position and velocity sensors on the planner's tracked bodies."""
 
+    def __init__(self, cfg: LocomotionConfig, conditions: Conditions) -> None:
+        super().__init__(cfg, conditions)
+        self._body_cols = tracked_body_sensor_columns(self.models[0])
+
     def _modify_spec(self, spec: mujoco.MjSpec) -> None:
         super()._modify_spec(spec)
         add_tracked_body_sensors(spec)
 
     def step_record(self) -> dict[str, np.ndarray]:
         """The per-step keys of :mod:`envs.planner_dataset` (except actions) for every env now, float32."""
-        if not hasattr(self, "_body_cols"):
-            self._body_cols = tracked_body_sensor_columns(self.models[0])
         qpos, qvel, sd = self.qpos, self.qvel, self.sensordata
         qadr, vadr = self.joint_columns
         pos_cols, vel_cols = self._body_cols

@@ -32,6 +32,8 @@ from robot.g1 import constants as C
 from training.configio import from_jsonable
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
+DEFAULT_EXPERT_POLICY = Path(__file__).resolve().parents[2] / "assets" / "g1_walk" / "policy.pt"
+"""The committed walking expert (trainer export with its config.json): the default of every expert tool."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,6 @@ class FixedConditionsEnv(G1LocomotionEnv):
         super().__init__(cfg)
 
     def _randomize(self, i: int) -> None:
-        if not hasattr(self, "_nominal_friction"):
-            self._nominal_friction = self.models[0].geom_friction[self._friction_geoms, 0].copy()
         super()._randomize(i)  # randomization disabled: nominal masses, gains and zero latency
         c, m = self.conditions, self.models[i]
         m.body_mass[:] = self._nominal_mass * c.mass_scale

@@ -26,9 +26,8 @@ from tqdm import tqdm
 
 from envs.locomotion import CommandConfig
 from envs.vec_env import DomainRandomizationConfig
-from training.locomotion.evaluate import Conditions, FixedConditionsEnv, load_exported_policy
+from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions, FixedConditionsEnv, load_exported_policy
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCRIPT: tuple[tuple[float, float, float, float], ...] = (
     (2.0, 0.0, 0.0, 0.0),
     (4.0, 0.6, 0.0, 0.0),
@@ -47,7 +46,7 @@ class VideoConfig:
 
     out: Path = Path("outputs/g1_walk.mp4")
     """Output mp4."""
-    policy: Path = ROOT / "assets" / "g1_walk" / "policy.pt"
+    policy: Path = DEFAULT_EXPERT_POLICY
     """Exported actor (its training config.json beside it)."""
     script: tuple[tuple[float, float, float, float], ...] = field(default_factory=lambda: DEFAULT_SCRIPT)
     """Command segments: (duration s, vx, vy, yaw rate)."""

@@ -8,7 +8,7 @@ The algorithm is a tyro subcommand whose options are that algorithm's own config
 """
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
 
@@ -16,6 +16,7 @@ import tyro
 
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
+from training.configio import from_jsonable, to_jsonable
 
 AlgorithmConfig = Union[
     Annotated[FISORConfig, tyro.conf.subcommand("fisor", description="FISOR: feasibility-guided diffusion policy")],
@@ -53,11 +54,7 @@ def algorithm_config(name: str, values: dict[str, Any]) -> FISORConfig | BCConfi
     if name not in ALGORITHM_NAMES:
         raise ValueError(f"algorithm: expected one of {ALGORITHM_NAMES}, got {name!r}")
     cls = {"fisor": FISORConfig, "bc_all": BCConfig, "bc_safe": BCConfig, "bcq_lag": BCQLagConfig}[name]
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown fields {unknown}; expected a subset of {sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return from_jsonable(cls, values, f"algorithm {name}")
 
 
 @dataclass
@@ -148,19 +145,6 @@ RESUME_MAY_CHANGE = (
     "eval.cost_limit",
     "algorithm.num_steps",
 )
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, paths and tuples as JSON values (dicts, strings, lists)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: to_jsonable(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def config_record(config: TrainConfig) -> dict[str, Any]:
