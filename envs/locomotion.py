@@ -49,6 +49,12 @@ FOOT_SITES: tuple[str, str] = ("left_foot", "right_foot")
 _TOUCH_SITE_HALF_SIZE_M = (0.115, 0.045, 0.02)
 _TOUCH_SITE_POS_M = (0.039, 0.0, -0.025)  # the foot box centre in the ankle-roll frame
 _HIP_ROLL_YAW = tuple(C.JOINT_NAMES.index(f"{s}_hip_{a}_joint") for s in ("left", "right") for a in ("roll", "yaw"))
+_LIFT_JOINTS = np.array(
+    [[C.JOINT_NAMES.index(f"{s}_{j}_joint") for j in ("hip_pitch", "knee", "ankle_pitch")] for s in ("left", "right")]
+)
+"""(2, 3): hip pitch, knee, ankle pitch of the left and right leg."""
+_LIFT_PATTERN = np.array([-1.0, 2.0, -1.0])
+"""Reference swing offsets per unit lift: the thigh swings forward, the knee bends twice that, the foot stays level."""
 CRITIC_EXTRA_DIM = 8
 """Privileged critic terms: base linear velocity (3), base height (1), foot contacts (2), foot heights (2)."""
 
@@ -136,6 +142,12 @@ class RewardConfig:
     """Per foot in contact, its squared velocity (slip)."""
     contact_force_threshold_n: float = 1.0
     """Touch force above which a foot counts as in contact."""
+    ref_joint_pos: float = 1.0
+    """exp(-2 |q_legs - q_ref|) over the 12 leg joints, with ``q_ref`` the default pose plus a lift of the swing
+    leg that follows the gait clock (humanoid-gym's reference-posture reward): it shows PPO the stepping pattern
+    to explore around instead of leaving it to discover stepping from the contact reward alone."""
+    ref_lift_rad: float = 0.25
+    """Peak lift of the reference swing leg: hip pitch -x, knee +2x, ankle pitch -x (the foot stays level)."""
 
 
 @dataclass
@@ -356,6 +368,9 @@ class G1LocomotionEnv(G1VecEnv):
         ang_err = (self.command[:, 2] - ang_vel[:, 2]) ** 2
         upper = list(C.WAIST_JOINT_IDS + C.ARM_JOINT_IDS)
         raw = {
+            "ref_joint_pos": np.exp(
+                -2.0 * np.linalg.norm(q_off[:, list(C.LEG_JOINT_IDS)] - self._ref_leg_offsets(leg_phase), axis=1)
+            ),
             "tracking_lin_vel": np.exp(-lin_err / r.tracking_sigma),
             "tracking_ang_vel": np.exp(-ang_err / r.tracking_sigma),
             "lin_vel_z": lin_vel[:, 2] ** 2,
@@ -375,6 +390,16 @@ class G1LocomotionEnv(G1VecEnv):
             "contact_no_vel": np.sum(np.sum(foot_vel**2, axis=2) * contact, axis=1),
         }
         return {k: getattr(r, k) * v * dt for k, v in raw.items()}
+
+    def _ref_leg_offsets(self, leg_phase: np.ndarray) -> np.ndarray:
+        """Reference leg joint offsets from the default pose (N, 12) at per-foot phases ``leg_phase`` (N, 2)."""
+        stance = self.loco.stance_fraction
+        swing = np.clip((leg_phase - stance) / (1.0 - stance), 0.0, 1.0)  # 0 in stance, 0 -> 1 across the swing
+        lift = np.sin(np.pi * swing) * self.loco.rewards.ref_lift_rad  # (N, 2)
+        ref = np.zeros((leg_phase.shape[0], C.NUM_JOINTS))
+        for side in range(2):
+            ref[:, _LIFT_JOINTS[side]] = lift[:, side : side + 1] * _LIFT_PATTERN
+        return ref[:, list(C.LEG_JOINT_IDS)]
 
     def tracking_errors(self, command: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Planar velocity error |v_xy* - v_xy| (m/s) and yaw-rate error (rad/s) of every env now, (N,) each.

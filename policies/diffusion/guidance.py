@@ -131,6 +131,29 @@ class CostSum(nn.Module):
         return total
 
 
+class Gated(nn.Module):
+    """A cost switched per sample by its first parameter: ``G(x, [g, p]) = g * G_inner(x, p)``.
+
+    One exported planner can then carry every task's cost and the runtime turns terms on (g = 1), off (g = 0)
+    or scales them per call, without re-exporting.
+    """
+
+    param_dim: int
+    param_names: list[str]
+
+    def __init__(self, inner: nn.Module, name: str) -> None:
+        super().__init__()
+        if not hasattr(inner, "param_dim") or not hasattr(inner, "param_names"):
+            raise TypeError(f"cost {type(inner).__name__}: expected attributes param_dim and param_names")
+        self.inner = inner
+        self.param_dim = int(inner.param_dim) + 1
+        self.param_names = [f"{name}_gate", *inner.param_names]
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """``(B,)``: the inner cost times the gate ``params[:, 0]``."""
+        return params[:, 0] * self.inner(x, params[:, 1:])
+
+
 class QuadraticCost(nn.Module):
     """``G(x) = lambda / 2 * sum_h ||x[:, h, f] - g||^2`` over chosen tokens and features.
 

@@ -27,6 +27,13 @@ from policies.diffusion.vae import LatentAutoencoder, VAEConfig
 from policies.normalizer import Normalizer
 
 DENOISERS = ("transformer", "mlp")
+COSTS_PREFIX = "diffusion.costs."
+SAMPLER_BUFFERS = ("diffusion.steps", "diffusion.guide_scales")
+"""Buffers derived from the sampler and guidance settings, which may change after training."""
+
+
+def _settings_key(key: str) -> bool:
+    return key.startswith(COSTS_PREFIX) or key in SAMPLER_BUFFERS
 
 
 @dataclass
@@ -225,6 +232,25 @@ class DiffusionPlanner(Policy):
             raise ValueError(f"expected windows of shape (B, {H}, ·), got states {tuple(states.shape)}")
         if not (torch.isfinite(states).all() and torch.isfinite(actions).all()):
             raise ValueError("training batch: expected finite states and actions, got NaN or inf")
+
+    @torch.jit.unused
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The learned state (normalisers, autoencoder, denoiser, schedule) without the guidance costs' and the
+        sampler's buffers, so a trained planner can be rebuilt with other costs and sampler settings
+        (:meth:`load_weights`)."""
+        return {k: v for k, v in self.state_dict().items() if not _settings_key(k)}
+
+    @torch.jit.unused
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load :meth:`weights` of a planner with the same networks; this planner keeps its own costs and sampler."""
+        own = {k: v for k, v in weights.items() if not _settings_key(k)}
+        try:
+            result = self.load_state_dict(own, strict=False)
+        except RuntimeError as err:  # shape mismatches
+            raise ValueError(f"planner weights do not fit this config: {err}") from err
+        missing = [k for k in result.missing_keys if not _settings_key(k)]
+        if missing or result.unexpected_keys:
+            raise ValueError(f"planner weights do not fit: missing {missing}, unexpected {result.unexpected_keys}")
 
     # --------------------------------------------------------------------------------------------- training
     @torch.jit.unused

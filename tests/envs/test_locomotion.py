@@ -100,3 +100,22 @@ def test_curriculum_grows_once_per_episode_length_and_never_on_falls():
     state = env.state_dict()
     assert state["curriculum_window"].shape == (3,)
     env.close()
+
+
+def test_reference_posture_lifts_the_swing_leg_and_mirrors():
+    env = G1LocomotionEnv(quiet_locomotion_config())
+    lift, stance = env.loco.rewards.ref_lift_rad, env.loco.stance_fraction
+    mid_swing = stance + 0.5 * (1.0 - stance)
+    ref = env._ref_leg_offsets(np.array([[mid_swing, mid_swing - 0.5], [0.02, 0.52]]))  # left mid-swing; both stance
+    names = [C.JOINT_NAMES[i] for i in C.LEG_JOINT_IDS]
+    left = {n: ref[0, names.index(n)] for n in ("left_hip_pitch_joint", "left_knee_joint", "left_ankle_pitch_joint")}
+    assert left == pytest.approx(
+        {"left_hip_pitch_joint": -lift, "left_knee_joint": 2 * lift, "left_ankle_pitch_joint": -lift}
+    )
+    assert np.count_nonzero(ref[0]) == 3 and not ref[1].any()  # the stance leg and double support stay at default
+    # Half a cycle later the right leg does the mirror image.
+    later = env._ref_leg_offsets(np.array([[mid_swing - 0.5, mid_swing]]))
+    full = np.zeros((2, C.NUM_JOINTS))
+    full[0, list(C.LEG_JOINT_IDS)], full[1, list(C.LEG_JOINT_IDS)] = ref[0], later[0]
+    np.testing.assert_allclose(C.mirror_joint_values(full[0]), full[1], atol=1e-12)
+    env.close()

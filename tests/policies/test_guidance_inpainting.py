@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from policies.diffusion.guidance import CostSum, GuidanceConfig, QuadraticCost, clip_grad_norm
+from policies.diffusion.guidance import CostSum, Gated, GuidanceConfig, QuadraticCost, clip_grad_norm
 from policies.diffusion.model import Diffusion, DiffusionConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import NoiseSchedule, ScheduleConfig
@@ -161,3 +161,22 @@ def test_bad_inputs_say_what_was_expected_and_given() -> None:
         GuidanceConfig(mode="universal")
     with pytest.raises(RuntimeError, match="needs autograd"), torch.no_grad():
         _model("x0", 1.0).sample(torch.zeros(2, 1, 2), cost_params=GOAL.expand(2, 2))
+
+
+def test_gated_terms_switch_per_sample_and_script() -> None:
+    a, b = QuadraticCost([0], []), QuadraticCost([1], [])
+    total = CostSum([Gated(a, "a"), Gated(b, "b")], [1.0, 2.0])
+    assert total.param_dim == 4 and total.param_layout()[1]["params"] == ["b_gate", "goal_1"]
+    x = torch.randn(3, 5, 2)
+    params = torch.tensor([[1.0, 0.5, 0.0, 9.0], [0.0, 0.5, 1.0, -1.0], [0.5, 0.5, 0.5, -1.0]])
+    expected = torch.stack(
+        [
+            a(x[0:1], params[0:1, 1:2])[0],
+            2.0 * b(x[1:2], params[1:2, 3:4])[0],
+            0.5 * a(x[2:3], params[2:3, 1:2])[0] + 2.0 * 0.5 * b(x[2:3], params[2:3, 3:4])[0],
+        ]
+    )
+    torch.testing.assert_close(total(x, params), expected)
+    torch.testing.assert_close(torch.jit.script(total)(x, params), expected)
+    with pytest.raises(TypeError, match="param_dim"):
+        Gated(torch.nn.Linear(2, 2), "bad")

@@ -7,10 +7,17 @@ from typing import Any
 
 import gymnasium
 import numpy as np
+import torch
 
+from envs.planner_state import PLANNER_STATE_DIM
 from envs.safe_rl import DSRLTask, write_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
+from policies.diffusion.model import DiffusionConfig
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.sampling import SamplerConfig
+from policies.diffusion.schedules import ScheduleConfig
 from policies.fisor import FISORConfig
+from robot.g1 import constants as C
 from training.safe_rl.config import EvalConfig, TrainConfig
 
 OBS_DIM, ACT_DIM = 7, 2  # BallRun's dimensions, so the task is inferred from the file name
@@ -123,3 +130,30 @@ class FakeEnvFactory:
         env = FakeCostEnv(**self.kwargs)
         self.envs.append(env)
         return env
+
+
+def tiny_planner_model(path: Path) -> Path:
+    """A random-weight G1 planner model file (the format training.planner.train writes), 1x32 transformer."""
+    pc = PlannerConfig(
+        state_dim=PLANNER_STATE_DIM,
+        action_dim=C.NUM_JOINTS,
+        history=4,
+        horizon=8,
+        latent_dim=4,
+        num_layers=1,
+        num_heads=2,
+        width=32,
+        diffusion=DiffusionConfig(
+            schedule=ScheduleConfig(num_train_steps=20),
+            prediction_type="x0",
+            sampler=SamplerConfig(num_steps=3),
+        ),
+    )
+    planner = DiffusionPlanner(pc)
+    planner.fit_normalizers(torch.randn(64, PLANNER_STATE_DIM), torch.randn(64, C.NUM_JOINTS))
+    planner.fit_latent_normalizer(torch.randn(64, PLANNER_STATE_DIM), torch.randn(64, C.NUM_JOINTS))
+    torch.save(
+        {"format": "steer.planner_model", "planner_config": pc, "weights": planner.weights(), "ctrl_dt_s": 0.02},
+        path,
+    )
+    return path

@@ -81,3 +81,26 @@ def test_sigterm_finishes_the_iteration_and_checkpoints(tmp_path):
     trainer.run()
     assert trainer.iteration == 3 and load_checkpoint(tmp_path / "p" / "last.pt")["iteration"] == 3
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is restored
+
+
+def test_init_from_starts_a_new_run_from_another_runs_networks(tmp_path):
+    source = Trainer(_cfg(tmp_path / "src", 2))
+    source.run()
+    assert (tmp_path / "src" / "weights.pt").exists()  # the networks alone, small enough to move between machines
+    cfg = dataclasses.replace(_cfg(tmp_path / "ft", 1), init_from=tmp_path / "src" / "weights.pt", reset_action_std=0.3)
+    tuned = Trainer(cfg)
+    assert tuned.iteration == 0 and tuned.env_steps == 0
+    src_params = dict(source.ppo.get_policy().named_parameters())
+    for name, p in tuned.ppo.get_policy().named_parameters():
+        if "std" in name:
+            assert torch.allclose(p, torch.full_like(p, 0.3))
+        else:
+            assert torch.equal(p, src_params[name]), name
+    tuned.run()
+    assert tuned.iteration == 1
+
+    wider = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, actor_hidden_dims=(48,)), run_dir=tmp_path / "w")
+    with pytest.raises(ValueError, match=r"weights\.pt: its networks do not fit"):
+        Trainer(wider)
+    with pytest.raises(ValueError, match="reset_action_std"):
+        Trainer(dataclasses.replace(cfg, reset_action_std=0.0, run_dir=tmp_path / "z"))

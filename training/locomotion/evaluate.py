@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -32,6 +33,17 @@ from robot.g1 import constants as C
 from training.configio import from_jsonable
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
+
+
+@runtime_checkable
+class EnvBound(Protocol):
+    """A controller that reads more of the simulation than the policy observation (e.g. a planner's state):
+    :func:`evaluate` hands it the env before the first step."""
+
+    def bind(self, env: G1LocomotionEnv) -> None:
+        """Remember the env whose worlds the following calls act in."""
+
+
 DEFAULT_EXPERT_POLICY = Path(__file__).resolve().parents[2] / "assets" / "g1_walk" / "policy.pt"
 """The committed walking expert (trainer export with its config.json): the default of every expert tool."""
 
@@ -184,9 +196,21 @@ def eval_env_config(cfg: EvalConfig, conditions: Conditions) -> LocomotionConfig
     )
 
 
-def evaluate(policy: Policy, cfg: EvalConfig, conditions: Conditions, progress: bool = True) -> EvalResult:
-    """Run ``cfg.episodes`` episodes of ``policy`` under ``conditions`` (see module docstring)."""
-    env = FixedConditionsEnv(eval_env_config(cfg, conditions), conditions)
+def evaluate(
+    policy: Policy,
+    cfg: EvalConfig,
+    conditions: Conditions,
+    progress: bool = True,
+    env_cls: type[FixedConditionsEnv] | None = None,
+) -> EvalResult:
+    """Run ``cfg.episodes`` episodes of ``policy`` under ``conditions`` (see module docstring).
+
+    ``env_cls`` replaces the evaluation env class (a subclass with extra sensors, say); a policy that is
+    :class:`EnvBound` is bound to the env first.
+    """
+    env = (env_cls or FixedConditionsEnv)(eval_env_config(cfg, conditions), conditions)
+    if isinstance(policy, EnvBound):
+        policy.bind(env)
     try:
         return _run(env, policy, cfg, conditions, progress)
     finally:

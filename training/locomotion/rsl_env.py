@@ -23,25 +23,27 @@ if TYPE_CHECKING:
 
 
 class RslLocomotionEnv(VecEnv):
-    """Adapter of :class:`envs.locomotion.G1LocomotionEnv` to rsl-rl's VecEnv (CPU tensors)."""
+    """Adapter of :class:`envs.locomotion.G1LocomotionEnv` to rsl-rl's VecEnv.
 
-    def __init__(self, env: G1LocomotionEnv) -> None:
+    Physics stays on the CPU (MuJoCo); observations, rewards and dones are handed to PPO on ``device`` (a GPU
+    when the learner runs there) and actions come back to the CPU.
+    """
+
+    def __init__(self, env: G1LocomotionEnv, device: str = "cpu") -> None:
         self.env = env
         self.num_envs = env.num_envs
         self.num_actions = env.num_actions
         self.max_episode_length = env.max_episode_length
-        self.device = "cpu"
+        self.device = device
         self.cfg = dataclasses.asdict(env.loco)
         perm, sign = observation_mirror_map(C.NUM_JOINTS, env.loco.env.obs)
         cperm, csign = env.critic_mirror_map()
-        self.mirror = {
-            "policy": (torch.as_tensor(perm), torch.as_tensor(sign, dtype=torch.float32)),
-            "critic": (torch.as_tensor(cperm), torch.as_tensor(csign, dtype=torch.float32)),
-        }
-        self.action_mirror = (
-            torch.as_tensor(C.MIRROR_JOINT_INDEX),
-            torch.as_tensor(C.MIRROR_JOINT_SIGN, dtype=torch.float32),
-        )
+
+        def on_device(index: Any, signs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.as_tensor(index, device=device), torch.as_tensor(signs, dtype=torch.float32, device=device)
+
+        self.mirror = {"policy": on_device(perm, sign), "critic": on_device(cperm, csign)}
+        self.action_mirror = on_device(C.MIRROR_JOINT_INDEX, C.MIRROR_JOINT_SIGN)
 
     @property
     def episode_length_buf(self) -> torch.Tensor:  # type: ignore[override]
@@ -49,7 +51,7 @@ class RslLocomotionEnv(VecEnv):
         return torch.from_numpy(self.env.episode_length)
 
     def _tensordict(self, groups: dict[str, torch.Tensor]) -> TensorDict:
-        return TensorDict(groups, batch_size=[self.num_envs])
+        return TensorDict(groups, batch_size=[self.num_envs]).to(self.device)
 
     def get_observations(self) -> TensorDict:
         """Observation groups "policy" and "critic"."""
@@ -57,9 +59,9 @@ class RslLocomotionEnv(VecEnv):
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """One control step of every env; dones = terminated or timed out."""
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        extras = {"time_outs": info["time_outs"], "log": info["log"]}
-        return self._tensordict(obs), reward, terminated | truncated, extras
+        obs, reward, terminated, truncated, info = self.env.step(actions.cpu())
+        extras = {"time_outs": info["time_outs"].to(self.device), "log": info["log"]}
+        return self._tensordict(obs), reward.to(self.device), (terminated | truncated).to(self.device), extras
 
 
 def mirror_batch(
@@ -120,4 +122,4 @@ def build_ppo(env: RslLocomotionEnv, cfg: PPOConfig) -> PPO:
             "obs_normalization": True,
         },
     }
-    return PPO.construct_algorithm(env.get_observations(), env, train_cfg, "cpu")
+    return PPO.construct_algorithm(env.get_observations(), env, train_cfg, env.device)

@@ -21,8 +21,6 @@ import csv
 import dataclasses
 import json
 import random
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.configio import to_jsonable
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
+from training.stop import graceful_stop
 
 
 @dataclass
@@ -94,6 +93,14 @@ class TrainConfig:
     """Checkpoint period in iterations."""
     resume: bool = False
     """Continue from run_dir/last.pt."""
+    init_from: Path | None = None
+    """Start a new run from the networks (actor, critic, normalisers) of another run's checkpoint (``last.pt``
+    or a ``weights.pt``): fine-tuning under a changed task or recipe. Optimizer, environment, curriculum and
+    iteration count start fresh. Ignored with ``--resume``."""
+    reset_action_std: float | None = None
+    """With ``init_from``: set the actor's action noise std to this value instead of the loaded one."""
+    device: str = "cpu"
+    """Where PPO learns ("cpu", "cuda"); physics always runs on the CPU with ``env.num_threads`` threads."""
     seed: int = 0
     """Seed of torch, numpy and the environment."""
     torch_threads: int = 2
@@ -153,7 +160,7 @@ class Trainer:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.torch_threads)
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
-        self.env = RslLocomotionEnv(G1LocomotionEnv(env_cfg))
+        self.env = RslLocomotionEnv(G1LocomotionEnv(env_cfg), device=cfg.device)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -164,6 +171,8 @@ class Trainer:
         if cfg.resume:
             self._load(cfg.run_dir / "last.pt")
         else:
+            if cfg.init_from is not None:
+                self._init_networks(cfg.init_from, cfg.reset_action_std)
             (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
             (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
 
@@ -183,10 +192,31 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write last.pt atomically and export the current actor."""
-        path = save_checkpoint(self.checkpoint(), self.cfg.run_dir / "last.pt")
+        """Write last.pt and weights.pt (the networks alone, for ``init_from``) atomically; export the actor."""
+        state = self.checkpoint()
+        path = save_checkpoint(state, self.cfg.run_dir / "last.pt")
+        weights = {k: state[k] for k in ("ppo", "iteration", "env_steps", "config")}
+        save_checkpoint(weights, self.cfg.run_dir / "weights.pt")
         export_actor(self.ppo, self.cfg, self.cfg.run_dir)
         return path
+
+    def _init_networks(self, path: Path, action_std: float | None) -> None:
+        data = load_checkpoint(path)
+        if "ppo" not in data:
+            raise ValueError(f"{path}: not a locomotion training checkpoint (no 'ppo' entry)")
+        try:
+            self.ppo.load(data["ppo"], load_cfg={"actor": True, "critic": True}, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{path}: its networks do not fit this run's config: {err}") from err
+        if action_std is not None:
+            if action_std <= 0.0:
+                raise ValueError(f"reset_action_std: expected > 0, got {action_std}")
+            dist = self.ppo.get_policy().distribution
+            with torch.no_grad():
+                if hasattr(dist, "std_param"):
+                    dist.std_param.fill_(action_std)
+                else:
+                    dist.log_std_param.fill_(float(np.log(action_std)))
 
     def _load(self, path: Path) -> None:
         data = load_checkpoint(path)
@@ -276,17 +306,8 @@ class Trainer:
         start = time.monotonic()
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="PPO", unit="it", dynamic_ncols=True)
         last = cfg.run_dir / "last.pt"
-        stop_signal: int | None = None
-
-        def on_signal(signum: int, _frame: object) -> None:
-            nonlocal stop_signal
-            stop_signal = signum  # finish this iteration, checkpoint, return (a second signal still waits for it)
-
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
+            with graceful_stop() as stop, (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
                 rows = csv.writer(handle)
                 while self.iteration < cfg.iterations:
                     s = self.iterate()
@@ -303,16 +324,14 @@ class Trainer:
                         sps=f"{s['perf/steps_per_s']:.0f}",
                     )
                     out_of_time = cfg.max_minutes is not None and time.monotonic() - start > 60.0 * cfg.max_minutes
-                    stop = out_of_time or stop_signal is not None
-                    if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations or stop:
+                    halt = out_of_time or stop.signal is not None
+                    if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations or halt:
                         last = self.save()
-                    if stop:
-                        why = f"after {cfg.max_minutes} min" if out_of_time else f"on signal {stop_signal}"
+                    if halt:
+                        why = f"after {cfg.max_minutes} min" if out_of_time else f"on signal {stop.signal}"
                         tqdm.write(f"stopping {why} at iteration {self.iteration}: {last}")
                         break
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             bar.close()
             writer.close()
         return last

@@ -1,0 +1,128 @@
+"""Export a trained G1 planner with its guidance costs to TorchScript (``planner.pt`` + ``planner.json``).
+
+    python -m deploy.export_planner --model runs/g1_planner/planner_model.pt --out assets/g1_planner/planner.pt
+
+The planner carries every G1 task cost, each behind a gate parameter (:class:`policies.diffusion.guidance.Gated`),
+so one file serves joystick driving, waypoints and obstacle avoidance; the runtime turns terms on and off per
+call. Parameter layout (also in ``planner.json`` under ``cost_terms``)::
+
+    [joystick_gate, vx, vy, yaw_rate,            # command in the heading frame (m/s, m/s, rad/s)
+     waypoint_gate, goal_x, goal_y,              # goal in the plan frame (m): origin at the root, x ahead
+     obstacles_gate, <scene params>]             # boxes then cylinders, plan frame (envs.tasks.g1_planner)
+
+Sampling and guidance settings (mode, scale, steps, rolling start) can be changed at export without retraining.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import tyro
+
+from deploy.export import export_planner
+from envs.planner_state import planner_state_names
+from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
+from policies.diffusion.guidance import CostSum, Gated
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from robot.g1 import constants as C
+
+MODEL_FORMAT = "steer.planner_model"
+TASK_TERMS = ("joystick", "waypoint", "obstacles")
+
+
+@dataclass
+class ExportPlannerConfig:
+    """Which trained planner to export, with which costs and sampler."""
+
+    model: Path = Path("runs/g1_planner/planner_model.pt")
+    """``planner_model.pt`` written by ``python -m training.planner.train``."""
+    out: Path = Path("assets/g1_planner/planner.pt")
+    """TorchScript output (``.json`` metadata beside it)."""
+    costs: G1CostConfig = field(default_factory=G1CostConfig)
+    """How the task costs read the plan."""
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Weights of the joystick, waypoint and obstacle terms (on top of the per-call gates)."""
+    guidance_mode: str | None = None
+    """Override the trained config's guidance mode (x0, classifier, none)."""
+    guidance_scale: float | None = None
+    """Override the guidance scale."""
+    sampler_steps: int | None = None
+    """Override the number of sampler steps."""
+    rolling_start: int | None = None
+    """Override the warm-start entry (0: cold start every call)."""
+
+
+def load_planner_model(path: Path) -> dict[str, Any]:
+    """Read a ``planner_model.pt`` with clear errors for missing, corrupt or foreign files."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or foreign files raise several types
+        raise ValueError(f"{path}: not a readable planner model ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: expected a {MODEL_FORMAT!r} file")
+    return data
+
+
+def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:
+    """The trained planner config with the export's sampler and guidance overrides."""
+    d = pc.diffusion
+    guidance, sampler = d.guidance, d.sampler
+    if cfg.guidance_mode is not None:
+        guidance = dataclasses.replace(guidance, mode=cfg.guidance_mode)
+    if cfg.guidance_scale is not None:
+        guidance = dataclasses.replace(guidance, scale=cfg.guidance_scale)
+    if cfg.sampler_steps is not None:
+        sampler = dataclasses.replace(sampler, num_steps=cfg.sampler_steps)
+    diffusion = dataclasses.replace(d, guidance=guidance, sampler=sampler)
+    rolling = pc.rolling_start if cfg.rolling_start is None else cfg.rolling_start
+    return dataclasses.replace(pc, diffusion=diffusion, rolling_start=rolling)
+
+
+def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> CostSum:
+    """The gated joystick + waypoint + obstacle costs (layout in the module docstring)."""
+    terms = [
+        Gated(g1_joystick_cost(cfg.costs), "joystick"),
+        Gated(g1_waypoint_cost(history, ctrl_dt_s), "waypoint"),
+        Gated(g1_obstacle_cost(cfg.costs, history, ctrl_dt_s), "obstacles"),
+    ]
+    return CostSum(terms, list(cfg.weights))
+
+
+def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig) -> DiffusionPlanner:
+    """The trained planner with the G1 costs and the export's overrides, ready to script."""
+    pc = configured(model["planner_config"], cfg)
+    planner = DiffusionPlanner(pc, g1_cost_sum(cfg, pc.history, float(model["ctrl_dt_s"])))
+    planner.load_weights(model["weights"])
+    return planner.eval()
+
+
+def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
+    """CLI entry point."""
+    model = load_planner_model(cfg.model)
+    planner = build_planner(model, cfg)
+    extra = {
+        "robot": "unitree_g1_29dof",
+        "ctrl_dt_s": float(model["ctrl_dt_s"]),
+        "joint_names": list(C.JOINT_NAMES),
+        "state_names": planner_state_names(),
+        "tracked_bodies": list(C.TRACKED_BODIES),
+        "action": "joint position offsets: q* = q_default + action_scale * a",
+        "cost_config": dataclasses.asdict(cfg.costs),
+        "task_terms": list(TASK_TERMS),
+        "trained_steps": int(model.get("step", -1)),
+        "training_data": str(model.get("data", "")),
+    }
+    pt, meta = export_planner(planner, cfg.out, extra)
+    n = sum(p.numel() for p in planner.parameters())
+    print(f"{pt} ({pt.stat().st_size / 1e6:.1f} MB, {n / 1e6:.2f} M parameters) and {meta}")
+    return pt, meta
+
+
+if __name__ == "__main__":
+    main(tyro.cli(ExportPlannerConfig))

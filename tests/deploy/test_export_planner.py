@@ -1,0 +1,51 @@
+"""Exporting a trained G1 planner with its gated task costs."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model, main
+from envs.planner_state import PLANNER_STATE_DIM
+from robot.g1 import constants as C
+from tests.training.helpers import tiny_planner_model
+
+
+def test_export_carries_gated_costs_and_matches_eager(tmp_path):
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    cfg = ExportPlannerConfig(model=model, out=tmp_path / "out" / "planner.pt", sampler_steps=2, guidance_scale=0.5)
+    pt, meta_path = main(cfg)
+    meta = json.loads(meta_path.read_text())
+    assert [t["params"][0] for t in meta["cost_terms"]] == ["joystick_gate", "waypoint_gate", "obstacles_gate"]
+    assert meta["extra"]["ctrl_dt_s"] == 0.02 and meta["guidance"]["scale"] == 0.5 and len(meta["sampler_steps"]) == 3
+    scripted = torch.jit.load(str(pt))
+    eager = build_planner(load_planner_model(model), cfg)
+    B, P = 2, meta["cost_param_dim"]
+    obs, act = torch.randn(B, 4, PLANNER_STATE_DIM), torch.zeros(B, 4, C.NUM_JOINTS)
+    noise = torch.randn(B, 12, meta["token_dim"])
+    params = torch.zeros(B, P)
+    params[:, 0], params[:, 1] = 1.0, 0.8  # joystick on: 0.8 m/s forward
+    plan_s, _ = scripted(obs, act, params, noise, None)
+    plan_e, _ = eager(obs, act, params, noise, None)
+    torch.testing.assert_close(plan_s, plan_e, atol=1e-5, rtol=1e-5)
+    off, _ = scripted(obs, act, torch.zeros(B, P), noise, None)  # every gate closed = unguided
+    unguided, _ = scripted(obs, act, None, noise, None)
+    torch.testing.assert_close(off, unguided)
+    assert not torch.allclose(plan_s, unguided)
+
+
+def test_missing_and_foreign_model_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pt: no planner model"):
+        load_planner_model(tmp_path / "nothing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"junk\.pt: not a readable planner model"):
+        load_planner_model(tmp_path / "junk.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"expected a 'steer\.planner_model' file"):
+        load_planner_model(tmp_path / "other.pt")
+    model = tiny_planner_model(tmp_path / "m.pt")
+    data = load_planner_model(model)
+    data["planner_config"] = dataclasses.replace(data["planner_config"], width=64)
+    with pytest.raises(ValueError, match="do not fit"):
+        build_planner(data, ExportPlannerConfig(model=model))

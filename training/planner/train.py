@@ -1,0 +1,403 @@
+"""Train the G1 diffusion planner on expert rollouts (BeyondMimic's recipe, sized for a CPU).
+
+    python -m training.locomotion.collect --out data/planner/g1_walk.h5 --episodes 400
+    python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner
+    python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner --resume
+
+Windows of ``history + horizon`` consecutive steps are cut from every episode (:mod:`envs.planner_dataset`).
+Token ``k`` of a window holds the planner state ``s_k`` and the action ``a_{k-1}`` that led to it, so at run
+time every history token is fully known (the last ``Hh`` states and the ``Hh`` actions before the current
+one) and the first planned token carries ``a_t``, the action to execute now, with ``s_{t+1}``, the state it is
+expected to reach. The actions are by default the expert's clean ones (the data was collected with exploration
+noise on the executed actions, so the states cover recoveries while the actions stay the expert's). Episodes,
+not windows, are split into training and validation sets.
+
+Two stages when the planner has an action latent (``planner.latent_dim > 0``, BeyondMimic v4): first the
+action autoencoder (``vae_steps``), which is then frozen and its latent normaliser fitted; then the denoiser.
+With ``latent_dim = 0`` the planner diffuses raw actions (the state-action variant) and stage one is skipped.
+An EMA copy of the planner is what gets evaluated and exported.
+
+Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (step, stage, train loss, validation loss of
+the EMA model, steps/s), ``last.pt`` (full training state, atomic, every ``save_every`` steps, on SIGINT /
+SIGTERM and at the end; ``--resume`` continues it exactly) and ``planner_model.pt``: the EMA planner's
+``PlannerConfig`` and weights plus the data's control period, which ``python -m deploy.export_planner`` turns
+into a TorchScript planner with its guidance costs.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from envs.planner_dataset import PlannerDataset, load_planner_dataset
+from envs.planner_state import PLANNER_STATE_DIM
+from policies.critics.networks import polyak_update
+from policies.diffusion.model import DiffusionConfig
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.sampling import SamplerConfig
+from policies.diffusion.schedules import ScheduleConfig
+from robot.g1 import constants as C
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.configio import to_jsonable
+from training.stop import graceful_stop
+
+ACTION_KEYS = ("expert_action", "action")
+METRIC_FIELDS = ("step", "stage", "loss", "val_loss", "steps_per_s", "wall_s")
+
+
+def g1_planner_config() -> PlannerConfig:
+    """The default G1 planner: 4 + 16 steps, 16-d action latent, 2x256 transformer, cosine / x0 / 10 DDIM steps."""
+    return PlannerConfig(
+        state_dim=PLANNER_STATE_DIM,
+        action_dim=C.NUM_JOINTS,
+        history=4,
+        horizon=16,
+        latent_dim=16,
+        denoiser="transformer",
+        num_layers=2,
+        num_heads=4,
+        width=256,
+        attention="full",
+        action_loss_steps=8,
+        execute_steps=1,
+        diffusion=DiffusionConfig(
+            schedule=ScheduleConfig(kind="cosine", num_train_steps=100),
+            prediction_type="x0",
+            per_token_noise=True,
+            sampler=SamplerConfig(kind="ddim", num_steps=10),
+        ),
+    )
+
+
+@dataclass
+class PlannerTrainConfig:
+    """G1 planner training run."""
+
+    data: Path = Path("data/planner/g1_walk.h5")
+    """Planner dataset (``python -m training.locomotion.collect``)."""
+    run_dir: Path = Path("runs/g1_planner")
+    """Run folder (config, TensorBoard, metrics.csv, checkpoints, the EMA planner)."""
+    planner: PlannerConfig = field(default_factory=g1_planner_config)
+    """Planner shapes, denoiser, schedule and default sampler."""
+    action_key: str = "expert_action"
+    """Actions learned: the expert's clean ones (``expert_action``) or the executed noisy ones (``action``)."""
+    steps: int = 30000
+    """Denoiser optimisation steps."""
+    vae_steps: int = 3000
+    """Action-autoencoder steps before the denoiser (latent planners only)."""
+    batch_size: int = 256
+    """Windows per step."""
+    lr: float = 3e-4
+    """Adam learning rate (cosine-annealed to 10 % over each stage)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    ema_rate: float = 0.005
+    """Polyak rate of the EMA planner per denoiser step."""
+    val_fraction: float = 0.05
+    """Fraction of episodes held out for the validation loss."""
+    val_windows: int = 1024
+    """Validation windows (fixed) scored every ``eval_every`` steps."""
+    eval_every: int = 500
+    """Validation and logging period (steps)."""
+    save_every: int = 1000
+    """Checkpoint period (steps)."""
+    max_minutes: float | None = None
+    """Stop with a checkpoint after this much wall time (continue with --resume)."""
+    resume: bool = False
+    """Continue from run_dir/last.pt."""
+    seed: int = 0
+    """Seed of the split, batches, noise and initialisation."""
+    torch_threads: int = 2
+    """Torch intra-op threads."""
+
+    def __post_init__(self) -> None:
+        if self.action_key not in ACTION_KEYS:
+            raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
+        if self.steps < 0 or self.vae_steps < 0 or self.batch_size < 1:
+            raise ValueError("steps and vae_steps must be >= 0 and batch_size >= 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected in (0, 1), got {self.val_fraction}")
+        for name in ("eval_every", "save_every", "val_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+
+    @property
+    def total_steps(self) -> int:
+        """Autoencoder plus denoiser steps."""
+        return (self.vae_steps if self.planner.latent_dim > 0 else 0) + self.steps
+
+
+class WindowData:
+    """Training and validation windows of a planner dataset, as index pairs into its episodes."""
+
+    def __init__(self, data: PlannerDataset, cfg: PlannerTrainConfig) -> None:
+        p = cfg.planner
+        if p.state_dim != PLANNER_STATE_DIM or p.action_dim != C.NUM_JOINTS:
+            raise ValueError(
+                f"planner: state_dim/action_dim {p.state_dim}/{p.action_dim} do not fit the G1 data "
+                f"({PLANNER_STATE_DIM}/{C.NUM_JOINTS})"
+            )
+        E, T, H = data.num_episodes, data.episode_steps, p.window
+        if T < H + 1:
+            raise ValueError(
+                f"{cfg.data}: episodes of {T} steps are too short for the planner window ({H} steps after a first "
+                "step whose action leads into it)"
+            )
+        if E < 2:
+            raise ValueError(f"{cfg.data}: {E} episode(s); need at least 2 to hold one out for validation")
+        self.states = torch.from_numpy(np.ascontiguousarray(data.arrays["state"], dtype=np.float32))
+        self.actions = torch.from_numpy(np.ascontiguousarray(data.arrays[cfg.action_key], dtype=np.float32))
+        self.window = H
+        order = np.random.default_rng(cfg.seed).permutation(E)
+        n_val = max(1, round(cfg.val_fraction * E))
+        starts = np.arange(1, T - H + 1)  # window [t, t + H) pairs states t.. with actions t-1..
+
+        def pairs(episodes: np.ndarray) -> torch.Tensor:
+            e, t = np.meshgrid(np.sort(episodes), starts, indexing="ij")
+            return torch.from_numpy(np.stack([e.ravel(), t.ravel()], axis=1))
+
+        self.train = pairs(order[n_val:])
+        self.val = pairs(order[:n_val])
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        pick = torch.randperm(len(self.val), generator=gen)[: cfg.val_windows]
+        self.val_batch = self.batch(self.val[pick])
+        self.ctrl_dt_s = data.ctrl_dt_s
+
+    def batch(self, pairs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Windows ``states (B, H, S)`` and the actions that led to them ``(B, H, A)`` at ``(episode, start)``
+        pairs ``(B, 2)`` (start >= 1)."""
+        steps = pairs[:, 1:2] + torch.arange(self.window)  # (B, H)
+        episodes = pairs[:, 0:1].expand_as(steps)
+        return {"states": self.states[episodes, steps], "actions": self.actions[episodes, steps - 1]}
+
+    def sample(self, batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """A random training batch."""
+        return self.batch(self.train[torch.randint(len(self.train), (batch_size,), generator=gen)])
+
+
+class PlannerTrainer:
+    """One planner training run (see module docstring)."""
+
+    def __init__(self, cfg: PlannerTrainConfig) -> None:
+        self.cfg = cfg
+        torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data = WindowData(load_planner_dataset(cfg.data), cfg)
+        self.planner = DiffusionPlanner(cfg.planner)
+        self.planner.fit_normalizers(self.data.states, self.data.actions)
+        self.ema: DiffusionPlanner | None = None
+        self.latent = cfg.planner.latent_dim > 0
+        self.step = 0
+        self.wall_s = 0.0
+        self.gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self._start_stage()
+        if cfg.resume:
+            self._load(cfg.run_dir / "last.pt")
+        else:
+            (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
+            (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
+
+    @property
+    def stage(self) -> str:
+        """``"vae"`` while the autoencoder trains, then ``"denoiser"``."""
+        return "vae" if self.latent and self.step < self.cfg.vae_steps else "denoiser"
+
+    def _stage_steps(self) -> int:
+        return self.cfg.vae_steps if self.stage == "vae" else self.cfg.steps
+
+    def _start_stage(self) -> None:
+        """Optimizer and schedule of the current stage (the autoencoder is frozen in the denoiser stage)."""
+        vae = self.planner.decoder.vae
+        if self.stage == "vae":
+            assert vae is not None
+            params = list(vae.parameters())
+        else:
+            if vae is not None:
+                vae.requires_grad_(False)
+            params = [p for p in self.planner.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.opt, max(1, self._stage_steps()), eta_min=0.1 * self.cfg.lr
+        )
+
+    def _enter_denoiser_stage(self) -> None:
+        """After the autoencoder: fit the latent normaliser on the training data, start the EMA and optimizer."""
+        if self.latent:
+            idx = self.data.train[torch.randperm(len(self.data.train), generator=self.gen)[:20000]]
+            b = self.data.batch(idx)
+            self.planner.fit_latent_normalizer(b["states"], b["actions"])
+        self._start_stage()
+        self.ema = copy.deepcopy(self.planner).requires_grad_(False).eval()
+
+    # ----- one step -------------------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        """One optimisation step of the current stage; returns its loss."""
+        if self.stage == "denoiser" and self.ema is None:
+            self._enter_denoiser_stage()
+        batch = self.data.sample(self.cfg.batch_size, self.gen)
+        self.planner.train()
+        if self.stage == "vae":
+            loss, _ = self.planner.vae_loss(batch)
+        else:
+            batch["seed"] = torch.randint(2**31 - 1, (), generator=self.gen)
+            loss, _ = self.planner.loss(batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        if self.stage == "denoiser" and self.ema is not None:
+            polyak_update(self.ema, self.planner, self.cfg.ema_rate)
+        self.step += 1
+        if self.latent and self.step == self.cfg.vae_steps:
+            self._enter_denoiser_stage()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Loss of the evaluated model on the fixed validation windows (fixed noise): autoencoder in stage one,
+        the EMA denoiser after. Its noise is fixed and the training RNG streams are left untouched, so scoring
+        more or less often never changes the training run."""
+        batch = dict(self.data.val_batch)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(12345)
+            if self.stage == "vae":
+                self.planner.eval()
+                loss, _ = self.planner.vae_loss(batch)
+                return float(loss)
+            model = self.ema if self.ema is not None else self.planner
+            batch["seed"] = torch.tensor(12345)
+            loss, _ = model.loss(batch)
+            return float(loss)
+
+    # ----- checkpoints ----------------------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """The full training state."""
+        return {
+            "planner": self.planner.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "step": self.step,
+            "wall_s": self.wall_s,
+            "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "config": to_jsonable(self.cfg),
+        }
+
+    def model_file(self) -> dict[str, Any]:
+        """What inference needs: the EMA planner's config and weights and the data's control period."""
+        model = self.ema if self.ema is not None else self.planner
+        return {
+            "format": "steer.planner_model",
+            "planner_config": self.cfg.planner,
+            "weights": model.weights(),
+            "ctrl_dt_s": self.data.ctrl_dt_s,
+            "step": self.step,
+            "data": str(self.cfg.data),
+        }
+
+    def save(self) -> Path:
+        """Write last.pt and planner_model.pt atomically."""
+        path = save_checkpoint(self.checkpoint(), self.cfg.run_dir / "last.pt")
+        save_checkpoint(self.model_file(), self.cfg.run_dir / "planner_model.pt")
+        return path
+
+    def _load(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        for key in ("planner", "opt", "step", "gen"):
+            if key not in state:
+                raise ValueError(f"{path}: not a planner training checkpoint (no {key!r} entry)")
+        self.planner.load_state_dict(state["planner"])
+        self.step = int(state["step"])
+        self.wall_s = float(state["wall_s"])
+        if self.stage == "denoiser" and state["ema"] is not None:
+            if self.planner.decoder.vae is not None:
+                self.planner.decoder.vae.requires_grad_(False)
+            self.ema = copy.deepcopy(self.planner).requires_grad_(False).eval()
+            self.ema.load_state_dict(state["ema"])
+        self._start_stage()
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        metrics = self.cfg.run_dir / "metrics.csv"
+        if metrics.exists():  # drop rows logged after the checkpoint by a killed run
+            lines = metrics.read_text().splitlines()
+            kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= self.step]
+            metrics.write_text("\n".join(kept) + "\n")
+
+    # ----- loop -----------------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Train to ``total_steps`` (or ``max_minutes`` / a stop signal), checkpointing; returns last.pt."""
+        cfg = self.cfg
+        total = cfg.total_steps
+        writer = SummaryWriter(log_dir=str(cfg.run_dir / "tb"), purge_step=self.step)
+        bar = tqdm(total=total, initial=self.step, desc="planner", unit="step", dynamic_ncols=True)
+        start = time.monotonic()
+        last = cfg.run_dir / "last.pt"
+        losses: list[float] = []
+        with graceful_stop() as stop, (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
+            rows = csv.writer(handle)
+            tick = time.perf_counter()
+            while self.step < total:
+                stage = self.stage
+                losses.append(self.train_step())
+                bar.update(1)
+                done = self.step == total
+                out_of_time = cfg.max_minutes is not None and time.monotonic() - start > 60.0 * cfg.max_minutes
+                halt = out_of_time or stop.signal is not None
+                if self.step % cfg.eval_every == 0 or done or halt:
+                    now = time.perf_counter()
+                    self.wall_s += now - tick
+                    rate = len(losses) / max(now - tick, 1e-9)
+                    val = self.validation_loss()
+                    train_loss = float(np.mean(losses))
+                    writer.add_scalar(f"{stage}/loss", train_loss, self.step)
+                    writer.add_scalar(f"{stage}/val_loss", val, self.step)
+                    writer.add_scalar("perf/steps_per_s", rate, self.step)
+                    writer.add_scalar("train/lr", self.opt.param_groups[0]["lr"], self.step)
+                    rows.writerow([self.step, stage, train_loss, val, round(rate, 2), round(self.wall_s, 1)])
+                    handle.flush()
+                    bar.set_postfix(stage=stage, loss=f"{train_loss:.4f}", val=f"{val:.4f}")
+                    losses, tick = [], time.perf_counter()
+                if self.step % cfg.save_every == 0 or done or halt:
+                    last = self.save()
+                if halt:
+                    why = f"after {cfg.max_minutes} min" if out_of_time else f"on signal {stop.signal}"
+                    tqdm.write(f"stopping {why} at step {self.step}: {last}")
+                    break
+        bar.close()
+        writer.close()
+        return last
+
+
+def main(cfg: PlannerTrainConfig) -> None:
+    """CLI entry point."""
+    trainer = PlannerTrainer(cfg)
+    d = trainer.data
+    n_params = sum(p.numel() for p in trainer.planner.parameters())
+    print(
+        f"G1 planner: {n_params / 1e6:.2f} M parameters, {len(d.train)} training / {len(d.val)} validation windows "
+        f"from {cfg.data}; {'resumed at' if cfg.resume else 'starting at'} step {trainer.step}/{cfg.total_steps}"
+    )
+    path = trainer.run()
+    print(f"checkpoint: {path}; planner: {cfg.run_dir / 'planner_model.pt'}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(PlannerTrainConfig))
