@@ -16,6 +16,7 @@ Sampling and guidance settings (mode, scale, steps, rolling start) can be change
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 import tyro
 
 from deploy.export import export_planner
+from deploy.policy_io import PolicyMetadata
 from envs.planner_state import planner_state_names
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated
@@ -31,6 +33,7 @@ from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from robot.g1 import constants as C
 
 MODEL_FORMAT = "steer.planner_model"
+DEFAULT_ROBOT_METADATA = Path(__file__).resolve().parents[1] / "assets" / "g1_walk" / "deploy" / "policy.json"
 TASK_TERMS = ("joystick", "waypoint", "obstacles")
 
 
@@ -40,6 +43,9 @@ class ExportPlannerConfig:
 
     model: Path = Path("runs/g1_planner/planner_model.pt")
     """``planner_model.pt`` written by ``python -m training.planner.train``."""
+    robot_metadata: Path = DEFAULT_ROBOT_METADATA
+    """Deploy metadata (``.json``) of the expert whose data the planner learned: the planner's actions mean the
+    same joint targets, so the runtime drives it with the same gains, default pose and period."""
     out: Path = Path("assets/g1_planner/planner.pt")
     """TorchScript output (``.json`` metadata beside it)."""
     costs: G1CostConfig = field(default_factory=G1CostConfig)
@@ -102,11 +108,24 @@ def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig) -> DiffusionP
     return planner.eval()
 
 
+def robot_metadata(path: Path, ctrl_dt_s: float) -> dict[str, Any]:
+    """The expert's deploy metadata, checked against this robot and the planner's control period."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no robot metadata (the expert's deploy export: deploy.import_expert)")
+    data = PolicyMetadata.from_dict(json.loads(path.read_text()))
+    if data.joint_names != list(C.JOINT_NAMES):
+        raise ValueError(f"{path}: joint order differs from the G1's")
+    if abs(data.control_dt_s - ctrl_dt_s) > 1e-9:
+        raise ValueError(f"{path}: control period {data.control_dt_s} s, the planner's data has {ctrl_dt_s} s")
+    return dataclasses.asdict(data)
+
+
 def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
     """CLI entry point."""
     model = load_planner_model(cfg.model)
     planner = build_planner(model, cfg)
     extra = {
+        "policy_metadata": robot_metadata(cfg.robot_metadata, float(model["ctrl_dt_s"])),
         "robot": "unitree_g1_29dof",
         "ctrl_dt_s": float(model["ctrl_dt_s"]),
         "joint_names": list(C.JOINT_NAMES),

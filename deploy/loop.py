@@ -153,6 +153,7 @@ class ControlLoop:
         if self.obs_cfg.gait_period_s > 0.0:
             phase = float(gait_phase(self._policy_steps * self.spec_dt_s, self.obs_cfg.gait_period_s))
         obs = observation_from_state(state, command, self.last_action, self.default_q, self.obs_cfg, phase)
+        self.policy.observe_state(state, command)
         self._policy_steps += 1
         if not self._history:
             self._history.extend([obs] * self._history.maxlen)  # a fresh start repeats the first frame

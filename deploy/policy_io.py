@@ -30,6 +30,7 @@ from torch import nn
 from envs.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
 from robot.files import atomic_write
 from robot.g1 import constants as C
+from robot.messages import RobotState
 
 POLICY_FORMAT = "steer.policy"
 POLICY_METADATA_VERSION = 1
@@ -363,6 +364,10 @@ class ExportedPolicy:
     def reset(self) -> None:
         """Forget internal state when the loop leaves POLICY (a feed-forward network has none)."""
 
+    def observe_state(self, state: RobotState, command: np.ndarray) -> None:
+        """Called by the loop each tick before :meth:`act` with the raw robot state and the clipped command; a
+        policy that needs more than the observation vector (a planner's body state) takes it from here."""
+
     def forward(self, obs: np.ndarray) -> np.ndarray:
         """The network on a batch ``(B, O)`` float32 -> ``(B, J)`` (no clipping)."""
         with torch.inference_mode():
@@ -407,6 +412,11 @@ def load_policy(path: str | Path) -> ExportedPolicy:
         from deploy.onnx_io import load_onnx_policy
 
         return load_onnx_policy(path)
+    meta_path = path.with_suffix(".json")
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("format") == "steer.planner":
+        from deploy.planner_policy import load_planner_policy
+
+        return load_planner_policy(path)
     metadata, data = read_metadata_file(path)
     extra = {EMBEDDED_METADATA: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)

@@ -13,9 +13,11 @@ state of one step is, in this order (``S = 13 + 6 K``, K = ``len(robot.g1.consta
 ``body_lin_vel``       3K    ``R_y^T v_b`` (m/s) per tracked body (world velocity, heading frame)
 =====================  ====  =================================================================================
 
-Pure numpy functions of the simulator's (or the robot's estimator's) quantities, used unchanged by data
-collection and the deploy runtime. :func:`planner_state_mirror_map` is the left-right mirror of the state about
-the heading frame's x-z plane, consistent with :func:`robot.g1.constants.mirror_joint_values`.
+Pure numpy functions of the simulator's (or the robot's estimator's) quantities; :class:`PlannerStateEstimator`
+turns a base pose and twist plus joint readings into the state by forward kinematics, and both data collection
+and the deploy runtime go through it. Tracked bodies are taken at their centres of mass.
+:func:`planner_state_mirror_map` is the left-right mirror of the state about the heading frame's x-z plane,
+consistent with :func:`robot.g1.constants.mirror_joint_values`.
 """
 
 from __future__ import annotations
@@ -100,24 +102,65 @@ def planner_state_mirror_map() -> tuple[np.ndarray, np.ndarray]:
     return np.array(perm), np.array(sign)
 
 
-def add_tracked_body_sensors(spec: mujoco.MjSpec) -> None:
-    """Add world position and linear velocity sensors ``<body>_pos`` / ``<body>_vel`` of every tracked body."""
-    for body in C.TRACKED_BODIES:
-        for kind, suffix in ((mujoco.mjtSensor.mjSENS_FRAMEPOS, "pos"), (mujoco.mjtSensor.mjSENS_FRAMELINVEL, "vel")):
-            sensor = spec.add_sensor()
-            sensor.name = f"{body}_{suffix}"
-            sensor.type = kind
-            sensor.objtype = mujoco.mjtObj.mjOBJ_BODY
-            sensor.objname = body
+class PlannerStateEstimator:
+    """The planner state from what a robot reports: base pose and twist plus joint angles and velocities.
 
+    Forward kinematics on the G1 model give the tracked bodies' world positions and velocities (the same
+    quantities the data-collection sensors record), then :func:`planner_state` normalises them. The deploy
+    runtime uses it with the simulator's base pose and velocity, or with a state estimator's on a real robot.
+    """
 
-def tracked_body_sensor_columns(model: mujoco.MjModel) -> tuple[np.ndarray, np.ndarray]:
-    """Columns of ``sensordata`` holding the tracked bodies' positions and velocities, (K, 3) each."""
-    try:
-        pos = [model.sensor(f"{b}_pos").adr[0] + np.arange(3) for b in C.TRACKED_BODIES]
-        vel = [model.sensor(f"{b}_vel").adr[0] + np.arange(3) for b in C.TRACKED_BODIES]
-    except KeyError as exc:
-        raise KeyError(
-            f"{exc}: the model lacks the tracked-body sensors; build it with add_tracked_body_sensors"
-        ) from None
-    return np.array(pos), np.array(vel)
+    def __init__(self, model: mujoco.MjModel | None = None) -> None:
+        if model is None:
+            from robot.g1.model import build_g1_model
+
+            model = build_g1_model()
+        self.model = model
+        self.data = mujoco.MjData(model)
+        self._bodies = [model.body(b).id for b in C.TRACKED_BODIES]
+        self._qadr = np.array([model.jnt_qposadr[model.joint(n).id] for n in C.JOINT_NAMES])
+        self._vadr = np.array([model.jnt_dofadr[model.joint(n).id] for n in C.JOINT_NAMES])
+        self._vel = np.zeros(6)
+
+    def __call__(
+        self,
+        base_pos_m: np.ndarray,
+        base_quat_wxyz: np.ndarray,
+        base_lin_vel_world_m_per_s: np.ndarray,
+        base_ang_vel_body_rad_per_s: np.ndarray,
+        joint_pos_rad: np.ndarray,
+        joint_vel_rad_per_s: np.ndarray,
+    ) -> np.ndarray:
+        """One planner state ``(S,)``: shapes (3,), (4,), (3,), (3,), (J,), (J,), joints in SDK motor order."""
+        for name, arr, n in (
+            ("base_pos_m", base_pos_m, 3),
+            ("base_quat_wxyz", base_quat_wxyz, 4),
+            ("base_lin_vel_world_m_per_s", base_lin_vel_world_m_per_s, 3),
+            ("base_ang_vel_body_rad_per_s", base_ang_vel_body_rad_per_s, 3),
+            ("joint_pos_rad", joint_pos_rad, C.NUM_JOINTS),
+            ("joint_vel_rad_per_s", joint_vel_rad_per_s, C.NUM_JOINTS),
+        ):
+            if np.shape(arr) != (n,):
+                raise ValueError(f"{name}: expected shape ({n},), got {np.shape(arr)}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name}: expected finite values, got {arr}")
+        m, d = self.model, self.data
+        d.qpos[:3], d.qpos[3:7] = base_pos_m, base_quat_wxyz
+        d.qpos[self._qadr] = joint_pos_rad
+        d.qvel[:3], d.qvel[3:6] = base_lin_vel_world_m_per_s, base_ang_vel_body_rad_per_s
+        d.qvel[self._vadr] = joint_vel_rad_per_s
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        mujoco.mj_comVel(m, d)
+        body_vel = np.empty((NUM_TRACKED_BODIES, 3))
+        for k, b in enumerate(self._bodies):
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, b, self._vel, 0)  # [angular, linear], world
+            body_vel[k] = self._vel[3:]
+        return planner_state(
+            np.asarray(base_pos_m, dtype=np.float64),
+            np.asarray(base_quat_wxyz, dtype=np.float64),
+            np.asarray(base_lin_vel_world_m_per_s, dtype=np.float64),
+            np.asarray(base_ang_vel_body_rad_per_s, dtype=np.float64),
+            d.xipos[self._bodies].copy(),  # the recorded sensors track each body's centre of mass (objtype body)
+            body_vel,
+        )

@@ -30,6 +30,11 @@ class RobotState:
     """(J,) estimated joint torques, empty when the backend cannot measure them."""
     damping: bool = False
     """True while the safety layer holds the robot in damping mode."""
+    base_pos_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(3,) pelvis position in the world, empty when the backend has no estimate (the simulator knows it; a
+    real robot needs a state estimator). Diffusion planners need it; the walking expert does not."""
+    base_lin_vel_m_per_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(3,) pelvis linear velocity in the world frame, empty when the backend has no estimate."""
 
     def copy(self) -> RobotState:
         """Deep copy (states are published across threads)."""
@@ -42,6 +47,8 @@ class RobotState:
             self.timestamp_s,
             self.joint_torque_nm.copy(),
             self.damping,
+            self.base_pos_m.copy(),
+            self.base_lin_vel_m_per_s.copy(),
         )
 
 

@@ -239,6 +239,8 @@ class MujocoRobot(RobotInterface):
             timestamp_s=float(d.time),
             joint_torque_nm=d.actuator_force.copy(),
             damping=self.safety.damping,
+            base_pos_m=d.qpos[:3].copy(),
+            base_lin_vel_m_per_s=d.qvel[:3].copy(),
         )
 
     def _run(self) -> None:

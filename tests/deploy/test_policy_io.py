@@ -66,7 +66,7 @@ def test_load_refuses_missing_foreign_and_mismatched_files(tmp_path):
     js.write_text(json.dumps({**data, "action_clip": 2.0}))
     with pytest.raises(ValueError, match="different exports"):
         load_policy(pt)
-    js.write_text(json.dumps({**data, "format": "steer.planner"}))
+    js.write_text(json.dumps({**data, "format": "steer.other"}))
     with pytest.raises(ValueError, match=r"expected format 'steer\.policy'"):
         load_policy(pt)
     js.write_text(json.dumps({**data, "surprise": 1}))

@@ -5,6 +5,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from envs.planner_dataset import (
     STEP_KEYS,
@@ -174,3 +175,46 @@ def test_truncated_and_foreign_files_are_rejected_without_changes(tmp_path):
         bad["state"][0, 0, 0] = np.inf
         write_planner_dataset(tmp_path / "never.h5", PlannerDataset(bad, 0.02))
     assert not (tmp_path / "never.h5").exists()
+
+
+def test_estimator_from_robot_quantities_equals_the_simulators_own_kinematics():
+    import dataclasses
+
+    import mujoco
+
+    from envs.planner_state import PlannerStateEstimator
+    from envs.vec_env import DomainRandomizationConfig
+    from tests.envs.helpers import quiet_locomotion_config
+    from training.locomotion.collect import RecordingEnv
+    from training.locomotion.evaluate import Conditions
+
+    cfg = dataclasses.replace(
+        quiet_locomotion_config(), randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0)
+    )
+    env = RecordingEnv(cfg, Conditions())
+    estimator = PlannerStateEstimator()  # the default G1 model, not the env's
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(8):  # moving, so velocities are non-trivial
+            env.step(torch.from_numpy(rng.uniform(-0.5, 0.5, size=(env.num_envs, 29))).float())
+        recorded = env.step_record()["state"]
+        qpos, qvel = env.qpos, env.qvel
+        qadr, vadr = env.joint_columns
+        for i in range(env.num_envs):
+            d = env.env_data(i)  # a full forward pass of world i in the env's own model
+            m = env.models[i]
+            ids = [m.body(b).id for b in C.TRACKED_BODIES]
+            vel = np.zeros((len(ids), 6))
+            for k, b in enumerate(ids):
+                mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, b, vel[k], 0)
+            truth = planner_state(d.qpos[:3], d.qpos[3:7], d.qvel[:3], d.qvel[3:6], d.xipos[ids], vel[:, 3:])
+            est = estimator(qpos[i, :3], qpos[i, 3:7], qvel[i, :3], qvel[i, 3:6], qpos[i, qadr], qvel[i, vadr])
+            np.testing.assert_allclose(est, truth, atol=1e-9)
+            np.testing.assert_allclose(recorded[i], truth, atol=2e-5)  # float32 record
+        assert np.abs(recorded[:, 13 + 39 :]).max() > 0.05  # body velocities are not all zero
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="joint_pos_rad: expected shape"):
+        estimator(qpos[0, :3], qpos[0, 3:7], qvel[0, :3], qvel[0, 3:6], np.zeros(12), qvel[0, vadr])
+    with pytest.raises(ValueError, match="base_pos_m: expected finite"):
+        estimator(np.array([np.nan, 0, 0]), qpos[0, 3:7], qvel[0, :3], qvel[0, 3:6], qpos[0, qadr], qvel[0, vadr])

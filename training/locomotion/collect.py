@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mujoco
 import numpy as np
 import torch
 import tyro
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from envs.locomotion import CommandConfig, LocomotionConfig
 from envs.planner_dataset import PlannerDataset, mirror_episodes, write_planner_dataset
-from envs.planner_state import add_tracked_body_sensors, planner_state, tracked_body_sensor_columns
+from envs.planner_state import PlannerStateEstimator
 from envs.vec_env import DomainRandomizationConfig
 from training.configio import to_jsonable
 from training.locomotion.evaluate import (
@@ -125,24 +124,35 @@ class CollectConfig:
 
 
 class RecordingEnv(FixedConditionsEnv):
-    """The nominal walking env with position and velocity sensors on the planner's tracked bodies."""
+    """The nominal walking env that also reports the planner's per-step record.
+
+    The planner state comes from :class:`envs.planner_state.PlannerStateEstimator` on each world's base pose,
+    twist and joints: the same computation the deploy runtime runs on a robot's state, so recorded and deployed
+    states cannot drift apart. (The simulator's body sensors are not used: after a step they hold the values
+    from before the last physics substep, 5 ms older than the base pose.)
+    """
 
     def __init__(self, cfg: LocomotionConfig, conditions: Conditions) -> None:
         super().__init__(cfg, conditions)
-        self._body_cols = tracked_body_sensor_columns(self.models[0])
+        self._estimator = PlannerStateEstimator(self.models[0])
 
-    def _modify_spec(self, spec: mujoco.MjSpec) -> None:
-        super()._modify_spec(spec)
-        add_tracked_body_sensors(spec)
+    def planner_states(self) -> np.ndarray:
+        """(N, S) planner state of every world now."""
+        qpos, qvel = self.qpos, self.qvel
+        qadr, vadr = self.joint_columns
+        return np.stack(
+            [
+                self._estimator(qpos[i, :3], qpos[i, 3:7], qvel[i, :3], qvel[i, 3:6], qpos[i, qadr], qvel[i, vadr])
+                for i in range(self.num_envs)
+            ]
+        )
 
     def step_record(self) -> dict[str, np.ndarray]:
         """The per-step keys of :mod:`envs.planner_dataset` (except actions) for every env now, float32."""
-        qpos, qvel, sd = self.qpos, self.qvel, self.sensordata
+        qpos, qvel = self.qpos, self.qvel
         qadr, vadr = self.joint_columns
-        pos_cols, vel_cols = self._body_cols
-        state = planner_state(qpos[:, :3], qpos[:, 3:7], qvel[:, :3], qvel[:, 3:6], sd[:, pos_cols], sd[:, vel_cols])
         record = {
-            "state": state,
+            "state": self.planner_states(),
             "root_pos": qpos[:, :3],
             "root_quat": qpos[:, 3:7],
             "joint_pos": qpos[:, qadr],

@@ -1,0 +1,157 @@
+"""A guided diffusion planner as the control loop's policy: joystick-steered G1 walking from a planner.
+
+    python -m deploy.run --policy assets/g1_planner/planner.pt
+
+The exported planner (``python -m deploy.export_planner``) carries the robot metadata of the expert whose data it
+learned from (joint order, gains, default pose, action scale, control period), so the loop checks and drives it
+like any exported policy. Each tick the loop hands it the robot state and the joystick command
+(:meth:`ExportedPolicy.observe_state`); the policy turns the state into the planner state by forward kinematics
+(:class:`envs.planner_state.PlannerStateEstimator`), keeps the last ``Hh`` states and the ``Hh`` actions before
+the current one, sets the joystick cost's parameters from the command and plans; the first planned action is
+executed. The previous plan warm-starts the next one when the export has ``rolling_start > 0``.
+
+The planner state needs the base position and linear velocity, which the simulator publishes and a real robot
+only has through a state estimator. Without them, or when a plan fails, ``act`` returns NaN and the loop's safety
+state machine enters damping with the reason logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deploy.policy_io import ExportedPolicy, PolicyMetadata
+from envs.planner_state import PlannerStateEstimator
+from robot.messages import RobotState
+
+LOG = logging.getLogger("steer.deploy.planner_policy")
+PLANNER_FORMAT = "steer.planner"
+
+
+class PlannerPolicy(ExportedPolicy):
+    """``act`` = the first action of a joystick-guided plan from the last ``Hh`` observed states."""
+
+    def __init__(
+        self,
+        module: torch.jit.ScriptModule,
+        planner_meta: dict[str, Any],
+        metadata: PolicyMetadata,
+        path: Path | None = None,
+        seed: int = 0,
+        estimator: PlannerStateEstimator | None = None,
+    ) -> None:
+        super().__init__(module, metadata, path)
+        self.planner_meta = planner_meta
+        self.history = int(planner_meta["history"])
+        self.state_dim = int(planner_meta["state_dim"])
+        self.window = self.history + int(planner_meta["horizon"])
+        self.token_dim = int(planner_meta["token_dim"])
+        self.rolling = int(planner_meta["rolling_start"]) > 0
+        self.param_dim = int(planner_meta["cost_param_dim"])
+        gates = {t["params"][0]: int(t["offset"]) for t in planner_meta["cost_terms"]}
+        if "joystick_gate" not in gates:
+            raise ValueError(f"{path}: the planner has no gated joystick cost (export it with deploy.export_planner)")
+        self.joystick_offset = gates["joystick_gate"]
+        self.estimator = estimator or PlannerStateEstimator()
+        self.gen = torch.Generator().manual_seed(seed)
+        self.plan_latencies_s: list[float] = []
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history and the warm start (the loop left POLICY)."""
+        self._states: deque[np.ndarray] = deque(maxlen=self.history)
+        self._actions: deque[np.ndarray] = deque(maxlen=self.history)
+        self._command = np.zeros(3)
+        self._prev: torch.Tensor | None = None
+        self._problem: str | None = None
+
+    def observe_state(self, state: RobotState, command: np.ndarray) -> None:
+        """The planner state of this tick from the robot state, and the joystick command."""
+        self._problem = None
+        if state.base_pos_m.shape != (3,) or state.base_lin_vel_m_per_s.shape != (3,):
+            self._problem = "the robot state has no base position/velocity (needs the simulator or a state estimator)"
+            return
+        try:
+            s = self.estimator(
+                state.base_pos_m,
+                state.imu_quat_wxyz,
+                state.base_lin_vel_m_per_s,
+                state.imu_gyro_rad_per_s,
+                state.joint_pos_rad,
+                state.joint_vel_rad_per_s,
+            )
+        except ValueError as exc:
+            self._problem = f"planner state: {exc}"
+            return
+        if not self._states:  # a fresh start repeats the first state; no actions were taken before it
+            self._states.extend([s] * self.history)
+            self._actions.extend([np.zeros(self.metadata.num_joints)] * self.history)
+        else:
+            self._states.append(s)
+        self._command = np.asarray(command, dtype=np.float64)
+
+    def warmup(self, calls: int = 3) -> None:
+        """Plan a few times from the default standing state (TorchScript optimises during its first calls)."""
+        s = np.zeros(self.state_dim)
+        for _ in range(calls):
+            self.plan(np.stack([s] * self.history), np.zeros((self.history, self.metadata.num_joints)), np.zeros(3))
+        self._prev = None
+
+    def plan(self, states: np.ndarray, actions: np.ndarray, command: np.ndarray) -> np.ndarray:
+        """Planned actions ``(Hf, J)`` from ``states (Hh, S)``, the actions before them ``(Hh, J)`` and the command."""
+        params = torch.zeros(1, self.param_dim)
+        o = self.joystick_offset
+        params[0, o] = 1.0
+        params[0, o + 1 : o + 4] = torch.as_tensor(command, dtype=torch.float32)
+        noise = torch.randn(1, self.window, self.token_dim, generator=self.gen)
+        with torch.inference_mode(False), torch.enable_grad():
+            plan, tokens = self.module(
+                torch.as_tensor(states, dtype=torch.float32)[None],
+                torch.as_tensor(actions, dtype=torch.float32)[None],
+                params,
+                noise,
+                self._prev if self.rolling else None,
+            )
+        self._prev = tokens.detach()
+        return plan[0, :, self.state_dim :].detach().numpy().astype(np.float64)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The action of this tick (``obs``, the expert's observation, is not used); NaN when it cannot plan."""
+        if self._problem is not None or len(self._states) < self.history:
+            reason = self._problem or "no robot state observed before act"
+            LOG.error("planner policy: %s", reason)
+            return np.full(self.metadata.num_joints, np.nan)
+        try:
+            chunk = self.plan(np.stack(self._states), np.stack(self._actions), self._command)
+        except (RuntimeError, ValueError) as exc:
+            LOG.error("planner policy: planning failed: %s", exc)
+            return np.full(self.metadata.num_joints, np.nan)
+        a = np.clip(chunk[0], -self._clip, self._clip)
+        self._actions.append(a)
+        return a
+
+
+def load_planner_policy(path: str | Path, seed: int = 0) -> PlannerPolicy:
+    """Load an exported G1 planner (``.pt`` + ``.json``) that carries its expert's robot metadata."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    for p in (path, meta_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing (export a planner with `python -m deploy.export_planner`)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != PLANNER_FORMAT:
+        raise ValueError(f"{meta_path}: expected format {PLANNER_FORMAT!r}, got {meta.get('format')!r}")
+    robot = meta.get("extra", {}).get("policy_metadata")
+    if not isinstance(robot, dict):
+        raise ValueError(
+            f"{meta_path}: no robot metadata (extra.policy_metadata); export with --robot-metadata <expert .json>"
+        )
+    metadata = PolicyMetadata.from_dict(robot)
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    return PlannerPolicy(module, meta, metadata, path, seed)
