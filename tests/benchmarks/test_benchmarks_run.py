@@ -70,3 +70,32 @@ def test_expert_eval_runs_and_writes_json(tmp_path) -> None:
     assert [r["name"] for r in rows] == ["nominal", "latency 10 ms"]
     assert all(r["fall_rate"] == 0.0 and not r["ok"] for r in rows)
     assert "MISS" in result.stdout
+
+
+@pytest.mark.slow
+def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
+    from deploy.export_planner import ExportPlannerConfig
+    from deploy.export_planner import main as export_main
+    from tests.training.helpers import tiny_planner_model
+
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    planner, _ = export_main(ExportPlannerConfig(model=model, out=tmp_path / "planner.pt", sampler_steps=2))
+    out = tmp_path / "planner.json.out"
+    args = [
+        "--planner",
+        str(planner),
+        "--episodes",
+        "2",
+        "--seconds",
+        "0.2",
+        "--latency-calls",
+        "5",
+        "--json",
+        str(out),
+    ]
+    result = _run(["benchmarks/planner_eval.py", *args, "--check"])
+    assert result.returncode == 1, result.stderr[-2000:]  # an untrained planner reaches no waypoint
+    payload = json.loads(out.read_text())
+    assert [r["name"] for r in payload["rows"]][:3] == ["expert", "joystick", "unguided"]
+    assert payload["latency_ms"]["p99_ms"] > 0.0 and any(not t["met"] for t in payload["targets"])
+    assert "| waypoint success >= 90 % | NO |" in result.stdout

@@ -114,3 +114,29 @@ def test_missing_planner_files_are_named(tmp_path):
         load_planner(tmp_path / "none.pt")
     with pytest.raises(ValueError, match="unknown"):
         PlannerEvalConfig(rows=("dance",))
+
+
+@pytest.mark.slow
+def test_pipeline_collect_train_export_evaluate_on_simulated_data(tmp_path):
+    """Real rollouts (a standing expert), the planner trainer, the export and the closed loop fit together."""
+    import dataclasses
+
+    from envs.planner_dataset import load_planner_dataset
+    from tests.training.test_locomotion_data import export_policy
+    from tests.training.test_planner_train import _cfg
+    from training.locomotion.collect import CollectConfig
+    from training.locomotion.collect import main as collect_main
+    from training.planner.train import PlannerTrainer
+
+    expert = export_policy(tmp_path / "expert")
+    data = tmp_path / "data.h5"
+    collect_main(CollectConfig(out=data, policy=expert, episodes=2, num_envs=2, episode_length_s=0.6, num_threads=1))
+    assert load_planner_dataset(data).episode_steps == 30
+    trainer = PlannerTrainer(dataclasses.replace(_cfg(data, tmp_path / "run", steps=4, vae_steps=2), val_fraction=0.25))
+    trainer.run()
+    pt, _ = export_main(ExportPlannerConfig(model=tmp_path / "run" / "planner_model.pt", out=tmp_path / "p.pt"))
+    cfg = PlannerEvalConfig(
+        planner=pt, expert=expert, rows=("joystick",), episodes=2, episode_length_s=0.2, num_threads=1
+    )
+    (row,) = run(cfg)
+    assert row["name"] == "joystick" and np.isfinite(row["lin_err_m_per_s"])

@@ -1,0 +1,126 @@
+"""G1 guided diffusion planner: closed-loop joystick, waypoint and obstacle results, and plan latency on one core.
+
+    python benchmarks/planner_eval.py [--planner assets/g1_planner/planner.pt] [--episodes 32] [--quick] [--json PATH]
+
+Rows (fixed seeds; :mod:`training.planner.evaluate`): the walking expert the data came from, the planner with the
+joystick cost, the same planner unguided, waypoints at 2-5 m, and waypoints behind a wall with the obstacle cost
+on and off. Latency: the exported planner on one thread, one robot, rolling plans with the joystick cost, p50 /
+p99 over ``--latency-calls`` plans after a warm-up.
+
+Targets (issue 7): joystick velocity error within 1.5x the expert's and fall rate < 5 %, unguided clearly worse;
+waypoint success >= 90 %; obstacles success >= 80 % with no collision in successful trials (collision rate with
+the cost off reported); p99 plan time < 5 ms. ``--check`` exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from benchmarks._common import add_common_args, latency_stats_ms, machine_info, write_json
+from training.planner.evaluate import DEFAULT_PLANNER, ROWS, PlannerEvalConfig, format_table, load_planner, run
+
+
+def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float]:
+    """p50/p99 of one guided (joystick) rolling plan for one robot on one thread."""
+    torch.set_num_threads(1)
+    module, meta = load_planner(path)
+    hh, s, a = int(meta["history"]), int(meta["state_dim"]), int(meta["action_dim"])
+    window, d, p = hh + int(meta["horizon"]), int(meta["token_dim"]), int(meta["cost_param_dim"])
+    gen = torch.Generator().manual_seed(0)
+    states, actions = torch.zeros(1, hh, s), torch.zeros(1, hh, a)
+    params = torch.zeros(1, p)
+    gate = next(int(t["offset"]) for t in meta["cost_terms"] if t["params"][0] == "joystick_gate")
+    params[0, gate], params[0, gate + 1] = 1.0, 0.5
+    prev = None
+    samples = []
+    for i in range(warmup + calls):
+        noise = torch.randn(1, window, d, generator=gen)
+        t0 = time.perf_counter_ns()
+        _, tokens = module(states, actions, params, noise, prev if int(meta["rolling_start"]) > 0 else None)
+        samples.append(time.perf_counter_ns() - t0)
+        prev = tokens.detach()
+        if i < warmup:
+            samples.pop()
+    return latency_stats_ms(samples)
+
+
+def targets(rows: list[dict], latency: dict[str, float]) -> list[tuple[str, bool, str]]:
+    """(what, met, measured) per target that the rows allow checking."""
+    by = {r["name"]: r for r in rows}
+    out = []
+    if "expert" in by and "joystick" in by:
+        e, j = by["expert"], by["joystick"]
+        ratio = j["lin_err_m_per_s"] / max(e["lin_err_m_per_s"], 1e-9)
+        out.append(("joystick v err <= 1.5x expert", ratio <= 1.5, f"{ratio:.2f}x"))
+        out.append(("joystick fall rate < 5 %", j["fall_rate"] < 0.05, f"{100 * j['fall_rate']:.1f} %"))
+    if "unguided" in by and "joystick" in by:
+        u, j = by["unguided"], by["joystick"]
+        out.append(
+            (
+                "unguided tracks worse",
+                u["lin_err_m_per_s"] > j["lin_err_m_per_s"],
+                f"{u['lin_err_m_per_s']:.3f} vs {j['lin_err_m_per_s']:.3f}",
+            )
+        )
+    if "waypoint" in by:
+        w = by["waypoint"]["success_rate"]
+        out.append(("waypoint success >= 90 %", w >= 0.9, f"{100 * w:.0f} %"))
+    if "obstacles" in by:
+        o = by["obstacles"]["success_rate"]
+        out.append(("obstacles success >= 80 %", o >= 0.8, f"{100 * o:.0f} %"))
+    out.append(("p99 plan time < 5 ms", latency["p99_ms"] < 5.0, f"{latency['p99_ms']:.2f} ms"))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_args(parser)
+    parser.add_argument("--planner", type=Path, default=DEFAULT_PLANNER, help="exported planner (.pt + .json)")
+    parser.add_argument("--episodes", type=int, default=None, help="worlds per row (default 32, quick 4)")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run, from {list(ROWS)}")
+    parser.add_argument("--seconds", type=float, default=None, help="episode / trial length (default 20, quick 4)")
+    parser.add_argument("--latency-calls", type=int, default=None, help="timed plans (default 300, quick 30)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    quick = args.quick
+    cfg = PlannerEvalConfig(
+        planner=args.planner,
+        rows=tuple(args.rows),
+        episodes=args.episodes or (4 if quick else 32),
+        episode_length_s=args.seconds or (4.0 if quick else 20.0),
+        waypoint_time_s=args.seconds or (4.0 if quick else 20.0),
+    )
+    latency = plan_latency_ms(args.planner, args.latency_calls or (30 if quick else 300))
+    print(
+        f"G1 planner {args.planner}: plan latency (1 thread, 1 robot, joystick-guided rolling plan) "
+        f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
+    )
+    start = time.perf_counter()
+    rows = run(cfg)
+    print(format_table(rows))
+    checks = targets(rows, latency)
+    print("\n| target | met | measured |\n|---|---|---|")
+    for what, met, measured in checks:
+        print(f"| {what} | {'yes' if met else 'NO'} | {measured} |")
+    print(f"({time.perf_counter() - start:.0f} s)")
+    if args.json:
+        payload = {
+            "planner": str(args.planner),
+            "latency_ms": latency,
+            "rows": rows,
+            "targets": [{"target": w, "met": m, "measured": v} for w, m, v in checks],
+            "machine": machine_info(),
+        }
+        write_json(args.json, payload)
+    return 1 if args.check and not all(m for _, m, _ in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
