@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from policies.diffusion.planner import DiffusionPlanner
+from policies.diffusion.planner import DiffusionPlanner, load_exported_planner
 from robot.files import atomic_write
 
 METADATA_VERSION = 1
@@ -113,14 +113,5 @@ def export_planner(
     return path, meta_path
 
 
-def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported planner and its metadata, with a clear error when either file is missing or foreign."""
-    path = Path(path)
-    meta_path = path.with_suffix(".json")
-    for p in (path, meta_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"exported planner: expected {p} to exist (export writes .pt and .json together)")
-    metadata = json.loads(meta_path.read_text())
-    if metadata.get("format") != "steer.planner":
-        raise ValueError(f"{meta_path}: expected format 'steer.planner', got {metadata.get('format')!r}")
-    return torch.jit.load(str(path)), metadata
+load_exported = load_exported_planner
+"""Load an exported planner and its metadata (:func:`policies.diffusion.planner.load_exported_planner`)."""

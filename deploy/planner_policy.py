@@ -17,7 +17,6 @@ state machine enters damping with the reason logged.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from pathlib import Path
@@ -28,10 +27,10 @@ import torch
 
 from deploy.policy_io import ExportedPolicy, PolicyMetadata
 from envs.planner_state import PlannerStateEstimator
+from policies.diffusion.planner import load_exported_planner
 from robot.messages import RobotState
 
 LOG = logging.getLogger("steer.deploy.planner_policy")
-PLANNER_FORMAT = "steer.planner"
 
 
 class PlannerPolicy(ExportedPolicy):
@@ -140,18 +139,11 @@ class PlannerPolicy(ExportedPolicy):
 def load_planner_policy(path: str | Path, seed: int = 0) -> PlannerPolicy:
     """Load an exported G1 planner (``.pt`` + ``.json``) that carries its expert's robot metadata."""
     path = Path(path)
-    meta_path = path.with_suffix(".json")
-    for p in (path, meta_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (export a planner with `python -m deploy.export_planner`)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != PLANNER_FORMAT:
-        raise ValueError(f"{meta_path}: expected format {PLANNER_FORMAT!r}, got {meta.get('format')!r}")
+    module, meta = load_exported_planner(path)
     robot = meta.get("extra", {}).get("policy_metadata")
     if not isinstance(robot, dict):
         raise ValueError(
-            f"{meta_path}: no robot metadata (extra.policy_metadata); export with --robot-metadata <expert .json>"
+            f"{path.with_suffix('.json')}: no robot metadata (extra.policy_metadata); export it with "
+            "python -m deploy.export_planner --robot-metadata <the expert's deploy .json>"
         )
-    metadata = PolicyMetadata.from_dict(robot)
-    module = torch.jit.load(str(path), map_location="cpu").eval()
-    return PlannerPolicy(module, meta, metadata, path, seed)
+    return PlannerPolicy(module, meta, PolicyMetadata.from_dict(robot), path, seed)

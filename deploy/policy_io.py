@@ -413,6 +413,7 @@ def load_policy(path: str | Path) -> ExportedPolicy:
 
         return load_onnx_policy(path)
     meta_path = path.with_suffix(".json")
+    # an exported planner (format "steer.planner"): loaded lazily, so a plain policy never imports policies/
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("format") == "steer.planner":
         from deploy.planner_policy import load_planner_policy
 

@@ -74,12 +74,9 @@ def test_expert_eval_runs_and_writes_json(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
-    from deploy.export_planner import ExportPlannerConfig
-    from deploy.export_planner import main as export_main
-    from tests.training.helpers import tiny_planner_model
+    from tests.training.helpers import export_tiny_planner
 
-    model = tiny_planner_model(tmp_path / "planner_model.pt")
-    planner, _ = export_main(ExportPlannerConfig(model=model, out=tmp_path / "planner.pt", sampler_steps=2))
+    planner = export_tiny_planner(tmp_path)
     out = tmp_path / "planner.json.out"
     args = [
         "--planner",

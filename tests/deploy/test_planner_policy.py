@@ -4,23 +4,18 @@ cannot plan."""
 import numpy as np
 import pytest
 
-from deploy.export_planner import ExportPlannerConfig
-from deploy.export_planner import main as export_main
 from deploy.planner_policy import PlannerPolicy, load_planner_policy
 from deploy.policy_io import load_policy
 from deploy.safety_fsm import Mode
 from envs.planner_state import PlannerStateEstimator
 from robot.g1.model import build_g1_model
 from tests.deploy.helpers import make_loop, manual_robot, run_manual
-from tests.training.helpers import tiny_planner_model
+from tests.training.helpers import export_tiny_planner
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("planner")
-    model = tiny_planner_model(folder / "planner_model.pt")
-    pt, _ = export_main(ExportPlannerConfig(model=model, out=folder / "planner.pt", sampler_steps=2))
-    return pt
+    return export_tiny_planner(tmp_path_factory.mktemp("planner"))
 
 
 class Spy:
@@ -100,7 +95,7 @@ def test_planner_files_are_checked(exported, tmp_path):
     import json
     import shutil
 
-    with pytest.raises(FileNotFoundError, match="export a planner"):
+    with pytest.raises(FileNotFoundError, match="to exist"):
         load_planner_policy(tmp_path / "none.pt")
     shutil.copy(exported, tmp_path / "p.pt")
     meta = json.loads(exported.with_suffix(".json").read_text())

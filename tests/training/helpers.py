@@ -157,3 +157,13 @@ def tiny_planner_model(path: Path) -> Path:
         path,
     )
     return path
+
+
+def export_tiny_planner(folder: Path) -> Path:
+    """:func:`tiny_planner_model` exported with the G1 costs (2 sampler steps); returns the ``planner.pt``."""
+    from deploy.export_planner import ExportPlannerConfig
+    from deploy.export_planner import main as export_main
+
+    model = tiny_planner_model(folder / "planner_model.pt")
+    pt, _ = export_main(ExportPlannerConfig(model=model, out=folder / "planner.pt", sampler_steps=2))
+    return pt

@@ -7,7 +7,7 @@ import torch
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
 from envs.tasks.obstacles import BoxObstacle
-from tests.training.helpers import tiny_planner_model
+from tests.training.helpers import export_tiny_planner
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
 from training.planner.evaluate import (
@@ -24,10 +24,7 @@ from training.planner.evaluate import (
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("planner")
-    model = tiny_planner_model(folder / "planner_model.pt")
-    pt, _ = export_main(ExportPlannerConfig(model=model, out=folder / "planner.pt", sampler_steps=2))
-    return pt
+    return export_tiny_planner(tmp_path_factory.mktemp("planner"))
 
 
 def _env(n: int = 2, cls=RecordingEnv):
@@ -110,7 +107,7 @@ def test_obstacle_contact_is_detected():
 
 
 def test_missing_planner_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="export a planner"):
+    with pytest.raises(FileNotFoundError, match="to exist"):
         load_planner(tmp_path / "none.pt")
     with pytest.raises(ValueError, match="unknown"):
         PlannerEvalConfig(rows=("dance",))

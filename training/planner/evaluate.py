@@ -37,6 +37,7 @@ from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from envs.vec_env import DomainRandomizationConfig
+from policies.diffusion.planner import load_exported_planner
 from training.configio import from_jsonable
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import (
@@ -53,15 +54,11 @@ ROWS = ("expert", "joystick", "unguided", "waypoint", "obstacles", "obstacles_of
 
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """The exported planner and its metadata; errors name the missing or foreign file."""
-    meta_path = path.with_suffix(".json")
-    for p in (path, meta_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (export a planner with `python -m deploy.export_planner`)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != "steer.planner" or "extra" not in meta or "ctrl_dt_s" not in meta["extra"]:
-        raise ValueError(f"{meta_path}: not the metadata of an exported G1 planner")
-    return torch.jit.load(str(path), map_location="cpu").eval(), meta
+    """The exported G1 planner and its metadata; errors name the missing or foreign file."""
+    module, meta = load_exported_planner(path)
+    if "ctrl_dt_s" not in meta.get("extra", {}):
+        raise ValueError(f"{path.with_suffix('.json')}: not an exported G1 planner (export with deploy.export_planner)")
+    return module, meta
 
 
 class PlannerController:
