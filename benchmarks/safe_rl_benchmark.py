@@ -2,7 +2,7 @@
 
     python benchmarks/safe_rl_benchmark.py --dataset PATH [--task NAME] [--steps N] [--batch-size B]
         [--seeds 0 1 2] [--episodes 10] [--cost-limit 10] [--algorithms fisor bc_all bc_safe bcq_lag]
-        [--device cpu] [--out-dir outputs/bench/safe_rl] [--quick] [--json PATH]
+        [--device cpu] [--out-dir outputs/bench/safe_rl | --run-root DIR] [--checkpoint-every N] [--quick] [--json PATH]
 
 Each algorithm trains ``--steps`` gradient steps per seed with its reference hyperparameters (``--batch-size``
 overrides every batch size; BC-Safe and BCQ-Lag use ``--cost-limit`` as their constraint and BCQ-Lag the task's
@@ -12,12 +12,20 @@ over seeds (population std of the per-seed means) beside the numbers FISOR's pap
 and FISOR at limit 10 (Zheng et al., ICLR 2024, Table 1; BC-Safe is not in it). Those come from 1e6 steps on
 DSRL's official data: a short run on a generated dataset is a different experiment, and the table says so.
 
+Long benchmarks span sessions: with ``--run-root DIR`` every (algorithm, seed) run lives in ``DIR/<algo>_seed<k>``,
+checkpoints every ``--checkpoint-every`` steps, and a rerun of the same command skips the runs that finished
+(``result_<steps>.json``) and resumes the others from their ``last.pt`` (bit-identical to an uninterrupted run).
+Rerunning with a larger ``--steps`` continues the same runs (the learning-rate schedules do not depend on the step
+budget), so the figures at 25k, 50k, 100k ... steps come from one training run per seed. ``s/100k`` is the
+wall-clock training time per 100k gradient steps measured over the steps trained by this call.
+
 ``--quick`` is a smoke run (20 steps, one seed, one episode, small networks): its figures mean nothing.
 """
 
 import argparse
 import dataclasses
 import datetime
+import json
 import math
 import sys
 import time
@@ -30,6 +38,7 @@ from benchmarks._common import Column, Table, add_common_args, machine_info, wri
 from envs.safe_rl import DSRLTask, load_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
+from training.safe_rl.checkpoint import load_checkpoint
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
 from training.safe_rl.evaluate import evaluate
 from training.safe_rl.train import resolve_task, train
@@ -60,33 +69,59 @@ def algorithm_config(
     return BCQLagConfig(cost_limit=cost_limit, episode_len=task.max_episode_steps, num_steps=steps, **batch, **extra)
 
 
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
+def run_seed(name: str, seed: int, task: DSRLTask, args: argparse.Namespace, run_root: Path) -> dict[str, float]:
+    """One (algorithm, seed) run to ``args.steps``: reused when finished, resumed from ``last.pt`` when started."""
+    run_dir = run_root / f"{name}_seed{seed}"
+    done = run_dir / f"result_{args.steps}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    last = run_dir / "checkpoints" / "last.pt"
+    config = TrainConfig(
+        algorithm=algorithm_config(name, task, args.steps, args.batch_size, args.cost_limit, args.quick),
+        dataset=args.dataset,
+        task=task.name,
+        seed=seed,
+        run_dir=run_dir,
+        checkpoint_every=min(args.checkpoint_every, args.steps),
+        log_every=max(args.steps // 50, 1),
+        eval_every=0,
+        device=args.device,
+        progress=not args.quick,
+        resume=last.is_file(),
+    )
+    started = time.perf_counter()
+    first = load_checkpoint(last)["step"] if last.is_file() else 0
+    result = train(config)
+    train_s = time.perf_counter() - started
+    trained = result.step - first
+    started = time.perf_counter()
+    summary = evaluate(result.algorithm, task, EvalConfig(args.episodes, (seed,), args.cost_limit)).summary()
+    row = {
+        **summary,
+        "seed": seed,
+        "steps": result.step,
+        "train_s": train_s,
+        "steps_trained_now": trained,
+        "s_per_100k_steps": train_s / trained * 1e5 if trained > 0 else math.nan,
+        "eval_s": time.perf_counter() - started,
+    }
+    write_json(done, row)
+    return row
+
+
 def run_algorithm(name: str, task: DSRLTask, args: argparse.Namespace, run_root: Path) -> dict[str, Any]:
-    """Train and evaluate one algorithm over every seed; returns its table row."""
-    per_seed: list[dict[str, float]] = []
-    for seed in args.seeds:
-        config = TrainConfig(
-            algorithm=algorithm_config(name, task, args.steps, args.batch_size, args.cost_limit, args.quick),
-            dataset=args.dataset,
-            task=task.name,
-            seed=seed,
-            run_dir=run_root / f"{name}_seed{seed}",
-            checkpoint_every=args.steps,
-            log_every=max(args.steps // 50, 1),
-            eval_every=0,
-            device=args.device,
-            progress=not args.quick,
-        )
-        started = time.perf_counter()
-        result = train(config)
-        train_s = time.perf_counter() - started
-        started = time.perf_counter()
-        summary = evaluate(result.algorithm, task, EvalConfig(args.episodes, (seed,), args.cost_limit)).summary()
-        per_seed.append({**summary, "seed": seed, "train_s": train_s, "eval_s": time.perf_counter() - started})
+    """Train (or reuse, or resume) and evaluate one algorithm over every seed; returns its table row."""
+    per_seed = [run_seed(name, seed, task, args, run_root) for seed in args.seeds]
     reward, reward_std = _mean_std([s["normalized_reward"] for s in per_seed])
     cost, cost_std = _mean_std([s["normalized_cost"] for s in per_seed])
     published = PUBLISHED.get(task.name, {}).get(name)
@@ -105,6 +140,7 @@ def run_algorithm(name: str, task: DSRLTask, args: argparse.Namespace, run_root:
         "published_reward": None if published is None else published[0],
         "published_cost": None if published is None else published[1],
         "train_s": sum(s["train_s"] for s in per_seed) / len(per_seed),
+        "s_per_100k_steps": _finite_mean([s["s_per_100k_steps"] for s in per_seed]),
         "per_seed": per_seed,
     }
 
@@ -122,6 +158,10 @@ def main() -> int:
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHM_NAMES), choices=ALGORITHM_NAMES)
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench/safe_rl"), help="run folders go here")
+    parser.add_argument(
+        "--run-root", type=Path, default=None, help="fixed folder of the runs: rerun to reuse or resume them"
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=5000, help="checkpoint period of every run (steps)")
     args = parser.parse_args()
     args.steps = args.steps or (20 if args.quick else 20_000)
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -135,7 +175,7 @@ def main() -> int:
     if task is None:
         parser.error(f"{data.source}: cannot tell the DSRL task from the file name; pass --task")
     args.dataset = Path(data.source)
-    run_root = args.out_dir / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}_{task.name}"
+    run_root = args.run_root or args.out_dir / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}_{task.name}"
     print(
         f"{task.name}: {data.source}, {data.num_transitions} transitions; {args.steps} steps x seeds {args.seeds}, "
         f"{args.episodes} episodes per seed, cost limit {args.cost_limit:g}; runs in {run_root}"
@@ -150,6 +190,7 @@ def main() -> int:
             Column("safe", "safe", 6, lambda v: "yes" if v else "no"),
             Column("published", "published r / c", 16),
             Column("train_s", "train s/seed", 13, lambda v: f"{v:.1f}"),
+            Column("s_per_100k_steps", "s/100k", 9, lambda v: "-" if not math.isfinite(v) else f"{v:.0f}"),
         ]
     )
     table.header()

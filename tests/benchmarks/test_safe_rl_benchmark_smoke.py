@@ -37,3 +37,41 @@ def test_safe_rl_benchmark_quick_writes_every_algorithm(tmp_path) -> None:
         assert row["per_seed"][0]["length"] == 100  # one whole BallRun episode
     assert rows["fisor"]["published_reward"] == 0.18 and rows["bc_safe"]["published"] is None
     assert "published r / c" in result.stdout and "fisor" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> None:
+    for module in ("pybullet", "bullet_safety_gym", "dsrl"):
+        pytest.importorskip(module)
+    data = write_tiny_dataset(tmp_path)
+    root = tmp_path / "runs"
+
+    def bench(steps: int) -> dict:
+        out = tmp_path / f"bench{steps}.json"
+        args = ["--quick", "--dataset", str(data), "--algorithms", "bc_all", "--steps", str(steps), "--json", str(out)]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "benchmarks/safe_rl_benchmark.py",
+                *args,
+                "--run-root",
+                str(root),
+                "--checkpoint-every",
+                "5",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(out.read_text())["rows"][0]["per_seed"][0]
+
+    first = bench(10)
+    assert first["steps"] == 10 and first["steps_trained_now"] == 10
+    more = bench(20)  # continues the same run from its step-10 checkpoint
+    assert more["steps"] == 20 and more["steps_trained_now"] == 10
+    again = bench(20)  # finished: reused as it is
+    assert again == more
+    assert sorted(p.name for p in (root / "bc_all_seed0").glob("result_*.json")) == ["result_10.json", "result_20.json"]
