@@ -24,3 +24,14 @@ def test_dds_roundtrip_quick_runs_and_writes_json(tmp_path) -> None:
         assert row["lost"] < row["messages"] / 2 and 0.0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert not row["damping"]
     assert "p99" in result.stdout
+
+
+@pytest.mark.slow
+def test_loop_timing_runs_on_the_dds_double(tmp_path) -> None:
+    out = tmp_path / "lt.json"
+    args = [sys.executable, "benchmarks/loop_timing.py", "--backend", "dds", "--duration-s", "2", "--json", str(out)]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["row"], r["backend"]) for r in rows] == [("unloaded", "dds"), ("loaded", "dds")]
+    assert all(r["ticks"] >= 90 for r in rows)
