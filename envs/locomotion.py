@@ -55,6 +55,12 @@ _LIFT_JOINTS = np.array(
 """(2, 3): hip pitch, knee, ankle pitch of the left and right leg."""
 _LIFT_PATTERN = np.array([-1.0, 2.0, -1.0])
 """Reference swing offsets per unit lift: the thigh swings forward, the knee bends twice that, the foot stays level."""
+EPISODES_FINISHED = "episodes_finished"
+"""Log key: episodes that finished at this step."""
+EPISODE_SUM = "episode_sum/"
+"""Log key prefix: per-episode tracking errors and falls summed over the episodes that finished at this step."""
+EPISODE_REWARD_SUM = "episode_reward_sum/"
+"""Log key prefix: per-episode reward terms (per second of the full episode length) summed likewise."""
 CRITIC_EXTRA_DIM = 8
 """Privileged critic terms: base linear velocity (3), base height (1), foot contacts (2), foot heights (2)."""
 
@@ -446,15 +452,19 @@ class G1LocomotionEnv(G1VecEnv):
         done = np.flatnonzero(terminated | truncated)
         log: dict[str, float] = {}
         if len(done):
+            # Sums over the episodes that finished now, plus their count: a consumer adds them up over steps and
+            # divides once, so every episode weighs the same (a mean of per-step means would weigh a step with
+            # one fall as much as the step where hundreds of episodes time out together).
             steps = np.maximum(self.episode_length[done], 1)
+            log[EPISODES_FINISHED] = float(len(done))
+            log[f"{EPISODE_SUM}fall_rate"] = float(np.sum(terminated[done]))
             for k, v in self._episode_sums.items():
                 if k in ("lin_err", "yaw_err"):
-                    log[f"/episode/{k}"] = float(np.mean(v[done] / steps))
+                    log[f"{EPISODE_SUM}{k}"] = float(np.sum(v[done] / steps))
                 else:
-                    log[f"/episode_reward/{k}"] = float(np.mean(v[done]) / self.loco.episode_length_s)
-            log["/episode/fall_rate"] = float(np.mean(terminated[done]))
+                    log[f"{EPISODE_REWARD_SUM}{k}"] = float(np.sum(v[done]) / self.loco.episode_length_s)
         self._update_curriculum(done)
-        log["/curriculum/command_scale"] = self.curriculum_scale
+        log["curriculum/command_scale"] = self.curriculum_scale
         for i in done:
             self._reset_env(i)
         self._obs_groups = self._observations()

@@ -104,3 +104,26 @@ def test_init_from_starts_a_new_run_from_another_runs_networks(tmp_path):
         Trainer(wider)
     with pytest.raises(ValueError, match="reset_action_std"):
         Trainer(dataclasses.replace(cfg, reset_action_std=0.0, run_dir=tmp_path / "z"))
+
+
+def test_episode_statistics_weigh_every_episode_the_same():
+    from training.locomotion.train import episode_scalars
+
+    timeouts = {"episodes_finished": 100.0, "episode_sum/fall_rate": 0.0, "episode_sum/lin_err": 20.0}
+    one_fall = {"episodes_finished": 1.0, "episode_sum/fall_rate": 1.0, "episode_sum/lin_err": 0.9}
+    logs = [timeouts, one_fall, one_fall, one_fall, {"curriculum/command_scale": 0.4}]
+    s = episode_scalars(logs)
+    assert s["episode/fall_rate"] == pytest.approx(3 / 103)  # not the mean of per-step rates (3/4)
+    assert s["episode/lin_err"] == pytest.approx((20.0 + 2.7) / 103)
+    assert s["episode/finished"] == 103 and s["curriculum/command_scale"] == 0.4
+    assert "episode/fall_rate" not in episode_scalars([{"curriculum/command_scale": 0.3}])
+
+
+def test_env_logs_sums_of_finished_episodes(tmp_path):
+    trainer = Trainer(_cfg(tmp_path / "e", 1))
+    env = trainer.env.env
+    env.episode_length[:] = env.max_episode_length - 1  # every env times out on the next step
+    _, _, _, _, info = env.step(torch.zeros(env.num_envs, 29))
+    log = info["log"]
+    assert log["episodes_finished"] == env.num_envs and log["episode_sum/fall_rate"] == 0.0
+    assert log["episode_reward_sum/alive"] > 0.0

@@ -32,7 +32,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from envs.locomotion import G1LocomotionEnv, LocomotionConfig
+from envs.locomotion import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv, LocomotionConfig
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
@@ -124,6 +124,27 @@ METRIC_FIELDS = (
     "action_std",
     "learning_rate",
 )
+
+
+def episode_scalars(logs: list[dict[str, float]]) -> dict[str, float]:
+    """An iteration's per-step env logs as per-episode means (every finished episode weighs the same) plus the
+    last curriculum scale."""
+    finished = sum(log.get(EPISODES_FINISHED, 0.0) for log in logs)
+    totals: dict[str, float] = {}
+    for log in logs:
+        for k, v in log.items():
+            if k.startswith((EPISODE_SUM, EPISODE_REWARD_SUM)):
+                totals[k] = totals.get(k, 0.0) + v
+    out = {
+        k.replace(EPISODE_SUM, "episode/").replace(EPISODE_REWARD_SUM, "episode_reward/"): v / finished
+        for k, v in totals.items()
+    }
+    if finished:
+        out["episode/finished"] = finished
+    scales = [log["curriculum/command_scale"] for log in logs if "curriculum/command_scale" in log]
+    if scales:
+        out["curriculum/command_scale"] = scales[-1]
+    return out
 
 
 def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
@@ -267,11 +288,7 @@ class Trainer:
         self.env_steps += steps * env.num_envs
         self.wall_s += t2 - t0
         scalars: dict[str, float] = {f"loss/{k}": float(v) for k, v in losses.items() if v is not None}
-        merged: dict[str, list[float]] = {}
-        for log in logs:
-            for k, v in log.items():
-                merged.setdefault(k, []).append(float(v))
-        scalars.update({k.lstrip("/"): float(np.mean(v)) for k, v in merged.items()})
+        scalars.update(episode_scalars(logs))
         scalars["perf/steps_per_s"] = steps * env.num_envs / (t2 - t0)
         scalars["perf/collect_s"] = t1 - t0
         scalars["perf/learn_s"] = t2 - t1
