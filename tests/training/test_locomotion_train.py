@@ -18,6 +18,9 @@ def _cfg(run_dir, iterations: int, resume: bool = False) -> TrainConfig:
         run_dir=run_dir,
         iterations=iterations,
         save_every=2,
+        eval_every=2,
+        eval_episodes=2,
+        eval_seconds=0.1,
         resume=resume,
         torch_threads=1,
         env=LocomotionConfig(num_envs=8, num_threads=1),
@@ -49,6 +52,9 @@ def test_resume_after_stop_matches_uninterrupted_run(tmp_path):
     rows_b = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
     assert len(rows_a) == len(rows_b) == 5
     assert [r.split(",")[4] for r in rows_a] == [r.split(",")[4] for r in rows_b]  # same rewards
+    evals_a = (tmp_path / "a" / "eval.csv").read_text().splitlines()
+    assert evals_a == (tmp_path / "b" / "eval.csv").read_text().splitlines()  # evaluations leave training alone
+    assert [r.split(",")[0] for r in evals_a[1:]] == ["2", "4"]
     meta = json.loads((tmp_path / "b" / "policy_meta.json").read_text())
     assert meta["obs_gait_period_s"] > 0 and len(meta["joint_names"]) == 29
     actor = torch.jit.load(str(tmp_path / "b" / "policy.pt"))

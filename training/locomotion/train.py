@@ -37,6 +37,7 @@ from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.configio import to_jsonable
+from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, evaluate
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
 from training.stop import graceful_stop
 
@@ -91,6 +92,14 @@ class TrainConfig:
     """Stop (with a checkpoint) after this much wall time; resume later with --resume."""
     save_every: int = 25
     """Checkpoint period in iterations."""
+    eval_every: int = 50
+    """Deterministic evaluation period in iterations (0: off): ``eval_episodes`` episodes of ``eval_seconds`` with
+    the expert benchmark's commands, nominal physics; rows in ``eval.csv`` and TensorBoard ``eval/``. The first
+    row that meets the targets gives the samples-to-walking."""
+    eval_episodes: int = 32
+    """Episodes per periodic evaluation."""
+    eval_seconds: float = 10.0
+    """Episode length of the periodic evaluation (commands change every 5 s)."""
     resume: bool = False
     """Continue from run_dir/last.pt."""
     init_from: Path | None = None
@@ -111,6 +120,7 @@ class TrainConfig:
     """PPO settings."""
 
 
+EVAL_FIELDS = ("iteration", "env_steps", "fall_rate", "lin_err", "yaw_err", "ok")
 METRIC_FIELDS = (
     "iteration",
     "env_steps",
@@ -196,6 +206,7 @@ class Trainer:
                 self._init_networks(cfg.init_from, cfg.reset_action_std)
             (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
             (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
+            (cfg.run_dir / "eval.csv").write_text(",".join(EVAL_FIELDS) + "\n")
 
     # ----- checkpoints ----------------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -256,13 +267,42 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop metric rows written after the checkpoint (a killed run may have logged a few more)."""
-        path = self.cfg.run_dir / "metrics.csv"
-        if not path.exists():
-            path.write_text(",".join(METRIC_FIELDS) + "\n")
-            return
-        lines = path.read_text().splitlines()
-        kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= self.iteration]
-        path.write_text("\n".join(kept) + "\n")
+        for name, fields in (("metrics.csv", METRIC_FIELDS), ("eval.csv", EVAL_FIELDS)):
+            path = self.cfg.run_dir / name
+            if not path.exists():
+                path.write_text(",".join(fields) + "\n")
+                continue
+            lines = path.read_text().splitlines()
+            kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= self.iteration]
+            path.write_text("\n".join(kept) + "\n")
+
+    def evaluate_actor(self) -> EvalResult:
+        """The deterministic actor on ``eval_episodes`` nominal episodes (the training RNG streams untouched)."""
+        cfg = self.cfg
+        actor = torch.jit.script(self.ppo.get_policy().as_jit().to("cpu").eval())
+        ecfg = EvalConfig(
+            episodes=cfg.eval_episodes,
+            episode_length_s=cfg.eval_seconds,
+            num_threads=cfg.env.num_threads,
+            seed=12345,
+            train=cfg.env,
+        )
+        np_state, py_state = np.random.get_state(), random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            result = evaluate(actor, ecfg, Conditions(name="periodic"), progress=False)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+        return result
+
+    def _log_evaluation(self, writer: SummaryWriter, rows: Any) -> None:
+        r = self.evaluate_actor()
+        for k in ("fall_rate", "lin_err_m_per_s", "yaw_err_rad_per_s"):
+            writer.add_scalar(f"eval/{k}", getattr(r, k), self.iteration)
+        rows.writerow([self.iteration, self.env_steps, r.fall_rate, r.lin_err_m_per_s, r.yaw_err_rad_per_s, r.ok])
+        tqdm.write(
+            f"iteration {self.iteration} ({self.env_steps / 1e6:.1f} M steps) evaluation: fall "
+            f"{100 * r.fall_rate:.0f} %, v err {r.lin_err_m_per_s:.3f} m/s, yaw err {r.yaw_err_rad_per_s:.3f} rad/s"
+        )
 
     # ----- loop -----------------------------------------------------------------------------------------------
     def iterate(self) -> dict[str, float]:
@@ -324,8 +364,12 @@ class Trainer:
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="PPO", unit="it", dynamic_ncols=True)
         last = cfg.run_dir / "last.pt"
         try:
-            with graceful_stop() as stop, (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
-                rows = csv.writer(handle)
+            with (
+                graceful_stop() as stop,
+                (cfg.run_dir / "metrics.csv").open("a", newline="") as handle,
+                (cfg.run_dir / "eval.csv").open("a", newline="") as eval_handle,
+            ):
+                rows, eval_rows = csv.writer(handle), csv.writer(eval_handle)
                 while self.iteration < cfg.iterations:
                     s = self.iterate()
                     for k, v in s.items():
@@ -340,6 +384,9 @@ class Trainer:
                         cmd=f"{s.get('curriculum/command_scale', float('nan')):.2f}",
                         sps=f"{s['perf/steps_per_s']:.0f}",
                     )
+                    if cfg.eval_every > 0 and self.iteration % cfg.eval_every == 0:
+                        self._log_evaluation(writer, eval_rows)
+                        eval_handle.flush()
                     out_of_time = cfg.max_minutes is not None and time.monotonic() - start > 60.0 * cfg.max_minutes
                     halt = out_of_time or stop.signal is not None
                     if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations or halt:
