@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from policies.diffusion.planner import DiffusionPlanner, load_exported_planner
-from robot.files import atomic_write
+from policies.diffusion.planner import DiffusionPlanner
+from robot.files import atomic_write, read_metadata_beside
 
 METADATA_VERSION = 1
 
@@ -113,5 +113,10 @@ def export_planner(
     return path, meta_path
 
 
-load_exported = load_exported_planner
-"""Load an exported planner and its metadata (:func:`policies.diffusion.planner.load_exported_planner`)."""
+PLANNER_FORMAT = "steer.planner"
+
+
+def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an exported planner and its metadata, with a clear error when either file is missing or foreign."""
+    metadata = read_metadata_beside(path, PLANNER_FORMAT)
+    return torch.jit.load(str(path), map_location="cpu").eval(), metadata

@@ -30,6 +30,7 @@ from envs.planner_state import planner_state_names
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from robot.configio import from_jsonable
 from robot.g1 import constants as C
 
 MODEL_FORMAT = "steer.planner_model"
@@ -67,7 +68,7 @@ def load_planner_model(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=True)  # tensors and JSON-ready data only
     except Exception as exc:  # truncated or foreign files raise several types
         raise ValueError(f"{path}: not a readable planner model ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
@@ -102,7 +103,7 @@ def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> Cos
 
 def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig) -> DiffusionPlanner:
     """The trained planner with the G1 costs and the export's overrides, ready to script."""
-    pc = configured(model["planner_config"], cfg)
+    pc = configured(from_jsonable(PlannerConfig, model["planner_config"], f"{cfg.model}:planner_config"), cfg)
     planner = DiffusionPlanner(pc, g1_cost_sum(cfg, pc.history, float(model["ctrl_dt_s"])))
     planner.load_weights(model["weights"])
     return planner.eval()

@@ -27,7 +27,7 @@ import torch
 
 from deploy.policy_io import ExportedPolicy, PolicyMetadata
 from envs.planner_state import PlannerStateEstimator
-from policies.diffusion.planner import load_exported_planner
+from robot.files import read_metadata_beside
 from robot.messages import RobotState
 
 LOG = logging.getLogger("steer.deploy.planner_policy")
@@ -139,7 +139,8 @@ class PlannerPolicy(ExportedPolicy):
 def load_planner_policy(path: str | Path, seed: int = 0) -> PlannerPolicy:
     """Load an exported G1 planner (``.pt`` + ``.json``) that carries its expert's robot metadata."""
     path = Path(path)
-    module, meta = load_exported_planner(path)
+    meta = read_metadata_beside(path, "steer.planner")
+    module = torch.jit.load(str(path), map_location="cpu").eval()
     robot = meta.get("extra", {}).get("policy_metadata")
     if not isinstance(robot, dict):
         raise ValueError(

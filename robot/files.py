@@ -8,6 +8,7 @@ never half of one, and no temporary file behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -44,3 +45,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_metadata_beside(path: str | os.PathLike[str], expected_format: str) -> dict:
+    """The ``.json`` metadata written beside an exported file ``path`` (e.g. ``planner.pt`` + ``planner.json``),
+    after checking that both files exist and that its ``format`` tag is ``expected_format``."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    for p in (path, meta_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"exported file: expected {p} to exist (the export writes both files together)")
+    data = json.loads(meta_path.read_text())
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{meta_path}: expected format {expected_format!r}, got {found!r}")
+    return data

@@ -12,10 +12,8 @@ future tokens are re-noised to entry ``rolling_start`` of the K-step sequence, s
 ``K - rolling_start`` network passes instead of K (BeyondMimic reports ~15 of 20).
 """
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -392,21 +390,3 @@ class DiffusionPlanner(Policy):
     def reset(self) -> None:
         """Forget the warm start."""
         self._prev_tokens = None
-
-
-PLANNER_FILE_FORMAT = "steer.planner"
-"""The ``format`` tag of an exported planner's ``.json`` (written by ``deploy.export.export_planner``)."""
-
-
-def load_exported_planner(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported planner (``.pt``) and its metadata (``.json`` beside it) on the CPU, with a clear error
-    when either file is missing or the metadata is foreign."""
-    path = Path(path)
-    meta_path = path.with_suffix(".json")
-    for p in (path, meta_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"exported planner: expected {p} to exist (export writes .pt and .json together)")
-    metadata = json.loads(meta_path.read_text())
-    if metadata.get("format") != PLANNER_FILE_FORMAT:
-        raise ValueError(f"{meta_path}: expected format {PLANNER_FILE_FORMAT!r}, got {metadata.get('format')!r}")
-    return torch.jit.load(str(path), map_location="cpu").eval(), metadata

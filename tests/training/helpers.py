@@ -17,6 +17,7 @@ from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from policies.fisor import FISORConfig
+from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from training.safe_rl.config import EvalConfig, TrainConfig
 
@@ -153,7 +154,12 @@ def tiny_planner_model(path: Path) -> Path:
     planner.fit_normalizers(torch.randn(64, PLANNER_STATE_DIM), torch.randn(64, C.NUM_JOINTS))
     planner.fit_latent_normalizer(torch.randn(64, PLANNER_STATE_DIM), torch.randn(64, C.NUM_JOINTS))
     torch.save(
-        {"format": "steer.planner_model", "planner_config": pc, "weights": planner.weights(), "ctrl_dt_s": 0.02},
+        {
+            "format": "steer.planner_model",
+            "planner_config": to_jsonable(pc),
+            "weights": planner.weights(),
+            "ctrl_dt_s": 0.02,
+        },
         path,
     )
     return path

@@ -13,9 +13,9 @@ import torch
 
 from envs.planner_dataset import load_planner_dataset, mirror_episodes
 from envs.vec_env import DomainRandomizationConfig
+from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
-from training.configio import to_jsonable
 from training.locomotion.collect import CollectConfig, OUNoise, OUNoiseConfig, RecordingEnv, collect, main
 from training.locomotion.evaluate import Conditions, EvalConfig, evaluate, load_exported_policy
 from training.locomotion.train import TrainConfig

@@ -10,9 +10,10 @@ from envs.planner_dataset import STEP_KEYS, PlannerDataset, load_planner_dataset
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
+from robot.configio import from_jsonable
 from training.checkpoint import load_checkpoint
 from training.planner.train import PlannerTrainConfig, PlannerTrainer, g1_planner_config
 
@@ -89,7 +90,7 @@ def test_the_saved_planner_loads_and_plans_with_g1_costs(tmp_path):
     trainer.run()
     model = load_checkpoint(tmp_path / "r" / "planner_model.pt")
     assert model["format"] == "steer.planner_model" and model["ctrl_dt_s"] == 0.02
-    pc = model["planner_config"]
+    pc = from_jsonable(PlannerConfig, model["planner_config"], "planner_config")
     costs = CostSum([g1_joystick_cost(G1CostConfig()), g1_waypoint_cost(pc.history, model["ctrl_dt_s"])], [1.0, 1.0])
     planner = DiffusionPlanner(pc, costs)
     planner.load_weights(model["weights"])

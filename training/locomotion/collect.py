@@ -27,7 +27,7 @@ from envs.locomotion import CommandConfig, LocomotionConfig
 from envs.planner_dataset import PlannerDataset, mirror_episodes, write_planner_dataset
 from envs.planner_state import PlannerStateEstimator
 from envs.vec_env import DomainRandomizationConfig
-from training.configio import to_jsonable
+from robot.configio import to_jsonable
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
     Conditions,

@@ -29,8 +29,8 @@ from tqdm import tqdm
 from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
 from envs.observations import observation_dim
 from envs.vec_env import DomainRandomizationConfig
+from robot.configio import from_jsonable
 from robot.g1 import constants as C
-from training.configio import from_jsonable
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 

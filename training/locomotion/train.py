@@ -33,10 +33,10 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.locomotion import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv, LocomotionConfig
+from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.configio import to_jsonable
 from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, evaluate
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
 from training.stop import graceful_stop

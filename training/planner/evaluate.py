@@ -37,8 +37,8 @@ from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from envs.vec_env import DomainRandomizationConfig
-from policies.diffusion.planner import load_exported_planner
-from training.configio import from_jsonable
+from robot.configio import from_jsonable
+from robot.files import read_metadata_beside
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
@@ -55,10 +55,10 @@ ROWS = ("expert", "joystick", "unguided", "waypoint", "obstacles", "obstacles_of
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """The exported G1 planner and its metadata; errors name the missing or foreign file."""
-    module, meta = load_exported_planner(path)
+    meta = read_metadata_beside(path, "steer.planner")
     if "ctrl_dt_s" not in meta.get("extra", {}):
         raise ValueError(f"{path.with_suffix('.json')}: not an exported G1 planner (export with deploy.export_planner)")
-    return module, meta
+    return torch.jit.load(str(path), map_location="cpu").eval(), meta
 
 
 class PlannerController:

@@ -20,8 +20,8 @@ An EMA copy of the planner is what gets evaluated and exported.
 Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (step, stage, train loss, validation loss of
 the EMA model, steps/s), ``last.pt`` (full training state, atomic, every ``save_every`` steps, on SIGINT /
 SIGTERM and at the end; ``--resume`` continues it exactly) and ``planner_model.pt``: the EMA planner's
-``PlannerConfig`` and weights plus the data's control period, which ``python -m deploy.export_planner`` turns
-into a TorchScript planner with its guidance costs.
+``PlannerConfig`` (as JSON-ready data), its weights and the data's control period, which
+``python -m deploy.export_planner`` turns into a TorchScript planner with its guidance costs.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
+from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.configio import to_jsonable
 from training.stop import graceful_stop
 
 ACTION_KEYS = ("expert_action", "action")
@@ -304,7 +304,7 @@ class PlannerTrainer:
         model = self.ema if self.ema is not None else self.planner
         return {
             "format": "steer.planner_model",
-            "planner_config": self.cfg.planner,
+            "planner_config": to_jsonable(self.cfg.planner),
             "weights": model.weights(),
             "ctrl_dt_s": self.data.ctrl_dt_s,
             "step": self.step,

@@ -16,7 +16,7 @@ import tyro
 
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
-from training.configio import from_jsonable, to_jsonable
+from robot.configio import from_jsonable, to_jsonable
 
 AlgorithmConfig = Union[
     Annotated[FISORConfig, tyro.conf.subcommand("fisor", description="FISOR: feasibility-guided diffusion policy")],
