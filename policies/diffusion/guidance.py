@@ -150,8 +150,12 @@ class Gated(nn.Module):
         self.param_names = [f"{name}_gate", *inner.param_names]
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """``(B,)``: the inner cost times the gate ``params[:, 0]``."""
-        return params[:, 0] * self.inner(x, params[:, 1:])
+        """``(B,)``: the inner cost times the gate ``params[:, 0]``; not evaluated at all when every gate is 0
+        (its gradient would be zero, and guidance takes it at every sampler step)."""
+        gate = params[:, 0]
+        if not bool((gate != 0.0).any()):
+            return 0.0 * x[:, 0, 0]  # (B,) zeros that still belong to x's graph (autograd.grad needs a path)
+        return gate * self.inner(x, params[:, 1:])
 
 
 class QuadraticCost(nn.Module):

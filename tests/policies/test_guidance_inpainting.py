@@ -180,3 +180,13 @@ def test_gated_terms_switch_per_sample_and_script() -> None:
     torch.testing.assert_close(torch.jit.script(total)(x, params), expected)
     with pytest.raises(TypeError, match="param_dim"):
         Gated(torch.nn.Linear(2, 2), "bad")
+
+    class Exploding(QuadraticCost):
+        def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+            raise AssertionError("a closed gate must not evaluate its cost")
+
+    closed = Gated(Exploding([0], []), "off")
+    xg = x.clone().requires_grad_(True)
+    out = closed(xg, torch.zeros(3, 2))
+    (grad,) = torch.autograd.grad(out.sum(), xg)  # still differentiable, with a zero gradient
+    assert not out.any() and not grad.any()
