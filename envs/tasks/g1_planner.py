@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from envs.planner_state import NUM_TRACKED_BODIES, ROOT_STATE_DIM, planner_state_names
+from envs.tasks.base import world_to_heading
 from envs.tasks.joystick import JoystickCost, JoystickCostConfig
 from envs.tasks.obstacles import ObstacleCost, ObstacleCostConfig
 from envs.tasks.sdf import BOX_PARAMS, CYLINDER_PARAMS
@@ -161,9 +162,7 @@ def g1_obstacle_cost(cfg: G1CostConfig, history: int, ctrl_dt_s: float) -> OnPla
 
 def points_to_plan_frame(points_xy: np.ndarray, root_xy: np.ndarray, yaw_rad: np.ndarray) -> np.ndarray:
     """World points ``(..., 2)`` into the plan frame of a root at ``root_xy (..., 2)`` with heading ``yaw``."""
-    d = np.asarray(points_xy, dtype=np.float64) - root_xy
-    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
-    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
+    return world_to_heading(np.asarray(points_xy, dtype=np.float64) - root_xy, yaw_rad)
 
 
 def scene_params_to_plan_frame(

@@ -34,6 +34,7 @@ import tyro
 from tqdm import tqdm
 
 from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
+from envs.observations import yaw_from_quat
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from envs.vec_env import DomainRandomizationConfig
@@ -277,9 +278,7 @@ def _navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: st
 
     def params_fn(e: G1LocomotionEnv) -> torch.Tensor:
         qpos = e.qpos
-        yaw = np.arctan2(
-            2 * (qpos[:, 3] * qpos[:, 6] + qpos[:, 4] * qpos[:, 5]), 1 - 2 * (qpos[:, 5] ** 2 + qpos[:, 6] ** 2)
-        )
+        yaw = yaw_from_quat(qpos[:, 3:7])
         params = np.zeros((e.num_envs, P))
         o = gates["waypoint"]
         params[:, o] = 1.0
