@@ -41,3 +41,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dict, got {type(data).__name__}")
     return data
+
+
+def truncate_log_rows(path: str | os.PathLike[str], last_step: int, fields: tuple[str, ...]) -> None:
+    """On resume: keep the CSV log's header and its rows up to ``last_step`` (first column), dropping the rows a
+    killed run wrote after its last checkpoint; a missing log is started with the ``fields`` header."""
+    path = Path(path)
+    if not path.exists():
+        path.write_text(",".join(fields) + "\n")
+        return
+    lines = path.read_text().splitlines()
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= last_step]
+    path.write_text("\n".join(kept) + "\n")

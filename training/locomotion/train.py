@@ -36,7 +36,7 @@ from envs.locomotion import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, 
 from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, evaluate
 from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
 from training.stop import graceful_stop
@@ -175,9 +175,14 @@ def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def deterministic_actor(ppo: Any) -> torch.jit.ScriptModule:
+    """The actor's mean action with its observation normaliser, scripted on the CPU (what is exported)."""
+    return torch.jit.script(ppo.get_policy().as_jit().to("cpu").eval())
+
+
 def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path) -> Path:
     """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
-    module = torch.jit.script(ppo.get_policy().as_jit().to("cpu").eval())
+    module = deterministic_actor(ppo)
     path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
     atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
@@ -263,23 +268,13 @@ class Trainer:
         torch.set_rng_state(data["torch_rng"])
         np.random.set_state(data["numpy_rng"])
         random.setstate(data["python_rng"])
-        self._truncate_metrics()
-
-    def _truncate_metrics(self) -> None:
-        """Drop metric rows written after the checkpoint (a killed run may have logged a few more)."""
-        for name, fields in (("metrics.csv", METRIC_FIELDS), ("eval.csv", EVAL_FIELDS)):
-            path = self.cfg.run_dir / name
-            if not path.exists():
-                path.write_text(",".join(fields) + "\n")
-                continue
-            lines = path.read_text().splitlines()
-            kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= self.iteration]
-            path.write_text("\n".join(kept) + "\n")
+        truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.iteration, METRIC_FIELDS)
+        truncate_log_rows(self.cfg.run_dir / "eval.csv", self.iteration, EVAL_FIELDS)
 
     def evaluate_actor(self) -> EvalResult:
         """The deterministic actor on ``eval_episodes`` nominal episodes (the training RNG streams untouched)."""
         cfg = self.cfg
-        actor = torch.jit.script(self.ppo.get_policy().as_jit().to("cpu").eval())
+        actor = deterministic_actor(self.ppo)
         ecfg = EvalConfig(
             episodes=cfg.eval_episodes,
             episode_length_s=cfg.eval_seconds,

@@ -49,7 +49,7 @@ from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.configio import to_jsonable
 from robot.g1 import constants as C
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.stop import graceful_stop
 
 ACTION_KEYS = ("expert_action", "action")
@@ -336,11 +336,7 @@ class PlannerTrainer:
         self.sched.load_state_dict(state["sched"])
         self.gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
-        metrics = self.cfg.run_dir / "metrics.csv"
-        if metrics.exists():  # drop rows logged after the checkpoint by a killed run
-            lines = metrics.read_text().splitlines()
-            kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= self.step]
-            metrics.write_text("\n".join(kept) + "\n")
+        truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.step, METRIC_FIELDS)
 
     # ----- loop -----------------------------------------------------------------------------------------------
     def run(self) -> Path:
