@@ -24,30 +24,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from benchmarks._common import add_common_args, latency_stats_ms, machine_info, write_json
+from envs.planner_runtime import ExportedPlanner
 from training.planner.evaluate import DEFAULT_PLANNER, ROWS, PlannerEvalConfig, format_table, load_planner, run
 
 
 def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float]:
     """p50/p99 of one guided (joystick) rolling plan for one robot on one thread."""
     torch.set_num_threads(1)
-    module, meta = load_planner(path)
-    hh, s, a = int(meta["history"]), int(meta["state_dim"]), int(meta["action_dim"])
-    window, d, p = hh + int(meta["horizon"]), int(meta["token_dim"]), int(meta["cost_param_dim"])
-    gen = torch.Generator().manual_seed(0)
-    states, actions = torch.zeros(1, hh, s), torch.zeros(1, hh, a)
-    params = torch.zeros(1, p)
-    gate = next(int(t["offset"]) for t in meta["cost_terms"] if t["params"][0] == "joystick_gate")
+    planner = ExportedPlanner(*load_planner(path))
+    states = torch.zeros(1, planner.history, planner.state_dim)
+    actions = torch.zeros(1, planner.history, planner.action_dim)
+    params = torch.zeros(1, planner.param_dim)
+    gate = planner.gate("joystick")
     params[0, gate], params[0, gate + 1] = 1.0, 0.5
-    prev = None
     samples = []
     for i in range(warmup + calls):
-        noise = torch.randn(1, window, d, generator=gen)
         t0 = time.perf_counter_ns()
-        _, tokens = module(states, actions, params, noise, prev if int(meta["rolling_start"]) > 0 else None)
-        samples.append(time.perf_counter_ns() - t0)
-        prev = tokens.detach()
-        if i < warmup:
-            samples.pop()
+        planner.plan(states, actions, params)
+        if i >= warmup:
+            samples.append(time.perf_counter_ns() - t0)
     return latency_stats_ms(samples)
 
 

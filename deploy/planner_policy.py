@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from deploy.policy_io import ExportedPolicy, PolicyMetadata
+from envs.planner_runtime import ExportedPlanner
 from envs.planner_state import PlannerStateEstimator
 from robot.files import read_metadata_beside
 from robot.messages import RobotState
@@ -46,20 +47,10 @@ class PlannerPolicy(ExportedPolicy):
         estimator: PlannerStateEstimator | None = None,
     ) -> None:
         super().__init__(module, metadata, path)
-        self.planner_meta = planner_meta
-        self.history = int(planner_meta["history"])
-        self.state_dim = int(planner_meta["state_dim"])
-        self.window = self.history + int(planner_meta["horizon"])
-        self.token_dim = int(planner_meta["token_dim"])
-        self.rolling = int(planner_meta["rolling_start"]) > 0
-        self.param_dim = int(planner_meta["cost_param_dim"])
-        gates = {t["params"][0]: int(t["offset"]) for t in planner_meta["cost_terms"]}
-        if "joystick_gate" not in gates:
-            raise ValueError(f"{path}: the planner has no gated joystick cost (export it with deploy.export_planner)")
-        self.joystick_offset = gates["joystick_gate"]
+        self.planner = ExportedPlanner(module, planner_meta, seed)
+        self.history, self.state_dim = self.planner.history, self.planner.state_dim
+        self.joystick_offset = self.planner.gate("joystick")
         self.estimator = estimator or PlannerStateEstimator()
-        self.gen = torch.Generator().manual_seed(seed)
-        self.plan_latencies_s: list[float] = []
         self.reset()
 
     def reset(self) -> None:
@@ -67,7 +58,7 @@ class PlannerPolicy(ExportedPolicy):
         self._states: deque[np.ndarray] = deque(maxlen=self.history)
         self._actions: deque[np.ndarray] = deque(maxlen=self.history)
         self._command = np.zeros(3)
-        self._prev: torch.Tensor | None = None
+        self.planner.reset()
         self._problem: str | None = None
 
     def observe_state(self, state: RobotState, command: np.ndarray) -> None:
@@ -100,25 +91,20 @@ class PlannerPolicy(ExportedPolicy):
         s = np.zeros(self.state_dim)
         for _ in range(calls):
             self.plan(np.stack([s] * self.history), np.zeros((self.history, self.metadata.num_joints)), np.zeros(3))
-        self._prev = None
+        self.planner.reset()
 
     def plan(self, states: np.ndarray, actions: np.ndarray, command: np.ndarray) -> np.ndarray:
         """Planned actions ``(Hf, J)`` from ``states (Hh, S)``, the actions before them ``(Hh, J)`` and the command."""
-        params = torch.zeros(1, self.param_dim)
+        params = torch.zeros(1, self.planner.param_dim)
         o = self.joystick_offset
         params[0, o] = 1.0
         params[0, o + 1 : o + 4] = torch.as_tensor(command, dtype=torch.float32)
-        noise = torch.randn(1, self.window, self.token_dim, generator=self.gen)
-        with torch.inference_mode(False), torch.enable_grad():
-            plan, tokens = self.module(
-                torch.as_tensor(states, dtype=torch.float32)[None],
-                torch.as_tensor(actions, dtype=torch.float32)[None],
-                params,
-                noise,
-                self._prev if self.rolling else None,
-            )
-        self._prev = tokens.detach()
-        return plan[0, :, self.state_dim :].detach().numpy().astype(np.float64)
+        chunk = self.planner.plan(
+            torch.as_tensor(states, dtype=torch.float32)[None],
+            torch.as_tensor(actions, dtype=torch.float32)[None],
+            params,
+        )
+        return chunk[0].numpy().astype(np.float64)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The action of this tick (``obs``, the expert's observation, is not used); NaN when it cannot plan."""

@@ -31,8 +31,8 @@ class Spy:
 def test_the_loop_feeds_the_true_planner_state_and_the_command(exported):
     policy = load_policy(exported)
     assert isinstance(policy, PlannerPolicy) and policy.metadata.control_dt_s == 0.02
-    spy = Spy(policy.module)
-    policy.module = spy
+    spy = Spy(policy.planner.module)
+    policy.planner.module = spy
     robot = manual_robot(build_g1_model())
     loop = make_loop(robot, policy)
     estimator = PlannerStateEstimator()

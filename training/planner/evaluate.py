@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
 from envs.observations import yaw_from_quat
+from envs.planner_runtime import ExportedPlanner, gate_offsets
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from envs.vec_env import DomainRandomizationConfig
@@ -69,12 +70,8 @@ class PlannerController:
     """
 
     def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], params_fn: Any, seed: int) -> None:
-        self.module, self.meta, self.params_fn = module, meta, params_fn
-        self.history, self.state_dim = int(meta["history"]), int(meta["state_dim"])
-        self.action_dim, self.window = int(meta["action_dim"]), int(meta["history"]) + int(meta["horizon"])
-        self.token_dim = int(meta["token_dim"])
-        self.rolling = int(meta["rolling_start"]) > 0
-        self.gen = torch.Generator().manual_seed(seed)
+        self.planner = ExportedPlanner(module, meta, seed)
+        self.params_fn = params_fn
         self.env: RecordingEnv | None = None
 
     def bind(self, env: G1LocomotionEnv) -> None:
@@ -83,37 +80,26 @@ class PlannerController:
             raise TypeError(f"the planner needs a RecordingEnv (tracked-body sensors), got {type(env).__name__}")
         self.env = env
         self.states: torch.Tensor | None = None
-        self.actions = torch.zeros(env.num_envs, self.history, self.action_dim)
-        self.prev: torch.Tensor | None = None
+        self.actions = torch.zeros(env.num_envs, self.planner.history, self.planner.action_dim)
+        self.planner.reset()
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         """Actions ``(N, A)`` for this step (``obs``, the expert's observation, is not used)."""
         env = self.env
         if env is None:
             raise RuntimeError("PlannerController.bind(env) must be called first")
-        with torch.inference_mode(False):
+        with torch.inference_mode(False):  # the histories take part in the guidance graph
             state = torch.from_numpy(env.step_record()["state"])  # (N, S)
             fresh = torch.from_numpy(env.episode_length == 0)
             if self.states is None:
-                self.states = state[:, None].repeat(1, self.history, 1)
+                self.states = state[:, None].repeat(1, self.planner.history, 1)
             else:
                 self.states = torch.cat([self.states[:, 1:], state[:, None]], dim=1)
             self.states[fresh] = state[fresh, None]
             self.actions[fresh] = 0.0
-            params = self.params_fn(env)
-            noise = torch.randn(env.num_envs, self.window, self.token_dim, generator=self.gen)
-            prev = self.prev if self.rolling else None
-            with torch.enable_grad():
-                plan, tokens = self.module(self.states, self.actions, params, noise, prev)
-            action = plan[:, 0, self.state_dim :].detach()  # the first planned token carries a_t
+            action = self.planner.plan(self.states, self.actions, self.params_fn(env))[:, 0]  # (N, A): a_t
             self.actions = torch.cat([self.actions[:, 1:], action[:, None]], dim=1)
-            self.prev = tokens.detach()
         return action
-
-
-def gate_offsets(meta: dict[str, Any]) -> dict[str, int]:
-    """Offset of each task term's gate in the cost parameters (``joystick``, ``waypoint``, ``obstacles``)."""
-    return {t["params"][0].removesuffix("_gate"): int(t["offset"]) for t in meta["cost_terms"]}
 
 
 @dataclass

@@ -1,0 +1,53 @@
+"""Calling an exported planner (``python -m deploy.export_planner``) the way every runtime does.
+
+The closed-loop evaluation, the deploy loop's planner policy and the latency benchmark all plan the same way:
+fresh standard-normal noise for each plan from a seeded generator, the previous plan's tokens as the warm start
+when the export has ``rolling_start > 0``, and autograd switched on (also inside an inference-mode block), because
+the guided sampling loop takes the cost gradient inside the TorchScript module. Cost terms sit behind gates whose
+offsets the export's metadata lists (``cost_terms``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def gate_offsets(meta: dict[str, Any]) -> dict[str, int]:
+    """Offset of each task term's gate in the cost parameters, by term (``joystick``, ``waypoint``, ``obstacles``)."""
+    return {t["params"][0].removesuffix("_gate"): int(t["offset"]) for t in meta["cost_terms"]}
+
+
+class ExportedPlanner:
+    """An exported planner module with its metadata (see module docstring); ``reset()`` drops the warm start."""
+
+    def __init__(self, module: Any, meta: dict[str, Any], seed: int = 0) -> None:
+        self.module, self.meta = module, meta
+        self.history, self.state_dim = int(meta["history"]), int(meta["state_dim"])
+        self.action_dim, self.token_dim = int(meta["action_dim"]), int(meta["token_dim"])
+        self.window = self.history + int(meta["horizon"])
+        self.param_dim = int(meta["cost_param_dim"])
+        self.rolling = int(meta["rolling_start"]) > 0
+        self.gates = gate_offsets(meta)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.prev: torch.Tensor | None = None
+
+    def gate(self, term: str) -> int:
+        """Offset of ``term``'s gate; a clear error when the export has no such gated term."""
+        if term not in self.gates:
+            raise ValueError(f"the planner has no gated {term!r} cost (export it with python -m deploy.export_planner)")
+        return self.gates[term]
+
+    def reset(self) -> None:
+        """Forget the warm start."""
+        self.prev = None
+
+    def plan(self, states: torch.Tensor, actions: torch.Tensor, params: torch.Tensor | None) -> torch.Tensor:
+        """Planned actions ``(B, Hf, A)`` from the last ``states (B, Hh, S)``, the actions before them
+        ``(B, Hh, A)`` and the cost parameters ``(B, P)`` (None: unguided). Row 0 is the action to execute now."""
+        noise = torch.randn(states.shape[0], self.window, self.token_dim, generator=self.gen)
+        with torch.inference_mode(False), torch.enable_grad():
+            plan, tokens = self.module(states, actions, params, noise, self.prev if self.rolling else None)
+        self.prev = tokens.detach()
+        return plan[:, :, self.state_dim :].detach()  # (B, Hf, A)
