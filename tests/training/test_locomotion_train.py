@@ -133,3 +133,37 @@ def test_env_logs_sums_of_finished_episodes(tmp_path):
     log = info["log"]
     assert log["episodes_finished"] == env.num_envs and log["episode_sum/fall_rate"] == 0.0
     assert log["episode_reward_sum/alive"] > 0.0
+
+
+def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_joint_run(tmp_path):
+    from robot.g1 import constants as C
+    from training.locomotion.rsl_env import full_actions, mirror_batch
+
+    source = Trainer(dataclasses.replace(_cfg(tmp_path / "all", 1), actuated="all"))
+    source.run()
+    assert source.env.num_actions == 29
+    cfg = dataclasses.replace(_cfg(tmp_path / "legs", 1), init_from=tmp_path / "all" / "weights.pt")
+    legs = Trainer(cfg)
+    assert legs.env.num_actions == 12
+    obs = torch.randn(5, 98)
+    full = source.ppo.get_policy().as_jit()(obs)
+    from training.locomotion.train import action_joints, deterministic_actor
+
+    exported = deterministic_actor(legs.ppo, action_joints(cfg))
+    out = exported(obs)
+    assert out.shape == (5, 29)
+    assert torch.allclose(out[:, :12], full[:, :12], atol=1e-6)  # the source's leg rows carried over
+    assert torch.all(out[:, 12:] == 0)  # waist and arms hold the default pose
+    legs.run()
+    assert torch.jit.load(str(tmp_path / "legs" / "policy.pt"))(obs)[:, 12:].abs().max() == 0
+
+    # The mirror of leg actions is the leg part of the mirrored robot action.
+    a = torch.randn(3, 12)
+    _, mirrored = mirror_batch(legs.env, actions=a)
+    robot = full_actions(a, C.LEG_JOINT_IDS)
+    expected = robot[:, C.MIRROR_JOINT_INDEX] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
+    assert torch.allclose(mirrored[3:], expected[:, :12])
+
+    with pytest.raises(ValueError, match="cannot initialise an all-joint"):
+        back = dataclasses.replace(cfg, actuated="all", init_from=tmp_path / "legs" / "weights.pt")
+        Trainer(dataclasses.replace(back, run_dir=tmp_path / "x"))

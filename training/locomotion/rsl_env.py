@@ -7,8 +7,10 @@ dones, extras)`` with ``extras["time_outs"]`` (bootstrapped, not terminal) and `
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from rsl_rl.algorithms import PPO
 from rsl_rl.env import VecEnv
@@ -27,12 +29,22 @@ class RslLocomotionEnv(VecEnv):
 
     Physics stays on the CPU (MuJoCo); observations, rewards and dones are handed to PPO on ``device`` (a GPU
     when the learner runs there) and actions come back to the CPU.
+
+    ``action_joints`` (indices into the robot's joints) are the joints the policy drives; the others get action 0,
+    i.e. their PD holds the default pose. The set must map onto itself under the left-right mirror.
     """
 
-    def __init__(self, env: G1LocomotionEnv, device: str = "cpu") -> None:
+    def __init__(self, env: G1LocomotionEnv, device: str = "cpu", action_joints: Sequence[int] | None = None) -> None:
         self.env = env
         self.num_envs = env.num_envs
-        self.num_actions = env.num_actions
+        ids = list(range(env.num_actions)) if action_joints is None else [int(i) for i in action_joints]
+        if not ids or len(set(ids)) != len(ids) or not all(0 <= i < env.num_actions for i in ids):
+            raise ValueError(f"action_joints: expected distinct joint indices in [0, {env.num_actions}), got {ids}")
+        mirrored = [int(C.MIRROR_JOINT_INDEX[i]) for i in ids]
+        if sorted(mirrored) != sorted(ids):
+            raise ValueError(f"action_joints: {ids} is not closed under the left-right mirror (it maps to {mirrored})")
+        self.action_joints = ids
+        self.num_actions = len(ids)
         self.max_episode_length = env.max_episode_length
         self.device = device
         self.cfg = dataclasses.asdict(env.loco)
@@ -43,7 +55,7 @@ class RslLocomotionEnv(VecEnv):
             return torch.as_tensor(index, device=device), torch.as_tensor(signs, dtype=torch.float32, device=device)
 
         self.mirror = {"policy": on_device(perm, sign), "critic": on_device(cperm, csign)}
-        self.action_mirror = on_device(C.MIRROR_JOINT_INDEX, C.MIRROR_JOINT_SIGN)
+        self.action_mirror = on_device([ids.index(m) for m in mirrored], C.MIRROR_JOINT_SIGN[ids])
 
     @property
     def episode_length_buf(self) -> torch.Tensor:  # type: ignore[override]
@@ -59,9 +71,34 @@ class RslLocomotionEnv(VecEnv):
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """One control step of every env; dones = terminated or timed out."""
-        obs, reward, terminated, truncated, info = self.env.step(actions.cpu())
+        obs, reward, terminated, truncated, info = self.env.step(full_actions(actions.cpu(), self.action_joints))
         extras = {"time_outs": info["time_outs"].to(self.device), "log": info["log"]}
         return self._tensordict(obs), reward.to(self.device), (terminated | truncated).to(self.device), extras
+
+
+def full_actions(actions: torch.Tensor, action_joints: Sequence[int]) -> torch.Tensor:
+    """Actions of the driven joints (N, len(action_joints)) as robot actions (N, 29), zero elsewhere."""
+    if actions.shape[-1] == C.NUM_JOINTS and list(action_joints) == list(range(C.NUM_JOINTS)):
+        return actions
+    out = actions.new_zeros((*actions.shape[:-1], C.NUM_JOINTS))
+    out[..., list(action_joints)] = actions
+    return out
+
+
+class FullActionActor(torch.nn.Module):
+    """An actor for ``action_joints`` whose output is spread over all robot joints (zeros for the others) by a
+    fixed selection matrix, so that TorchScript and ONNX exports and every consumer see robot-wide actions."""
+
+    def __init__(self, actor: torch.nn.Module, action_joints: Sequence[int]) -> None:
+        super().__init__()
+        self.actor = actor
+        select = np.zeros((len(action_joints), C.NUM_JOINTS), dtype=np.float32)
+        select[np.arange(len(action_joints)), list(action_joints)] = 1.0
+        self.register_buffer("select", torch.from_numpy(select))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Robot-wide actions (N, 29) of observations (N, O)."""
+        return self.actor(obs) @ self.select
 
 
 def mirror_batch(

@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, evaluate
-from training.locomotion.rsl_env import RslLocomotionEnv, build_ppo
+from training.locomotion.rsl_env import FullActionActor, RslLocomotionEnv, build_ppo
 from training.stop import graceful_stop
 
 
@@ -108,6 +108,11 @@ class TrainConfig:
     iteration count start fresh. Ignored with ``--resume``."""
     reset_action_std: float | None = None
     """With ``init_from``: set the actor's action noise std to this value instead of the loaded one."""
+    actuated: Literal["legs", "all"] = "legs"
+    """Joints the policy drives: the 12 leg joints, with waist and arms held at the default pose by their PD (as
+    unitree_rl_gym's G1 walking task does; 17 fewer noisy action dimensions to explore), or all 29. The exported
+    actor always outputs all 29 joints (zeros for the held ones), so evaluation, data collection and deployment do
+    not depend on this."""
     device: str = "cpu"
     """Where PPO learns ("cpu", "cuda"); physics always runs on the CPU with ``env.num_threads`` threads."""
     seed: int = 0
@@ -175,14 +180,23 @@ def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def deterministic_actor(ppo: Any) -> torch.jit.ScriptModule:
-    """The actor's mean action with its observation normaliser, scripted on the CPU (what is exported)."""
-    return torch.jit.script(ppo.get_policy().as_jit().to("cpu").eval())
+def action_joints(cfg: TrainConfig) -> tuple[int, ...]:
+    """Indices of the joints the policy of ``cfg`` drives."""
+    return C.LEG_JOINT_IDS if cfg.actuated == "legs" else tuple(range(C.NUM_JOINTS))
+
+
+def deterministic_actor(ppo: Any, joints: tuple[int, ...] = tuple(range(C.NUM_JOINTS))) -> torch.jit.ScriptModule:
+    """The actor's mean action with its observation normaliser, scripted on the CPU (what is exported); its output
+    covers all robot joints, with zeros where the policy drives none of ``joints``."""
+    actor = ppo.get_policy().as_jit().to("cpu").eval()
+    if list(joints) != list(range(C.NUM_JOINTS)):
+        actor = FullActionActor(actor, joints).eval()
+    return torch.jit.script(actor)
 
 
 def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path) -> Path:
     """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
-    module = deterministic_actor(ppo)
+    module = deterministic_actor(ppo, action_joints(cfg))
     path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
     atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
@@ -196,7 +210,7 @@ class Trainer:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.torch_threads)
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
-        self.env = RslLocomotionEnv(G1LocomotionEnv(env_cfg), device=cfg.device)
+        self.env = RslLocomotionEnv(G1LocomotionEnv(env_cfg), device=cfg.device, action_joints=action_joints(cfg))
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -241,8 +255,12 @@ class Trainer:
         data = load_checkpoint(path)
         if "ppo" not in data:
             raise ValueError(f"{path}: not a locomotion training checkpoint (no 'ppo' entry)")
+        ppo_state = data["ppo"]
+        source = data.get("config", {}).get("actuated", "all")  # runs before the option drove all joints
+        if source != self.cfg.actuated:
+            ppo_state = {**ppo_state, "actor_state_dict": self._select_actor_outputs(ppo_state["actor_state_dict"])}
         try:
-            self.ppo.load(data["ppo"], load_cfg={"actor": True, "critic": True}, strict=True)
+            self.ppo.load(ppo_state, load_cfg={"actor": True, "critic": True}, strict=True)
         except RuntimeError as err:
             raise ValueError(f"{path}: its networks do not fit this run's config: {err}") from err
         if action_std is not None:
@@ -254,6 +272,20 @@ class Trainer:
                     dist.std_param.fill_(action_std)
                 else:
                     dist.log_std_param.fill_(float(np.log(action_std)))
+
+    def _select_actor_outputs(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """An all-joint actor's weights cut to this run's driven joints (its output layer and noise rows)."""
+        if self.cfg.actuated != "legs":
+            raise ValueError("init_from: a legs-only actor cannot initialise an all-joint one (29 outputs needed)")
+        ours = self.ppo.get_policy().state_dict()
+        joints = list(action_joints(self.cfg))
+        out = {}
+        for name, value in state.items():
+            mine = ours.get(name)
+            if mine is not None and value.shape != mine.shape and value.shape[0] == C.NUM_JOINTS:
+                value = value[joints]
+            out[name] = value
+        return out
 
     def _load(self, path: Path) -> None:
         data = load_checkpoint(path)
@@ -274,7 +306,7 @@ class Trainer:
     def evaluate_actor(self) -> EvalResult:
         """The deterministic actor on ``eval_episodes`` nominal episodes (the training RNG streams untouched)."""
         cfg = self.cfg
-        actor = deterministic_actor(self.ppo)
+        actor = deterministic_actor(self.ppo, action_joints(cfg))
         ecfg = EvalConfig(
             episodes=cfg.eval_episodes,
             episode_length_s=cfg.eval_seconds,
