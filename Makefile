@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,rl,onnx,hardware,video]'
+	$(PY) -m pip install -q -e '.[dev,rl,onnx,hardware,video,safe-rl]'
+	# DSRL's environments; --no-deps because their metadata pins versions that conflict or do not build.
+	$(PY) -m pip install -q --no-deps bullet-safety-gym==1.4.0 dsrl==0.1.0
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -65,6 +65,55 @@ CRITIC_EXTRA_DIM = 8
 """Privileged critic terms: base linear velocity (3), base height (1), foot contacts (2), foot heights (2)."""
 
 
+def _lift_matrix() -> np.ndarray:
+    """(2, 29): joint offsets per unit lift of the left (row 0) and right (row 1) swing leg."""
+    m = np.zeros((2, C.NUM_JOINTS))
+    for side in range(2):
+        m[side, _LIFT_JOINTS[side]] = _LIFT_PATTERN
+    return m
+
+
+LIFT_MATRIX = _lift_matrix()
+"""Joint offsets per unit lift of the left (row 0) and right (row 1) swing leg: hip pitch -1, knee 2, ankle -1."""
+
+
+def swing_reference_rad(
+    leg_phase: torch.Tensor, stance_fraction: float, lift_rad: float, lift_matrix: torch.Tensor
+) -> torch.Tensor:
+    """Reference joint offsets from the default pose (N, 29) at per-foot gait phases ``leg_phase`` (N, 2) (left,
+    right): in stance a leg holds the default pose; across its swing hip pitch, knee and ankle pitch follow
+    ``sin(pi s) * lift_rad`` times ``lift_matrix`` (:data:`LIFT_MATRIX`: thigh forward, knee bent twice that, sole
+    level), s going 0 -> 1."""
+    swing = torch.clamp((leg_phase - stance_fraction) / (1.0 - stance_fraction), 0.0, 1.0)
+    lift = torch.sin(torch.pi * swing) * lift_rad  # (N, 2)
+    return lift @ lift_matrix.to(lift.dtype)
+
+
+class SwingReference(torch.nn.Module):
+    """The swing-leg reference gait as policy actions (N, 29), read off the gait clock of policy observations
+    (N, O) (sin, cos at ``clock_index``): a residual policy's actions are added to it. TorchScript-able, so an
+    exported residual policy carries its reference; zero when there is no clock or no lift."""
+
+    def __init__(self, stance_fraction: float, lift_rad: float, clock_index: int, clock_dim: int) -> None:
+        super().__init__()
+        self.stance_fraction = float(stance_fraction)
+        self.lift_rad = float(lift_rad)
+        self.clock_index = int(clock_index)
+        self.enabled = bool(clock_dim == 2 and lift_rad != 0.0)
+        self.register_buffer("inv_scale", torch.tensor((1.0 / C.ACTION_SCALE_RAD).tolist(), dtype=torch.float32))
+        self.register_buffer("lift_matrix", torch.tensor(LIFT_MATRIX.tolist(), dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Reference actions (N, 29) of policy observations (N, O)."""
+        if not self.enabled:
+            return torch.zeros((obs.shape[0], self.inv_scale.shape[0]), dtype=obs.dtype, device=obs.device)
+        i = self.clock_index
+        phase = torch.remainder(torch.atan2(obs[:, i], obs[:, i + 1]) / (2.0 * torch.pi), 1.0)
+        leg = torch.remainder(phase[:, None] + torch.tensor([0.0, 0.5], dtype=obs.dtype, device=obs.device), 1.0)
+        ref = swing_reference_rad(leg, self.stance_fraction, self.lift_rad, self.lift_matrix)
+        return ref * self.inv_scale.to(obs.dtype)
+
+
 @dataclass
 class CommandConfig:
     """Velocity commands and their curriculum."""
@@ -237,6 +286,7 @@ class G1LocomotionEnv(G1VecEnv):
         self.curriculum_scale = loco.commands.curriculum_initial_scale
         self._curriculum_window = np.zeros(3)  # kernel sum, episodes, steps since the last curriculum decision
         self._obs_noise = self._noise_vector()
+        self._lift = torch.from_numpy(LIFT_MATRIX)
         super().__init__(loco.vec_config())  # ends with reset()
         self.num_obs = observation_dim(j, loco.env.obs)
         self.num_critic_obs = self.num_obs + CRITIC_EXTRA_DIM
@@ -399,13 +449,14 @@ class G1LocomotionEnv(G1VecEnv):
 
     def _ref_leg_offsets(self, leg_phase: np.ndarray) -> np.ndarray:
         """Reference leg joint offsets from the default pose (N, 12) at per-foot phases ``leg_phase`` (N, 2)."""
-        stance = self.loco.stance_fraction
-        swing = np.clip((leg_phase - stance) / (1.0 - stance), 0.0, 1.0)  # 0 in stance, 0 -> 1 across the swing
-        lift = np.sin(np.pi * swing) * self.loco.rewards.ref_lift_rad  # (N, 2)
-        ref = np.zeros((leg_phase.shape[0], C.NUM_JOINTS))
-        for side in range(2):
-            ref[:, _LIFT_JOINTS[side]] = lift[:, side : side + 1] * _LIFT_PATTERN
-        return ref[:, list(C.LEG_JOINT_IDS)]
+        r = self.loco.rewards
+        ref = swing_reference_rad(torch.from_numpy(leg_phase), self.loco.stance_fraction, r.ref_lift_rad, self._lift)
+        return ref.numpy()[:, list(C.LEG_JOINT_IDS)]
+
+    def swing_reference(self, scale: float = 1.0) -> SwingReference:
+        """The reference gait of the ``ref_joint_pos`` reward, times ``scale``, as actions from observations."""
+        obs = self.loco.env.obs
+        return SwingReference(self.loco.stance_fraction, scale * self.loco.rewards.ref_lift_rad, 9, obs.clock_dim)
 
     def tracking_errors(self, command: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Planar velocity error |v_xy* - v_xy| (m/s) and yaw-rate error (rad/s) of every env now, (N,) each.

@@ -161,9 +161,40 @@ def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_join
     a = torch.randn(3, 12)
     _, mirrored = mirror_batch(legs.env, actions=a)
     robot = full_actions(a, C.LEG_JOINT_IDS)
-    expected = robot[:, C.MIRROR_JOINT_INDEX] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
+    expected = robot[:, C.MIRROR_JOINT_INDEX.tolist()] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
     assert torch.allclose(mirrored[3:], expected[:, :12])
 
     with pytest.raises(ValueError, match="cannot initialise an all-joint"):
         back = dataclasses.replace(cfg, actuated="all", init_from=tmp_path / "legs" / "weights.pt")
         Trainer(dataclasses.replace(back, run_dir=tmp_path / "x"))
+
+
+def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
+    cfg = dataclasses.replace(_cfg(tmp_path / "ref", 1), action_reference=1.0)
+    trainer = Trainer(cfg)
+    env = trainer.env.env
+    obs = env.get_observations()["policy"]
+    stepped = []
+    original = env.step
+
+    def record(actions):
+        stepped.append(actions.clone())
+        return original(actions)
+
+    env.step = record
+    with torch.no_grad():
+        trainer.env.step(torch.zeros(env.num_envs, 12))
+    reference = trainer.reference(obs)
+    assert torch.equal(stepped[0], reference)  # zero residual = the reference gait
+    assert reference.abs().max() > 0 or env.phase().max() < 0.55  # some leg swings unless all stand in stance
+    trainer.run()
+    exported = torch.jit.load(str(tmp_path / "ref" / "policy.pt"))
+    policy_part = trainer.ppo.get_policy().as_jit()(obs)
+    assert torch.allclose(exported(obs), torch.cat([policy_part, torch.zeros(len(obs), 17)], 1) + reference, atol=1e-6)
+    # The reference of a clock half a cycle later is the left-right mirror image.
+    from robot.g1 import constants as C
+
+    later = obs.clone()
+    later[:, 9:11] *= -1.0
+    mirrored = reference[:, C.MIRROR_JOINT_INDEX] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
+    assert torch.allclose(trainer.reference(later), mirrored, atol=1e-6)

@@ -31,11 +31,20 @@ class RslLocomotionEnv(VecEnv):
     when the learner runs there) and actions come back to the CPU.
 
     ``action_joints`` (indices into the robot's joints) are the joints the policy drives; the others get action 0,
-    i.e. their PD holds the default pose. The set must map onto itself under the left-right mirror.
+    i.e. their PD holds the default pose. The set must map onto itself under the left-right mirror. With a
+    ``reference`` (observations -> robot actions, e.g. :class:`envs.locomotion.SwingReference`) the policy's actions
+    are residuals added to it, computed from the observation the policy acted on.
     """
 
-    def __init__(self, env: G1LocomotionEnv, device: str = "cpu", action_joints: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        env: G1LocomotionEnv,
+        device: str = "cpu",
+        action_joints: Sequence[int] | None = None,
+        reference: torch.nn.Module | None = None,
+    ) -> None:
         self.env = env
+        self.reference = reference
         self.num_envs = env.num_envs
         ids = list(range(env.num_actions)) if action_joints is None else [int(i) for i in action_joints]
         if not ids or len(set(ids)) != len(ids) or not all(0 <= i < env.num_actions for i in ids):
@@ -71,7 +80,10 @@ class RslLocomotionEnv(VecEnv):
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """One control step of every env; dones = terminated or timed out."""
-        obs, reward, terminated, truncated, info = self.env.step(full_actions(actions.cpu(), self.action_joints))
+        robot_actions = full_actions(actions.cpu(), self.action_joints)
+        if self.reference is not None:
+            robot_actions = robot_actions + self.reference(self.env.get_observations()["policy"])
+        obs, reward, terminated, truncated, info = self.env.step(robot_actions)
         extras = {"time_outs": info["time_outs"].to(self.device), "log": info["log"]}
         return self._tensordict(obs), reward.to(self.device), (terminated | truncated).to(self.device), extras
 
@@ -87,18 +99,27 @@ def full_actions(actions: torch.Tensor, action_joints: Sequence[int]) -> torch.T
 
 class FullActionActor(torch.nn.Module):
     """An actor for ``action_joints`` whose output is spread over all robot joints (zeros for the others) by a
-    fixed selection matrix, so that TorchScript and ONNX exports and every consumer see robot-wide actions."""
+    fixed selection matrix, plus the ``reference`` it is a residual on (if any), so that TorchScript and ONNX
+    exports and every consumer see robot-wide actions."""
 
-    def __init__(self, actor: torch.nn.Module, action_joints: Sequence[int]) -> None:
+    def __init__(
+        self, actor: torch.nn.Module, action_joints: Sequence[int], reference: torch.nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.actor = actor
+        self.reference = reference if reference is not None else _NoReference()
         select = np.zeros((len(action_joints), C.NUM_JOINTS), dtype=np.float32)
         select[np.arange(len(action_joints)), list(action_joints)] = 1.0
         self.register_buffer("select", torch.from_numpy(select))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Robot-wide actions (N, 29) of observations (N, O)."""
-        return self.actor(obs) @ self.select
+        return self.actor(obs) @ self.select + self.reference(obs)
+
+
+class _NoReference(torch.nn.Module):
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((obs.shape[0], C.NUM_JOINTS), dtype=obs.dtype, device=obs.device)
 
 
 def mirror_batch(

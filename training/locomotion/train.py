@@ -113,6 +113,11 @@ class TrainConfig:
     unitree_rl_gym's G1 walking task does; 17 fewer noisy action dimensions to explore), or all 29. The exported
     actor always outputs all 29 joints (zeros for the held ones), so evaluation, data collection and deployment do
     not depend on this."""
+    action_reference: float = 0.0
+    """Policy actions are residuals on the swing-leg reference gait of the ``ref_joint_pos`` reward (read off the
+    gait clock), times this factor: the robot steps in place at zero policy output, and the policy learns to balance
+    and steer that gait instead of having to discover stepping. 0: actions are plain offsets from the default pose.
+    The exported actor includes the reference."""
     device: str = "cpu"
     """Where PPO learns ("cpu", "cuda"); physics always runs on the CPU with ``env.num_threads`` threads."""
     seed: int = 0
@@ -185,18 +190,21 @@ def action_joints(cfg: TrainConfig) -> tuple[int, ...]:
     return C.LEG_JOINT_IDS if cfg.actuated == "legs" else tuple(range(C.NUM_JOINTS))
 
 
-def deterministic_actor(ppo: Any, joints: tuple[int, ...] = tuple(range(C.NUM_JOINTS))) -> torch.jit.ScriptModule:
+def deterministic_actor(
+    ppo: Any, joints: tuple[int, ...] = tuple(range(C.NUM_JOINTS)), reference: torch.nn.Module | None = None
+) -> torch.jit.ScriptModule:
     """The actor's mean action with its observation normaliser, scripted on the CPU (what is exported); its output
-    covers all robot joints, with zeros where the policy drives none of ``joints``."""
+    covers all robot joints, with zeros where the policy drives none of ``joints``, plus the ``reference`` gait
+    its actions are residuals on (if any)."""
     actor = ppo.get_policy().as_jit().to("cpu").eval()
-    if list(joints) != list(range(C.NUM_JOINTS)):
-        actor = FullActionActor(actor, joints).eval()
+    if list(joints) != list(range(C.NUM_JOINTS)) or reference is not None:
+        actor = FullActionActor(actor, joints, reference).eval()
     return torch.jit.script(actor)
 
 
-def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path) -> Path:
+def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path, reference: torch.nn.Module | None = None) -> Path:
     """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
-    module = deterministic_actor(ppo, action_joints(cfg))
+    module = deterministic_actor(ppo, action_joints(cfg), reference)
     path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
     atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
@@ -210,7 +218,9 @@ class Trainer:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.torch_threads)
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
-        self.env = RslLocomotionEnv(G1LocomotionEnv(env_cfg), device=cfg.device, action_joints=action_joints(cfg))
+        env = G1LocomotionEnv(env_cfg)
+        self.reference = env.swing_reference(cfg.action_reference) if cfg.action_reference != 0.0 else None
+        self.env = RslLocomotionEnv(env, device=cfg.device, action_joints=action_joints(cfg), reference=self.reference)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -248,7 +258,7 @@ class Trainer:
         path = save_checkpoint(state, self.cfg.run_dir / "last.pt")
         weights = {k: state[k] for k in ("ppo", "iteration", "env_steps", "config")}
         save_checkpoint(weights, self.cfg.run_dir / "weights.pt")
-        export_actor(self.ppo, self.cfg, self.cfg.run_dir)
+        export_actor(self.ppo, self.cfg, self.cfg.run_dir, self.reference)
         return path
 
     def _init_networks(self, path: Path, action_std: float | None) -> None:
@@ -306,7 +316,7 @@ class Trainer:
     def evaluate_actor(self) -> EvalResult:
         """The deterministic actor on ``eval_episodes`` nominal episodes (the training RNG streams untouched)."""
         cfg = self.cfg
-        actor = deterministic_actor(self.ppo, action_joints(cfg))
+        actor = deterministic_actor(self.ppo, action_joints(cfg), self.reference)
         ecfg = EvalConfig(
             episodes=cfg.eval_episodes,
             episode_length_s=cfg.eval_seconds,
