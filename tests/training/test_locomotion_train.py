@@ -170,7 +170,7 @@ def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_join
 
 
 def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
-    cfg = dataclasses.replace(_cfg(tmp_path / "ref", 1), action_reference=1.0)
+    cfg = dataclasses.replace(_cfg(tmp_path / "ref", 1), action_reference=1.0, residual_clip=0.5)
     trainer = Trainer(cfg)
     env = trainer.env.env
     obs = env.get_observations()["policy"]
@@ -188,9 +188,14 @@ def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
     assert torch.equal(stepped[0], reference)  # zero residual = the reference gait
     assert reference.abs().max() > 0 or env.phase().max() < 0.55  # some leg swings unless all stand in stance
     trainer.run()
+    env_obs_before = env.get_observations()["policy"]
     exported = torch.jit.load(str(tmp_path / "ref" / "policy.pt"))
     policy_part = trainer.ppo.get_policy().as_jit()(obs)
-    assert torch.allclose(exported(obs), torch.cat([policy_part, torch.zeros(len(obs), 17)], 1) + reference, atol=1e-6)
+    residual = torch.cat([policy_part.clamp(-0.5, 0.5), torch.zeros(len(obs), 17)], 1)
+    assert torch.allclose(exported(obs), residual + reference, atol=1e-6)
+    big = torch.full((env.num_envs, 12), 3.0)
+    trainer.env.step(big)
+    assert torch.allclose(stepped[-1][:, :12] - trainer.reference(env_obs_before)[:, :12], torch.full_like(big, 0.5))
     # The reference of a clock half a cycle later is the left-right mirror image.
     from robot.g1 import constants as C
 

@@ -33,7 +33,8 @@ class RslLocomotionEnv(VecEnv):
     ``action_joints`` (indices into the robot's joints) are the joints the policy drives; the others get action 0,
     i.e. their PD holds the default pose. The set must map onto itself under the left-right mirror. With a
     ``reference`` (observations -> robot actions, e.g. :class:`envs.locomotion.SwingReference`) the policy's actions
-    are residuals added to it, computed from the observation the policy acted on.
+    are residuals added to it, computed from the observation the policy acted on; ``residual_clip`` bounds them
+    (action units), so that a residual policy cannot cancel the reference gait.
     """
 
     def __init__(
@@ -42,9 +43,13 @@ class RslLocomotionEnv(VecEnv):
         device: str = "cpu",
         action_joints: Sequence[int] | None = None,
         reference: torch.nn.Module | None = None,
+        residual_clip: float = float("inf"),
     ) -> None:
+        if not residual_clip > 0.0:
+            raise ValueError(f"residual_clip: expected > 0, got {residual_clip}")
         self.env = env
         self.reference = reference
+        self.residual_clip = float(residual_clip)
         self.num_envs = env.num_envs
         ids = list(range(env.num_actions)) if action_joints is None else [int(i) for i in action_joints]
         if not ids or len(set(ids)) != len(ids) or not all(0 <= i < env.num_actions for i in ids):
@@ -80,7 +85,7 @@ class RslLocomotionEnv(VecEnv):
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """One control step of every env; dones = terminated or timed out."""
-        robot_actions = full_actions(actions.cpu(), self.action_joints)
+        robot_actions = full_actions(actions.cpu().clamp(-self.residual_clip, self.residual_clip), self.action_joints)
         if self.reference is not None:
             robot_actions = robot_actions + self.reference(self.env.get_observations()["policy"])
         obs, reward, terminated, truncated, info = self.env.step(robot_actions)
@@ -99,14 +104,20 @@ def full_actions(actions: torch.Tensor, action_joints: Sequence[int]) -> torch.T
 
 class FullActionActor(torch.nn.Module):
     """An actor for ``action_joints`` whose output is spread over all robot joints (zeros for the others) by a
-    fixed selection matrix, plus the ``reference`` it is a residual on (if any), so that TorchScript and ONNX
+    fixed selection matrix, plus the ``reference`` it is a residual on (if any; the residual clipped to
+    ``residual_clip`` as in training), so that TorchScript and ONNX
     exports and every consumer see robot-wide actions."""
 
     def __init__(
-        self, actor: torch.nn.Module, action_joints: Sequence[int], reference: torch.nn.Module | None = None
+        self,
+        actor: torch.nn.Module,
+        action_joints: Sequence[int],
+        reference: torch.nn.Module | None = None,
+        residual_clip: float = float("inf"),
     ) -> None:
         super().__init__()
         self.actor = actor
+        self.residual_clip = float(residual_clip)
         self.reference = reference if reference is not None else _NoReference()
         select = np.zeros((len(action_joints), C.NUM_JOINTS), dtype=np.float32)
         select[np.arange(len(action_joints)), list(action_joints)] = 1.0
@@ -114,7 +125,7 @@ class FullActionActor(torch.nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Robot-wide actions (N, 29) of observations (N, O)."""
-        return self.actor(obs) @ self.select + self.reference(obs)
+        return self.actor(obs).clamp(-self.residual_clip, self.residual_clip) @ self.select + self.reference(obs)
 
 
 class _NoReference(torch.nn.Module):

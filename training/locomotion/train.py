@@ -118,6 +118,9 @@ class TrainConfig:
     gait clock), times this factor: the robot steps in place at zero policy output, and the policy learns to balance
     and steer that gait instead of having to discover stepping. 0: actions are plain offsets from the default pose.
     The exported actor includes the reference."""
+    residual_clip: float | None = None
+    """With ``action_reference``: bound the policy's actions to +-this (action units) so that it cannot cancel the
+    reference gait (without a bound PPO learns to cancel it and stand within ~100 iterations). None: no bound."""
     device: str = "cpu"
     """Where PPO learns ("cpu", "cuda"); physics always runs on the CPU with ``env.num_threads`` threads."""
     seed: int = 0
@@ -191,20 +194,24 @@ def action_joints(cfg: TrainConfig) -> tuple[int, ...]:
 
 
 def deterministic_actor(
-    ppo: Any, joints: tuple[int, ...] = tuple(range(C.NUM_JOINTS)), reference: torch.nn.Module | None = None
+    ppo: Any,
+    joints: tuple[int, ...] = tuple(range(C.NUM_JOINTS)),
+    reference: torch.nn.Module | None = None,
+    residual_clip: float | None = None,
 ) -> torch.jit.ScriptModule:
     """The actor's mean action with its observation normaliser, scripted on the CPU (what is exported); its output
     covers all robot joints, with zeros where the policy drives none of ``joints``, plus the ``reference`` gait
     its actions are residuals on (if any)."""
     actor = ppo.get_policy().as_jit().to("cpu").eval()
-    if list(joints) != list(range(C.NUM_JOINTS)) or reference is not None:
-        actor = FullActionActor(actor, joints, reference).eval()
+    if list(joints) != list(range(C.NUM_JOINTS)) or reference is not None or residual_clip is not None:
+        clip = float("inf") if residual_clip is None else residual_clip
+        actor = FullActionActor(actor, joints, reference, clip).eval()
     return torch.jit.script(actor)
 
 
 def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path, reference: torch.nn.Module | None = None) -> Path:
     """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
-    module = deterministic_actor(ppo, action_joints(cfg), reference)
+    module = deterministic_actor(ppo, action_joints(cfg), reference, cfg.residual_clip)
     path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
     atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
@@ -220,7 +227,8 @@ class Trainer:
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
         env = G1LocomotionEnv(env_cfg)
         self.reference = env.swing_reference(cfg.action_reference) if cfg.action_reference != 0.0 else None
-        self.env = RslLocomotionEnv(env, device=cfg.device, action_joints=action_joints(cfg), reference=self.reference)
+        clip = float("inf") if cfg.residual_clip is None else cfg.residual_clip
+        self.env = RslLocomotionEnv(env, cfg.device, action_joints(cfg), self.reference, clip)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -316,7 +324,7 @@ class Trainer:
     def evaluate_actor(self) -> EvalResult:
         """The deterministic actor on ``eval_episodes`` nominal episodes (the training RNG streams untouched)."""
         cfg = self.cfg
-        actor = deterministic_actor(self.ppo, action_joints(cfg), self.reference)
+        actor = deterministic_actor(self.ppo, action_joints(cfg), self.reference, cfg.residual_clip)
         ecfg = EvalConfig(
             episodes=cfg.eval_episodes,
             episode_length_s=cfg.eval_seconds,
