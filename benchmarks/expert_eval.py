@@ -63,6 +63,8 @@ def main() -> int:
             Column("settled_lin_err_m_per_s", "v set", 7, f3),
             Column("settled_yaw_err_rad_per_s", "wz set", 7, f3),
             Column("mean_command_speed_m_per_s", "|v*|", 6, f2),
+            Column("foot_air_fraction", "air", 5, f2),
+            Column("touchdowns_per_s", "steps/s", 7, f2),
             Column("seconds", "time s", 7, "{:.0f}".format),
             Column("ok", "target", 7, lambda ok: "ok" if ok else "MISS"),
         ]

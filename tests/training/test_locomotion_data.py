@@ -69,6 +69,20 @@ def test_standing_policy_does_not_fall_and_misses_the_commands(tmp_path):
         # Nearly still (< 0.25 m/s in the first half second), the velocity error is about the commanded speed.
         assert r.lin_err_m_per_s == pytest.approx(r.mean_command_speed_m_per_s, abs=0.15)
         assert r.lin_err_m_per_s > 0.2 and not r.ok
+        assert r.foot_air_fraction < 0.03  # standing: feet down but for the settling after the reset
+
+
+def test_gait_statistics_see_the_reference_gait_step(tmp_path):
+    from envs.locomotion import G1LocomotionEnv
+
+    standing, train = load_exported_policy(export_policy(tmp_path))
+    reference = torch.jit.script(G1LocomotionEnv(dataclasses.replace(train, num_envs=1)).swing_reference(1.0))
+    cfg = EvalConfig(episodes=4, episode_length_s=1.0, command_interval_s=1.0, train=train, num_threads=1)
+    still = evaluate(standing, cfg, Conditions(), progress=False)
+    stepping = evaluate(reference, cfg, Conditions(), progress=False)
+    # Over 1.25 gait cycles the open-loop reference gait lifts feet (before it topples); standing does not.
+    assert stepping.foot_air_fraction > 3.0 * still.foot_air_fraction
+    assert stepping.touchdowns_per_s > still.touchdowns_per_s, (still, stepping)
 
 
 def test_falls_are_counted_once_per_episode(tmp_path):

@@ -145,6 +145,10 @@ class EvalResult:
     settled_lin_err_m_per_s: float
     settled_yaw_err_rad_per_s: float
     mean_command_speed_m_per_s: float
+    foot_air_fraction: float
+    """Share of (step, foot) pairs with the foot off the floor: ~0 for a robot that stands instead of stepping."""
+    touchdowns_per_s: float
+    """Foot touchdowns per second of standing-up time (both feet): the step frequency."""
     ok: bool
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
@@ -228,6 +232,8 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
     sums = np.zeros(4)  # lin, yaw, settled lin, settled yaw
     counts = np.zeros(2)  # all, settled
     speed = 0.0
+    air, touchdowns = 0.0, 0.0
+    _, _, contact = env._feet()
     obs = env.get_observations()["policy"]
     for t in tqdm(range(steps), desc=c.name, unit="step", disable=None if progress else True, leave=False):
         command = env.command.copy()  # the step is scored against the command in force during it
@@ -244,6 +250,9 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
         sums += [lin[alive].sum(), yaw[alive].sum(), lin[settled].sum(), yaw[settled].sum()]
         counts += [alive.sum(), settled.sum()]
         speed += float(np.linalg.norm(command[alive, :2], axis=1).sum())
+        previous, (_, _, contact) = contact, env._feet()  # a finished env's contacts are of its reset state
+        air += float((~contact[alive]).sum())
+        touchdowns += float((contact & ~previous)[alive].sum())
         up = alive & ~truncated.numpy()
         obs = groups["policy"]
     lin_err, yaw_err = sums[0] / max(counts[0], 1), sums[1] / max(counts[0], 1)
@@ -259,6 +268,8 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
         settled_lin_err_m_per_s=float(s_lin),
         settled_yaw_err_rad_per_s=float(s_yaw),
         mean_command_speed_m_per_s=speed / max(counts[0], 1),
+        foot_air_fraction=air / max(2.0 * counts[0], 1.0),
+        touchdowns_per_s=touchdowns / max(counts[0] * dt, dt),
         ok=bool(ok),
     )
 

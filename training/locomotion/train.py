@@ -341,12 +341,13 @@ class Trainer:
 
     def _log_evaluation(self, writer: SummaryWriter, rows: Any) -> None:
         r = self.evaluate_actor()
-        for k in ("fall_rate", "lin_err_m_per_s", "yaw_err_rad_per_s"):
+        for k in ("fall_rate", "lin_err_m_per_s", "yaw_err_rad_per_s", "foot_air_fraction", "touchdowns_per_s"):
             writer.add_scalar(f"eval/{k}", getattr(r, k), self.iteration)
         rows.writerow([self.iteration, self.env_steps, r.fall_rate, r.lin_err_m_per_s, r.yaw_err_rad_per_s, r.ok])
         tqdm.write(
             f"iteration {self.iteration} ({self.env_steps / 1e6:.1f} M steps) evaluation: fall "
-            f"{100 * r.fall_rate:.0f} %, v err {r.lin_err_m_per_s:.3f} m/s, yaw err {r.yaw_err_rad_per_s:.3f} rad/s"
+            f"{100 * r.fall_rate:.0f} %, v err {r.lin_err_m_per_s:.3f} m/s, yaw err {r.yaw_err_rad_per_s:.3f} rad/s, "
+            f"feet in the air {100 * r.foot_air_fraction:.0f} %, {r.touchdowns_per_s:.2f} touchdowns/s"
         )
 
     # ----- loop -----------------------------------------------------------------------------------------------
