@@ -37,6 +37,7 @@ from envs.observations import (
     gait_phase,
     observation_dim,
     observation_mirror_map,
+    observation_names,
     policy_observation,
     projected_gravity,
     quat_rotate_inverse,
@@ -92,21 +93,18 @@ def swing_reference_rad(
 class SwingReference(torch.nn.Module):
     """The swing-leg reference gait as policy actions (N, 29), read off the gait clock of policy observations
     (N, O) (sin, cos at ``clock_index``): a residual policy's actions are added to it. TorchScript-able, so an
-    exported residual policy carries its reference; zero when there is no clock or no lift."""
+    exported residual policy carries its reference; zero when ``lift_rad`` is 0."""
 
-    def __init__(self, stance_fraction: float, lift_rad: float, clock_index: int, clock_dim: int) -> None:
+    def __init__(self, stance_fraction: float, lift_rad: float, clock_index: int) -> None:
         super().__init__()
         self.stance_fraction = float(stance_fraction)
         self.lift_rad = float(lift_rad)
         self.clock_index = int(clock_index)
-        self.enabled = bool(clock_dim == 2 and lift_rad != 0.0)
         self.register_buffer("inv_scale", torch.tensor((1.0 / C.ACTION_SCALE_RAD).tolist(), dtype=torch.float32))
         self.register_buffer("lift_matrix", torch.tensor(LIFT_MATRIX.tolist(), dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Reference actions (N, 29) of policy observations (N, O)."""
-        if not self.enabled:
-            return torch.zeros((obs.shape[0], self.inv_scale.shape[0]), dtype=obs.dtype, device=obs.device)
         i = self.clock_index
         phase = torch.remainder(torch.atan2(obs[:, i], obs[:, i + 1]) / (2.0 * torch.pi), 1.0)
         leg = torch.remainder(phase[:, None] + torch.tensor([0.0, 0.5], dtype=obs.dtype, device=obs.device), 1.0)
@@ -455,8 +453,8 @@ class G1LocomotionEnv(G1VecEnv):
 
     def swing_reference(self, scale: float = 1.0) -> SwingReference:
         """The reference gait of the ``ref_joint_pos`` reward, times ``scale``, as actions from observations."""
-        obs = self.loco.env.obs
-        return SwingReference(self.loco.stance_fraction, scale * self.loco.rewards.ref_lift_rad, 9, obs.clock_dim)
+        clock = observation_names(C.JOINT_NAMES, self.loco.env.obs).index("gait_clock_sin")
+        return SwingReference(self.loco.stance_fraction, scale * self.loco.rewards.ref_lift_rad, clock)
 
     def tracking_errors(self, command: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Planar velocity error |v_xy* - v_xy| (m/s) and yaw-rate error (rad/s) of every env now, (N,) each.

@@ -201,5 +201,5 @@ def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
 
     later = obs.clone()
     later[:, 9:11] *= -1.0
-    mirrored = reference[:, C.MIRROR_JOINT_INDEX] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
+    mirrored = reference[:, C.MIRROR_JOINT_INDEX.tolist()] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
     assert torch.allclose(trainer.reference(later), mirrored, atol=1e-6)

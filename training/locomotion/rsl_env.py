@@ -34,7 +34,7 @@ class RslLocomotionEnv(VecEnv):
     i.e. their PD holds the default pose. The set must map onto itself under the left-right mirror. With a
     ``reference`` (observations -> robot actions, e.g. :class:`envs.locomotion.SwingReference`) the policy's actions
     are residuals added to it, computed from the observation the policy acted on; ``residual_clip`` bounds them
-    (action units), so that a residual policy cannot cancel the reference gait.
+    (action units; None: unbounded), so that a residual policy cannot cancel the reference gait.
     """
 
     def __init__(
@@ -43,13 +43,11 @@ class RslLocomotionEnv(VecEnv):
         device: str = "cpu",
         action_joints: Sequence[int] | None = None,
         reference: torch.nn.Module | None = None,
-        residual_clip: float = float("inf"),
+        residual_clip: float | None = None,
     ) -> None:
-        if not residual_clip > 0.0:
-            raise ValueError(f"residual_clip: expected > 0, got {residual_clip}")
         self.env = env
         self.reference = reference
-        self.residual_clip = float(residual_clip)
+        self.residual_clip = _clip_bound(residual_clip)
         self.num_envs = env.num_envs
         ids = list(range(env.num_actions)) if action_joints is None else [int(i) for i in action_joints]
         if not ids or len(set(ids)) != len(ids) or not all(0 <= i < env.num_actions for i in ids):
@@ -93,6 +91,15 @@ class RslLocomotionEnv(VecEnv):
         return self._tensordict(obs), reward.to(self.device), (terminated | truncated).to(self.device), extras
 
 
+def _clip_bound(residual_clip: float | None) -> float:
+    """The residual bound as a float (None: unbounded); a clear error unless positive."""
+    if residual_clip is None:
+        return float("inf")
+    if not residual_clip > 0.0:
+        raise ValueError(f"residual_clip: expected > 0, got {residual_clip}")
+    return float(residual_clip)
+
+
 def full_actions(actions: torch.Tensor, action_joints: Sequence[int]) -> torch.Tensor:
     """Actions of the driven joints (N, len(action_joints)) as robot actions (N, 29), zero elsewhere."""
     if actions.shape[-1] == C.NUM_JOINTS and list(action_joints) == list(range(C.NUM_JOINTS)):
@@ -113,11 +120,11 @@ class FullActionActor(torch.nn.Module):
         actor: torch.nn.Module,
         action_joints: Sequence[int],
         reference: torch.nn.Module | None = None,
-        residual_clip: float = float("inf"),
+        residual_clip: float | None = None,
     ) -> None:
         super().__init__()
         self.actor = actor
-        self.residual_clip = float(residual_clip)
+        self.residual_clip = _clip_bound(residual_clip)
         self.reference = reference if reference is not None else _NoReference()
         select = np.zeros((len(action_joints), C.NUM_JOINTS), dtype=np.float32)
         select[np.arange(len(action_joints)), list(action_joints)] = 1.0

@@ -204,14 +204,12 @@ def deterministic_actor(
     its actions are residuals on (if any)."""
     actor = ppo.get_policy().as_jit().to("cpu").eval()
     if list(joints) != list(range(C.NUM_JOINTS)) or reference is not None or residual_clip is not None:
-        clip = float("inf") if residual_clip is None else residual_clip
-        actor = FullActionActor(actor, joints, reference, clip).eval()
+        actor = FullActionActor(actor, joints, reference, residual_clip).eval()
     return torch.jit.script(actor)
 
 
-def export_actor(ppo: Any, cfg: TrainConfig, run_dir: Path, reference: torch.nn.Module | None = None) -> Path:
-    """Write the deterministic actor (normaliser + MLP mean) as TorchScript plus ``policy_meta.json``."""
-    module = deterministic_actor(ppo, action_joints(cfg), reference, cfg.residual_clip)
+def export_actor(module: torch.jit.ScriptModule, cfg: TrainConfig, run_dir: Path) -> Path:
+    """Write the deterministic actor ``module`` (:func:`deterministic_actor`) plus ``policy_meta.json``."""
     path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
     atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
@@ -227,8 +225,7 @@ class Trainer:
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
         env = G1LocomotionEnv(env_cfg)
         self.reference = env.swing_reference(cfg.action_reference) if cfg.action_reference != 0.0 else None
-        clip = float("inf") if cfg.residual_clip is None else cfg.residual_clip
-        self.env = RslLocomotionEnv(env, cfg.device, action_joints(cfg), self.reference, clip)
+        self.env = RslLocomotionEnv(env, cfg.device, action_joints(cfg), self.reference, cfg.residual_clip)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -266,7 +263,7 @@ class Trainer:
         path = save_checkpoint(state, self.cfg.run_dir / "last.pt")
         weights = {k: state[k] for k in ("ppo", "iteration", "env_steps", "config")}
         save_checkpoint(weights, self.cfg.run_dir / "weights.pt")
-        export_actor(self.ppo, self.cfg, self.cfg.run_dir, self.reference)
+        export_actor(self.deterministic_actor(), self.cfg, self.cfg.run_dir)
         return path
 
     def _init_networks(self, path: Path, action_std: float | None) -> None:
@@ -321,10 +318,14 @@ class Trainer:
         truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.iteration, METRIC_FIELDS)
         truncate_log_rows(self.cfg.run_dir / "eval.csv", self.iteration, EVAL_FIELDS)
 
+    def deterministic_actor(self) -> torch.jit.ScriptModule:
+        """This run's exported actor: robot-wide actions, with the reference gait and residual bound if any."""
+        return deterministic_actor(self.ppo, action_joints(self.cfg), self.reference, self.cfg.residual_clip)
+
     def evaluate_actor(self) -> EvalResult:
         """The deterministic actor on ``eval_episodes`` nominal episodes (the training RNG streams untouched)."""
         cfg = self.cfg
-        actor = deterministic_actor(self.ppo, action_joints(cfg), self.reference, cfg.residual_clip)
+        actor = self.deterministic_actor()
         ecfg = EvalConfig(
             episodes=cfg.eval_episodes,
             episode_length_s=cfg.eval_seconds,
