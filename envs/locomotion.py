@@ -78,37 +78,100 @@ LIFT_MATRIX = _lift_matrix()
 """Joint offsets per unit lift of the left (row 0) and right (row 1) swing leg: hip pitch -1, knee 2, ankle -1."""
 
 
+def _stride_matrix() -> np.ndarray:
+    """(2, 3, 29): joint offsets per unit stride amplitude of the left / right leg for forward (hip pitch, ankle
+    pitch against it), lateral (hip roll, ankle roll against it) and turning (hip yaw) steps."""
+    m = np.zeros((2, 3, C.NUM_JOINTS))
+    for side, s in enumerate(("left", "right")):
+        j = {n: C.JOINT_NAMES.index(f"{s}_{n}_joint") for n in ("hip_pitch", "ankle_pitch", "hip_roll", "ankle_roll")}
+        m[side, 0, j["hip_pitch"]], m[side, 0, j["ankle_pitch"]] = 1.0, -1.0
+        m[side, 1, j["hip_roll"]], m[side, 1, j["ankle_roll"]] = -1.0, 1.0
+        m[side, 2, C.JOINT_NAMES.index(f"{s}_hip_yaw_joint")] = -1.0
+    return m
+
+
+STRIDE_MATRIX = _stride_matrix()
+"""Joint offsets per unit stride amplitude, (side, [forward, lateral, turn], joint). Every G1 hip joint turns about
+the same axis on both sides, so a positive hip pitch puts the foot behind the hip, a positive hip roll puts it to the
+left and a positive hip yaw turns it to the left; the ankle joints keep the sole level."""
+
+
+def stride_sweep(leg_phase: torch.Tensor, stance_fraction: float) -> torch.Tensor:
+    """Where each foot is along its step, (N, 2) in [-1, 1]: -1 at touchdown (foot ahead), rising linearly to +1 at
+    lift-off across the stance (the body travels over the planted foot), back to -1 across the swing (cosine)."""
+    stance = 2.0 * leg_phase / stance_fraction - 1.0
+    swing = torch.cos(torch.pi * torch.clamp((leg_phase - stance_fraction) / (1.0 - stance_fraction), 0.0, 1.0))
+    return torch.where(leg_phase < stance_fraction, stance, swing)
+
+
+def stride_gains(gait_period_s: float, stance_fraction: float, leg_length_m: float) -> np.ndarray:
+    """Stride amplitude (rad) per unit command (vx m/s, vy m/s, yaw rate rad/s), (3,): during a stance of
+    ``T = stance_fraction * gait_period_s`` the hip travels ``v T`` over the planted foot, i.e. the leg sweeps
+    ``+-v T / (2 L)`` about the vertical, and the pelvis turns ``w T`` about the foot (``+-w T / 2``)."""
+    t = stance_fraction * gait_period_s
+    return np.array([t / (2.0 * leg_length_m), t / (2.0 * leg_length_m), t / 2.0])
+
+
 def swing_reference_rad(
-    leg_phase: torch.Tensor, stance_fraction: float, lift_rad: float, lift_matrix: torch.Tensor
+    leg_phase: torch.Tensor,
+    stance_fraction: float,
+    lift_rad: float,
+    lift_matrix: torch.Tensor,
+    stride_rad: torch.Tensor | None = None,
+    stride_matrix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reference joint offsets from the default pose (N, 29) at per-foot gait phases ``leg_phase`` (N, 2) (left,
-    right): in stance a leg holds the default pose; across its swing hip pitch, knee and ankle pitch follow
+    right). Lift: in stance a leg holds the default pose; across its swing hip pitch, knee and ankle pitch follow
     ``sin(pi s) * lift_rad`` times ``lift_matrix`` (:data:`LIFT_MATRIX`: thigh forward, knee bent twice that, sole
-    level), s going 0 -> 1."""
+    level), s going 0 -> 1. Stride (optional): amplitudes ``stride_rad`` (N, 3) (forward, lateral, turn; see
+    :func:`stride_gains`) times :func:`stride_sweep` times ``stride_matrix`` (:data:`STRIDE_MATRIX`), so that the
+    reference travels at the commanded velocity instead of stepping in place."""
     swing = torch.clamp((leg_phase - stance_fraction) / (1.0 - stance_fraction), 0.0, 1.0)
     lift = torch.sin(torch.pi * swing) * lift_rad  # (N, 2)
-    return lift @ lift_matrix.to(lift.dtype)
+    ref = lift @ lift_matrix.to(lift.dtype)
+    if stride_rad is not None and stride_matrix is not None:
+        sweep = stride_sweep(leg_phase, stance_fraction).to(ref.dtype)  # (N, 2)
+        amp = stride_rad.to(ref.dtype)  # (N, 3)
+        m = stride_matrix.to(ref.dtype)  # (2, 3, 29)
+        ref = ref + (sweep[:, 0:1] * amp) @ m[0] + (sweep[:, 1:2] * amp) @ m[1]
+    return ref
 
 
 class SwingReference(torch.nn.Module):
-    """The swing-leg reference gait as policy actions (N, 29), read off the gait clock of policy observations
-    (N, O) (sin, cos at ``clock_index``): a residual policy's actions are added to it. TorchScript-able, so an
-    exported residual policy carries its reference; zero when ``lift_rad`` is 0."""
+    """The reference gait as policy actions (N, 29), read off the gait clock (sin, cos at ``clock_index``) and,
+    with nonzero ``stride_gains`` (3,), the velocity command (at ``command_index``) of policy observations (N, O):
+    a residual policy's actions are added to it. TorchScript-able, so an exported residual policy carries its
+    reference; zero when ``lift_rad`` and the stride gains are 0."""
 
-    def __init__(self, stance_fraction: float, lift_rad: float, clock_index: int) -> None:
+    def __init__(
+        self,
+        stance_fraction: float,
+        lift_rad: float,
+        clock_index: int,
+        command_index: int = 0,
+        stride_gains: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         self.stance_fraction = float(stance_fraction)
         self.lift_rad = float(lift_rad)
         self.clock_index = int(clock_index)
+        self.command_index = int(command_index)
+        gains = np.zeros(3) if stride_gains is None else np.asarray(stride_gains, dtype=np.float64)
         self.register_buffer("inv_scale", torch.tensor((1.0 / C.ACTION_SCALE_RAD).tolist(), dtype=torch.float32))
         self.register_buffer("lift_matrix", torch.tensor(LIFT_MATRIX.tolist(), dtype=torch.float32))
+        self.register_buffer("stride_gains", torch.tensor(gains.tolist(), dtype=torch.float32))
+        self.register_buffer("stride_matrix", torch.tensor(STRIDE_MATRIX.tolist(), dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Reference actions (N, 29) of policy observations (N, O)."""
         i = self.clock_index
         phase = torch.remainder(torch.atan2(obs[:, i], obs[:, i + 1]) / (2.0 * torch.pi), 1.0)
         leg = torch.remainder(phase[:, None] + torch.tensor([0.0, 0.5], dtype=obs.dtype, device=obs.device), 1.0)
-        ref = swing_reference_rad(leg, self.stance_fraction, self.lift_rad, self.lift_matrix)
+        c = self.command_index
+        stride = obs[:, c : c + 3] * self.stride_gains.to(obs.dtype)
+        ref = swing_reference_rad(
+            leg, self.stance_fraction, self.lift_rad, self.lift_matrix, stride, self.stride_matrix
+        )
         return ref * self.inv_scale.to(obs.dtype)
 
 
@@ -201,6 +264,12 @@ class RewardConfig:
     to explore around instead of leaving it to discover stepping from the contact reward alone."""
     ref_lift_rad: float = 0.25
     """Peak lift of the reference swing leg: hip pitch -x, knee +2x, ankle pitch -x (the foot stays level)."""
+    ref_stride_scale: float = 0.0
+    """Stride of the reference gait, as a multiple of the one that travels at the commanded velocity
+    (:func:`stride_gains`; 0 = the reference steps in place). Hip roll and yaw are then penalised by ``hip_pos``
+    relative to the reference's, so that lateral and turning steps are not paid against."""
+    ref_leg_length_m: float = 0.6
+    """Hip-to-ankle length that converts commanded velocities into reference leg sweeps."""
 
 
 @dataclass
@@ -285,6 +354,7 @@ class G1LocomotionEnv(G1VecEnv):
         self._curriculum_window = np.zeros(3)  # kernel sum, episodes, steps since the last curriculum decision
         self._obs_noise = self._noise_vector()
         self._lift = torch.from_numpy(LIFT_MATRIX)
+        self._stride = torch.from_numpy(STRIDE_MATRIX)
         super().__init__(loco.vec_config())  # ends with reset()
         self.num_obs = observation_dim(j, loco.env.obs)
         self.num_critic_obs = self.num_obs + CRITIC_EXTRA_DIM
@@ -421,10 +491,9 @@ class G1LocomotionEnv(G1VecEnv):
         lin_err = np.sum((self.command[:, :2] - lin_vel[:, :2]) ** 2, axis=1)
         ang_err = (self.command[:, 2] - ang_vel[:, 2]) ** 2
         upper = list(C.WAIST_JOINT_IDS + C.ARM_JOINT_IDS)
+        ref = self._ref_offsets(leg_phase)  # (N, 29)
         raw = {
-            "ref_joint_pos": np.exp(
-                -2.0 * np.linalg.norm(q_off[:, list(C.LEG_JOINT_IDS)] - self._ref_leg_offsets(leg_phase), axis=1)
-            ),
+            "ref_joint_pos": np.exp(-2.0 * np.linalg.norm((q_off - ref)[:, list(C.LEG_JOINT_IDS)], axis=1)),
             "tracking_lin_vel": np.exp(-lin_err / r.tracking_sigma),
             "tracking_ang_vel": np.exp(-ang_err / r.tracking_sigma),
             "lin_vel_z": lin_vel[:, 2] ** 2,
@@ -437,7 +506,7 @@ class G1LocomotionEnv(G1VecEnv):
             "action_rate": np.sum((a - self._last_action) ** 2, axis=1),
             "dof_pos_limits": np.sum(beyond, axis=1),
             "alive": np.ones(self.num_envs),
-            "hip_pos": np.sum(q_off[:, list(_HIP_ROLL_YAW)] ** 2, axis=1),
+            "hip_pos": np.sum((q_off - ref)[:, list(_HIP_ROLL_YAW)] ** 2, axis=1),
             "upper_body_pose": np.sum(q_off[:, upper] ** 2, axis=1),
             "contact": np.sum(contact == stance, axis=1).astype(np.float64),
             "feet_swing_height": np.sum((foot_pos[:, :, 2] - r.swing_height_m) ** 2 * ~contact, axis=1),
@@ -445,16 +514,31 @@ class G1LocomotionEnv(G1VecEnv):
         }
         return {k: getattr(r, k) * v * dt for k, v in raw.items()}
 
-    def _ref_leg_offsets(self, leg_phase: np.ndarray) -> np.ndarray:
-        """Reference leg joint offsets from the default pose (N, 12) at per-foot phases ``leg_phase`` (N, 2)."""
+    def _stride_gains(self) -> np.ndarray:
         r = self.loco.rewards
-        ref = swing_reference_rad(torch.from_numpy(leg_phase), self.loco.stance_fraction, r.ref_lift_rad, self._lift)
-        return ref.numpy()[:, list(C.LEG_JOINT_IDS)]
+        gains = stride_gains(self.loco.gait_period_s, self.loco.stance_fraction, r.ref_leg_length_m)
+        return r.ref_stride_scale * gains
+
+    def _ref_offsets(self, leg_phase: np.ndarray) -> np.ndarray:
+        """Reference joint offsets from the default pose (N, 29) at per-foot phases ``leg_phase`` (N, 2) and the
+        current commands (zero outside the legs)."""
+        r = self.loco.rewards
+        stride = torch.from_numpy(self.command * self._stride_gains())
+        ref = swing_reference_rad(
+            torch.from_numpy(leg_phase), self.loco.stance_fraction, r.ref_lift_rad, self._lift, stride, self._stride
+        )
+        return ref.numpy()
 
     def swing_reference(self, scale: float = 1.0) -> SwingReference:
         """The reference gait of the ``ref_joint_pos`` reward, times ``scale``, as actions from observations."""
-        clock = observation_names(C.JOINT_NAMES, self.loco.env.obs).index("gait_clock_sin")
-        return SwingReference(self.loco.stance_fraction, scale * self.loco.rewards.ref_lift_rad, clock)
+        names = observation_names(C.JOINT_NAMES, self.loco.env.obs)
+        return SwingReference(
+            self.loco.stance_fraction,
+            scale * self.loco.rewards.ref_lift_rad,
+            names.index("gait_clock_sin"),
+            names.index("command_0"),
+            scale * self._stride_gains(),
+        )
 
     def tracking_errors(self, command: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Planar velocity error |v_xy* - v_xy| (m/s) and yaw-rate error (rad/s) of every env now, (N,) each.

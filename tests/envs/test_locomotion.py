@@ -102,11 +102,15 @@ def test_curriculum_grows_once_per_episode_length_and_never_on_falls():
     env.close()
 
 
+def _leg_refs(env: G1LocomotionEnv, leg_phase: np.ndarray) -> np.ndarray:
+    return env._ref_offsets(leg_phase)[:, list(C.LEG_JOINT_IDS)]
+
+
 def test_reference_posture_lifts_the_swing_leg_and_mirrors():
     env = G1LocomotionEnv(quiet_locomotion_config())
     lift, stance = env.loco.rewards.ref_lift_rad, env.loco.stance_fraction
     mid_swing = stance + 0.5 * (1.0 - stance)
-    ref = env._ref_leg_offsets(np.array([[mid_swing, mid_swing - 0.5], [0.02, 0.52]]))  # left mid-swing; both stance
+    ref = _leg_refs(env, np.array([[mid_swing, mid_swing - 0.5], [0.02, 0.52]]))  # left mid-swing; both stance
     names = [C.JOINT_NAMES[i] for i in C.LEG_JOINT_IDS]
     left = {n: ref[0, names.index(n)] for n in ("left_hip_pitch_joint", "left_knee_joint", "left_ankle_pitch_joint")}
     assert left == pytest.approx(
@@ -114,8 +118,53 @@ def test_reference_posture_lifts_the_swing_leg_and_mirrors():
     )
     assert np.count_nonzero(ref[0]) == 3 and not ref[1].any()  # the stance leg and double support stay at default
     # Half a cycle later the right leg does the mirror image.
-    later = env._ref_leg_offsets(np.array([[mid_swing - 0.5, mid_swing]]))
+    later = _leg_refs(env, np.array([[mid_swing - 0.5, mid_swing], [mid_swing - 0.5, mid_swing]]))
     full = np.zeros((2, C.NUM_JOINTS))
     full[0, list(C.LEG_JOINT_IDS)], full[1, list(C.LEG_JOINT_IDS)] = ref[0], later[0]
     np.testing.assert_allclose(C.mirror_joint_values(full[0]), full[1], atol=1e-12)
+    env.close()
+
+
+def test_reference_stride_travels_at_the_commanded_velocity():
+    cfg = quiet_locomotion_config()
+    cfg.rewards.ref_stride_scale = 1.0
+    env = G1LocomotionEnv(cfg)
+    stance, period, leg = env.loco.stance_fraction, env.loco.gait_period_s, env.loco.rewards.ref_leg_length_m
+    hip = {a: C.JOINT_NAMES.index(f"left_hip_{a}_joint") for a in ("pitch", "roll", "yaw")}
+    ankle = {a: C.JOINT_NAMES.index(f"left_ankle_{a}_joint") for a in ("pitch", "roll")}
+    env.command[:] = [[0.6, 0.3, 0.8], [0.0, 0.0, 0.0]]
+    # Across the left foot's stance the hip sweeps the planted leg backwards (pitch up), from the left to the right
+    # (roll down) and turns it clockwise against the body's turn (yaw down), at the commanded rates.
+    t = np.linspace(0.0, stance * period, 11)[1:-1]  # inside the stance
+    refs = np.stack([env._ref_offsets(np.array([[p, p + 0.5]] * 2)) for p in t / period])  # (T, 2, 29)
+    rate = np.polyfit(t, refs[:, 0, [hip["pitch"], hip["roll"], hip["yaw"]]], 1)[0]
+    np.testing.assert_allclose(rate, [0.6 / leg, -0.3 / leg, -0.8], rtol=1e-9)
+    np.testing.assert_allclose(refs[:, 0, ankle["pitch"]], -refs[:, 0, hip["pitch"]])  # sole level
+    np.testing.assert_allclose(refs[:, 0, ankle["roll"]], -refs[:, 0, hip["roll"]])
+    env.loco.rewards.ref_stride_scale = 0.0  # the zero command's reference is the one that steps in place
+    in_place = np.stack([env._ref_offsets(np.array([[p, p + 0.5]] * 2)) for p in t / period])
+    np.testing.assert_array_equal(refs[:, 1], in_place[:, 1])
+    assert not np.allclose(refs[:, 0], in_place[:, 0])
+    env.loco.rewards.ref_stride_scale = 1.0
+    # The foot returns through the swing: the cycle is continuous at touchdown and at lift-off.
+    edges = [0.0, 1.0 - 1e-9, stance - 1e-9, stance + 1e-9]
+    ref = np.stack([env._ref_offsets(np.array([[p, 0.5]] * 2))[0] for p in edges])
+    np.testing.assert_allclose(ref[0], ref[1], atol=1e-6)
+    np.testing.assert_allclose(ref[2], ref[3], atol=1e-6)
+    env.close()
+
+
+def test_reference_with_stride_is_mirror_symmetric():
+    """The reference for the mirrored command half a cycle later is the mirror image (for symmetric augmentation)."""
+    cfg = quiet_locomotion_config()
+    cfg.rewards.ref_stride_scale = 1.0
+    env = G1LocomotionEnv(cfg)
+    rng = np.random.default_rng(0)
+    cmd = rng.uniform(-1.0, 1.0, (2, 3))
+    phase = rng.uniform(0.0, 1.0, 2)
+    env.command[:] = cmd
+    ref = env._ref_offsets(np.stack([phase, phase + 0.5], 1) % 1.0)
+    env.command[:] = cmd * [1.0, -1.0, -1.0]
+    mirrored = env._ref_offsets(np.stack([phase + 0.5, phase], 1) % 1.0)
+    np.testing.assert_allclose(C.mirror_joint_values(ref), mirrored, atol=1e-12)
     env.close()

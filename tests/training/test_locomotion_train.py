@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,9 +172,14 @@ def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_join
 
 def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
     cfg = dataclasses.replace(_cfg(tmp_path / "ref", 1), action_reference=1.0, residual_clip=0.5)
+    cfg.env.rewards.ref_stride_scale = 1.0  # a reference that travels with the command
     trainer = Trainer(cfg)
     env = trainer.env.env
     obs = env.get_observations()["policy"]
+    from robot.g1 import constants as C
+
+    expected = env._ref_offsets(np.mod(env.phase()[:, None] + np.array([0.0, 0.5]), 1.0))
+    assert np.abs(expected[:, [1, 2, 5]]).max() > 0  # the commands make hip roll / yaw strides too
     stepped = []
     original = env.step
 
@@ -186,6 +192,8 @@ def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
         trainer.env.step(torch.zeros(env.num_envs, 12))
     reference = trainer.reference(obs)
     assert torch.equal(stepped[0], reference)  # zero residual = the reference gait
+    # ... which is the reward's reference (read off the clock and command in the observation) as actions.
+    np.testing.assert_allclose(reference.numpy() * C.ACTION_SCALE_RAD, expected, atol=1e-5)
     assert reference.abs().max() > 0 or env.phase().max() < 0.55  # some leg swings unless all stand in stance
     trainer.run()
     env_obs_before = env.get_observations()["policy"]
@@ -196,10 +204,9 @@ def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
     big = torch.full((env.num_envs, 12), 3.0)
     trainer.env.step(big)
     assert torch.allclose(stepped[-1][:, :12] - trainer.reference(env_obs_before)[:, :12], torch.full_like(big, 0.5))
-    # The reference of a clock half a cycle later is the left-right mirror image.
-    from robot.g1 import constants as C
-
+    # The reference of a clock half a cycle later and the mirrored command is the left-right mirror image.
     later = obs.clone()
     later[:, 9:11] *= -1.0
+    later[:, 7:9] *= -1.0
     mirrored = reference[:, C.MIRROR_JOINT_INDEX.tolist()] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
     assert torch.allclose(trainer.reference(later), mirrored, atol=1e-6)
