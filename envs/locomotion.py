@@ -23,6 +23,7 @@ privileged terms: base linear velocity, height, foot contacts and heights) for a
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from envs.observations import (
 )
 from envs.vec_env import DomainRandomizationConfig, G1VecEnv, G1VecEnvConfig
 from robot.g1 import constants as C
+from robot.g1.model import build_g1_model, joint_dof_adr, joint_qpos_adr
 
 FOOT_SITES: tuple[str, str] = ("left_foot", "right_foot")
 """Sole-centre sites of the G1 model (left, right)."""
@@ -78,24 +80,6 @@ LIFT_MATRIX = _lift_matrix()
 """Joint offsets per unit lift of the left (row 0) and right (row 1) swing leg: hip pitch -1, knee 2, ankle -1."""
 
 
-def _stride_matrix() -> np.ndarray:
-    """(2, 3, 29): joint offsets per unit stride amplitude of the left / right leg for forward (hip pitch, ankle
-    pitch against it), lateral (hip roll, ankle roll against it) and turning (hip yaw) steps."""
-    m = np.zeros((2, 3, C.NUM_JOINTS))
-    for side, s in enumerate(("left", "right")):
-        j = {n: C.JOINT_NAMES.index(f"{s}_{n}_joint") for n in ("hip_pitch", "ankle_pitch", "hip_roll", "ankle_roll")}
-        m[side, 0, j["hip_pitch"]], m[side, 0, j["ankle_pitch"]] = 1.0, -1.0
-        m[side, 1, j["hip_roll"]], m[side, 1, j["ankle_roll"]] = -1.0, 1.0
-        m[side, 2, C.JOINT_NAMES.index(f"{s}_hip_yaw_joint")] = -1.0
-    return m
-
-
-STRIDE_MATRIX = _stride_matrix()
-"""Joint offsets per unit stride amplitude, (side, [forward, lateral, turn], joint). Every G1 hip joint turns about
-the same axis on both sides, so a positive hip pitch puts the foot behind the hip, a positive hip roll puts it to the
-left and a positive hip yaw turns it to the left; the ankle joints keep the sole level."""
-
-
 def stride_sweep(leg_phase: torch.Tensor, stance_fraction: float) -> torch.Tensor:
     """Where each foot is along its step, (N, 2) in [-1, 1]: -1 at touchdown (foot ahead), rising linearly to +1 at
     lift-off across the stance (the body travels over the planted foot), back to -1 across the swing (cosine)."""
@@ -104,12 +88,55 @@ def stride_sweep(leg_phase: torch.Tensor, stance_fraction: float) -> torch.Tenso
     return torch.where(leg_phase < stance_fraction, stance, swing)
 
 
-def stride_gains(gait_period_s: float, stance_fraction: float, leg_length_m: float) -> np.ndarray:
-    """Stride amplitude (rad) per unit command (vx m/s, vy m/s, yaw rate rad/s), (3,): during a stance of
-    ``T = stance_fraction * gait_period_s`` the hip travels ``v T`` over the planted foot, i.e. the leg sweeps
-    ``+-v T / (2 L)`` about the vertical, and the pelvis turns ``w T`` about the foot (``+-w T / 2``)."""
-    t = stance_fraction * gait_period_s
-    return np.array([t / (2.0 * leg_length_m), t / (2.0 * leg_length_m), t / 2.0])
+_HIP_JOINTS = np.array(
+    [[C.JOINT_NAMES.index(f"{s}_hip_{a}_joint") for a in ("pitch", "roll", "yaw")] for s in ("left", "right")]
+)
+_ANKLE_JOINTS = np.array(
+    [[C.JOINT_NAMES.index(f"{s}_ankle_{a}_joint") for a in ("pitch", "roll")] for s in ("left", "right")]
+)
+
+
+@functools.lru_cache(maxsize=1)
+def sole_kinematics() -> tuple[np.ndarray, np.ndarray]:
+    """The sole sites of the nominal G1 at the default pose, in the pelvis frame: planar positions (2, 2) (left,
+    right; x, y) and the Jacobians (2, 3, 3) of (x, y, yaw) with respect to that leg's hip pitch, roll and yaw."""
+    model = build_g1_model()
+    data = mujoco.MjData(model)
+    data.qpos[:] = model.qpos0  # pelvis at the origin, upright: the world frame is the pelvis frame
+    data.qpos[joint_qpos_adr(model)] = C.DEFAULT_JOINT_POS_RAD
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_comPos(model, data)
+    dofs = joint_dof_adr(model)
+    pos, jac = np.zeros((2, 2)), np.zeros((2, 3, 3))
+    jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+    for side, site in enumerate(FOOT_SITES):
+        sid = model.site(site).id
+        mujoco.mj_jacSite(model, data, jacp, jacr, sid)
+        pos[side] = data.site_xpos[sid, :2]
+        cols = dofs[_HIP_JOINTS[side]]
+        jac[side] = np.stack([jacp[0, cols], jacp[1, cols], jacr[2, cols]])
+    return pos, jac
+
+
+def stride_matrix(gait_period_s: float, stance_fraction: float) -> np.ndarray:
+    """Joint offsets at lift-off per unit command (vx m/s, vy m/s, yaw rate rad/s), (2 legs, 3, 29); the reference
+    gait multiplies them by the command and :func:`stride_sweep`.
+
+    Across a stance of ``T = stance_fraction * gait_period_s`` the pelvis moves at the command over the planted
+    sole, so in the pelvis frame the sole at ``(x, y)`` moves by ``-T (vx - w y, vy + w x)`` and turns by ``-T w``
+    (the outer foot takes the longer step in a turn): half of that ahead of its default place at touchdown, half
+    behind at lift-off. Hip pitch, roll and yaw produce that motion to first order (the inverse of
+    :func:`sole_kinematics`' Jacobian); ankle pitch and roll counter hip pitch and roll to keep the sole level."""
+    half = 0.5 * stance_fraction * gait_period_s
+    pos, jac = sole_kinematics()
+    m = np.zeros((2, 3, C.NUM_JOINTS))
+    for side in range(2):
+        x, y = pos[side]
+        sole = -half * np.array([[1.0, 0.0, -y], [0.0, 1.0, x], [0.0, 0.0, 1.0]])  # (x, y, yaw) per command
+        hips = np.linalg.solve(jac[side], sole)  # (hip pitch, roll, yaw) per command
+        m[side][:, _HIP_JOINTS[side]] = hips.T
+        m[side][:, _ANKLE_JOINTS[side]] = -hips[:2].T
+    return m
 
 
 def swing_reference_rad(
@@ -117,31 +144,31 @@ def swing_reference_rad(
     stance_fraction: float,
     lift_rad: float,
     lift_matrix: torch.Tensor,
-    stride_rad: torch.Tensor | None = None,
-    stride_matrix: torch.Tensor | None = None,
+    command: torch.Tensor | None = None,
+    stride: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reference joint offsets from the default pose (N, 29) at per-foot gait phases ``leg_phase`` (N, 2) (left,
     right). Lift: in stance a leg holds the default pose; across its swing hip pitch, knee and ankle pitch follow
     ``sin(pi s) * lift_rad`` times ``lift_matrix`` (:data:`LIFT_MATRIX`: thigh forward, knee bent twice that, sole
-    level), s going 0 -> 1. Stride (optional): amplitudes ``stride_rad`` (N, 3) (forward, lateral, turn; see
-    :func:`stride_gains`) times :func:`stride_sweep` times ``stride_matrix`` (:data:`STRIDE_MATRIX`), so that the
-    reference travels at the commanded velocity instead of stepping in place."""
+    level), s going 0 -> 1. Stride (optional): the velocity ``command`` (N, 3) times :func:`stride_sweep` times
+    ``stride`` (2, 3, 29) (:func:`stride_matrix`), so that the reference travels at the command instead of stepping
+    in place."""
     swing = torch.clamp((leg_phase - stance_fraction) / (1.0 - stance_fraction), 0.0, 1.0)
     lift = torch.sin(torch.pi * swing) * lift_rad  # (N, 2)
     ref = lift @ lift_matrix.to(lift.dtype)
-    if stride_rad is not None and stride_matrix is not None:
+    if command is not None and stride is not None:
         sweep = stride_sweep(leg_phase, stance_fraction).to(ref.dtype)  # (N, 2)
-        amp = stride_rad.to(ref.dtype)  # (N, 3)
-        m = stride_matrix.to(ref.dtype)  # (2, 3, 29)
-        ref = ref + (sweep[:, 0:1] * amp) @ m[0] + (sweep[:, 1:2] * amp) @ m[1]
+        cmd = command.to(ref.dtype)  # (N, 3)
+        m = stride.to(ref.dtype)  # (2, 3, 29)
+        ref = ref + (sweep[:, 0:1] * cmd) @ m[0] + (sweep[:, 1:2] * cmd) @ m[1]
     return ref
 
 
 class SwingReference(torch.nn.Module):
-    """The reference gait as policy actions (N, 29), read off the gait clock (sin, cos at ``clock_index``) and,
-    with nonzero ``stride_gains`` (3,), the velocity command (at ``command_index``) of policy observations (N, O):
-    a residual policy's actions are added to it. TorchScript-able, so an exported residual policy carries its
-    reference; zero when ``lift_rad`` and the stride gains are 0."""
+    """The reference gait as policy actions (N, 29), read off the gait clock (sin, cos at ``clock_index``) and, with
+    a ``stride`` (2, 3, 29) (:func:`stride_matrix`), the velocity command (at ``command_index``) of policy
+    observations (N, O): a residual policy's actions are added to it. TorchScript-able, so an exported residual
+    policy carries its reference; zero when ``lift_rad`` is 0 and there is no stride."""
 
     def __init__(
         self,
@@ -149,18 +176,17 @@ class SwingReference(torch.nn.Module):
         lift_rad: float,
         clock_index: int,
         command_index: int = 0,
-        stride_gains: np.ndarray | None = None,
+        stride: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.stance_fraction = float(stance_fraction)
         self.lift_rad = float(lift_rad)
         self.clock_index = int(clock_index)
         self.command_index = int(command_index)
-        gains = np.zeros(3) if stride_gains is None else np.asarray(stride_gains, dtype=np.float64)
+        m = np.zeros((2, 3, C.NUM_JOINTS)) if stride is None else np.asarray(stride, dtype=np.float64)
         self.register_buffer("inv_scale", torch.tensor((1.0 / C.ACTION_SCALE_RAD).tolist(), dtype=torch.float32))
         self.register_buffer("lift_matrix", torch.tensor(LIFT_MATRIX.tolist(), dtype=torch.float32))
-        self.register_buffer("stride_gains", torch.tensor(gains.tolist(), dtype=torch.float32))
-        self.register_buffer("stride_matrix", torch.tensor(STRIDE_MATRIX.tolist(), dtype=torch.float32))
+        self.register_buffer("stride", torch.tensor(m.tolist(), dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Reference actions (N, 29) of policy observations (N, O)."""
@@ -168,10 +194,8 @@ class SwingReference(torch.nn.Module):
         phase = torch.remainder(torch.atan2(obs[:, i], obs[:, i + 1]) / (2.0 * torch.pi), 1.0)
         leg = torch.remainder(phase[:, None] + torch.tensor([0.0, 0.5], dtype=obs.dtype, device=obs.device), 1.0)
         c = self.command_index
-        stride = obs[:, c : c + 3] * self.stride_gains.to(obs.dtype)
-        ref = swing_reference_rad(
-            leg, self.stance_fraction, self.lift_rad, self.lift_matrix, stride, self.stride_matrix
-        )
+        cmd = obs[:, c : c + 3]
+        ref = swing_reference_rad(leg, self.stance_fraction, self.lift_rad, self.lift_matrix, cmd, self.stride)
         return ref * self.inv_scale.to(obs.dtype)
 
 
@@ -265,11 +289,9 @@ class RewardConfig:
     ref_lift_rad: float = 0.25
     """Peak lift of the reference swing leg: hip pitch -x, knee +2x, ankle pitch -x (the foot stays level)."""
     ref_stride_scale: float = 0.0
-    """Stride of the reference gait, as a multiple of the one that travels at the commanded velocity
-    (:func:`stride_gains`; 0 = the reference steps in place). Hip roll and yaw are then penalised by ``hip_pos``
-    relative to the reference's, so that lateral and turning steps are not paid against."""
-    ref_leg_length_m: float = 0.6
-    """Hip-to-ankle length that converts commanded velocities into reference leg sweeps."""
+    """Stride of the reference gait, as a multiple of the one that travels at the command (:func:`stride_matrix`;
+    0 = the reference steps in place). ``hip_pos`` penalises hip roll and yaw relative to the reference's, so that
+    lateral and turning steps are not paid against."""
 
 
 @dataclass
@@ -354,7 +376,7 @@ class G1LocomotionEnv(G1VecEnv):
         self._curriculum_window = np.zeros(3)  # kernel sum, episodes, steps since the last curriculum decision
         self._obs_noise = self._noise_vector()
         self._lift = torch.from_numpy(LIFT_MATRIX)
-        self._stride = torch.from_numpy(STRIDE_MATRIX)
+        self._stride = loco.rewards.ref_stride_scale * stride_matrix(loco.gait_period_s, loco.stance_fraction)
         super().__init__(loco.vec_config())  # ends with reset()
         self.num_obs = observation_dim(j, loco.env.obs)
         self.num_critic_obs = self.num_obs + CRITIC_EXTRA_DIM
@@ -514,18 +536,16 @@ class G1LocomotionEnv(G1VecEnv):
         }
         return {k: getattr(r, k) * v * dt for k, v in raw.items()}
 
-    def _stride_gains(self) -> np.ndarray:
-        r = self.loco.rewards
-        gains = stride_gains(self.loco.gait_period_s, self.loco.stance_fraction, r.ref_leg_length_m)
-        return r.ref_stride_scale * gains
-
     def _ref_offsets(self, leg_phase: np.ndarray) -> np.ndarray:
         """Reference joint offsets from the default pose (N, 29) at per-foot phases ``leg_phase`` (N, 2) and the
         current commands (zero outside the legs)."""
-        r = self.loco.rewards
-        stride = torch.from_numpy(self.command * self._stride_gains())
         ref = swing_reference_rad(
-            torch.from_numpy(leg_phase), self.loco.stance_fraction, r.ref_lift_rad, self._lift, stride, self._stride
+            torch.from_numpy(leg_phase),
+            self.loco.stance_fraction,
+            self.loco.rewards.ref_lift_rad,
+            self._lift,
+            torch.from_numpy(self.command),
+            torch.from_numpy(self._stride),
         )
         return ref.numpy()
 
@@ -537,7 +557,7 @@ class G1LocomotionEnv(G1VecEnv):
             scale * self.loco.rewards.ref_lift_rad,
             names.index("gait_clock_sin"),
             names.index("command_0"),
-            scale * self._stride_gains(),
+            scale * self._stride,
         )
 
     def tracking_errors(self, command: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
