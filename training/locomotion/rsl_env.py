@@ -189,7 +189,11 @@ def build_ppo(env: RslLocomotionEnv, cfg: PPOConfig) -> PPO:
             "hidden_dims": list(cfg.actor_hidden_dims),
             "activation": cfg.activation,
             "obs_normalization": True,
-            "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": cfg.init_std},
+            "distribution_cfg": {
+                "class_name": "GaussianDistribution",
+                "init_std": cfg.init_std,
+                "std_range": (1e-6, cfg.max_action_std if cfg.max_action_std is not None else 1e6),
+            },
         },
         "critic": {
             "class_name": "MLPModel",

@@ -76,6 +76,19 @@ class PPOConfig:
     """Hidden activation."""
     init_std: float = 0.8
     """Initial action noise standard deviation (action units)."""
+    max_action_std: float | None = None
+    """Upper bound of the action noise standard deviation (action units; None: unbounded). Needed with
+    ``--residual-clip``: clipped actions hide the std from the environment, so the entropy bonus grows it without
+    limit (measured: 0.5 -> 1.84 over 1,200 iterations with the bound 0.5, actions all but bang-bang, the mean
+    action's gradient washed out)."""
+
+    def __post_init__(self) -> None:
+        if self.init_std <= 0.0:
+            raise ValueError(f"init_std: expected > 0, got {self.init_std}")
+        if self.max_action_std is not None and self.max_action_std < self.init_std:
+            raise ValueError(
+                f"max_action_std: expected None or >= init_std ({self.init_std}), got {self.max_action_std}"
+            )
     symmetry_augmentation: bool = True
     """Append left-right mirrored samples to every mini-batch (rsl-rl's Symmetry extension)."""
 
@@ -279,8 +292,9 @@ class Trainer:
         except RuntimeError as err:
             raise ValueError(f"{path}: its networks do not fit this run's config: {err}") from err
         if action_std is not None:
-            if action_std <= 0.0:
-                raise ValueError(f"reset_action_std: expected > 0, got {action_std}")
+            bound = self.cfg.ppo.max_action_std
+            if action_std <= 0.0 or (bound is not None and action_std > bound):
+                raise ValueError(f"reset_action_std: expected in (0, ppo.max_action_std={bound}], got {action_std}")
             dist = self.ppo.get_policy().distribution
             with torch.no_grad():
                 if hasattr(dist, "std_param"):
