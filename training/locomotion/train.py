@@ -82,6 +82,9 @@ class PPOConfig:
     limit (measured: 0.5 -> 1.84 over 1,200 iterations with the bound 0.5, actions all but bang-bang, the mean
     action's gradient washed out)."""
 
+    symmetry_augmentation: bool = True
+    """Append left-right mirrored samples to every mini-batch (rsl-rl's Symmetry extension)."""
+
     def __post_init__(self) -> None:
         if self.init_std <= 0.0:
             raise ValueError(f"init_std: expected > 0, got {self.init_std}")
@@ -89,8 +92,6 @@ class PPOConfig:
             raise ValueError(
                 f"max_action_std: expected None or >= init_std ({self.init_std}), got {self.max_action_std}"
             )
-    symmetry_augmentation: bool = True
-    """Append left-right mirrored samples to every mini-batch (rsl-rl's Symmetry extension)."""
 
 
 @dataclass
