@@ -227,3 +227,25 @@ def test_max_action_std_bounds_the_noise_the_entropy_bonus_would_grow(tmp_path):
     assert all(float(r.split(",")[9]) <= 0.3 + 1e-6 for r in rows)  # action_std column
     with pytest.raises(ValueError, match="max_action_std"):
         PPOConfig(init_std=0.5, max_action_std=0.3)
+
+
+def test_actions_beyond_the_residual_clip_pay_the_excess_penalty(tmp_path):
+    # Two identical runs step with actions the clamp makes equal (0.5 and 3.0 -> 0.5): the environment cannot tell
+    # them apart, the penalty can: 1.5 per second x dt x 12 joints x 2.5^2 less reward per env, and nothing at 0.5.
+    def reward_of(value: float, penalty: float, name: str) -> torch.Tensor:
+        cfg = dataclasses.replace(
+            _cfg(tmp_path / name, 1), action_reference=1.0, residual_clip=0.5, residual_excess_penalty=penalty
+        )
+        trainer = Trainer(cfg)
+        _, reward, _, extras = trainer.env.step(torch.full((trainer.env.num_envs, 12), value))
+        return reward, extras["log"]
+
+    inside, _ = reward_of(0.5, 1.5, "a")
+    outside, log = reward_of(3.0, 1.5, "b")
+    unpenalised, _ = reward_of(3.0, 0.0, "c")
+    dt = LocomotionConfig().env.ctrl_dt_s
+    torch.testing.assert_close(inside - outside, torch.full_like(inside, 1.5 * dt * 12 * 2.5**2))
+    torch.testing.assert_close(unpenalised, inside)
+    assert log["train/residual_beyond_clip"] == 1.0 and log["train/residual_excess"] == pytest.approx(12 * 2.5**2)
+    with pytest.raises(ValueError, match="excess_penalty"):
+        Trainer(dataclasses.replace(_cfg(tmp_path / "d", 1), residual_clip=0.5, residual_excess_penalty=-1.0))

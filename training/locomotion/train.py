@@ -134,6 +134,10 @@ class TrainConfig:
     residual_clip: float | None = None
     """With ``action_reference``: bound the policy's actions to +-this (action units) so that it cannot cancel the
     reference gait (without a bound PPO learns to cancel it and stand within ~100 iterations). None: no bound."""
+    residual_excess_penalty: float = 1.0
+    """With ``residual_clip``: reward penalty per second on the squared excess of the raw policy actions beyond the
+    bound (:class:`training.locomotion.rsl_env.RslLocomotionEnv`); without it the clamp hides the mean action from
+    the environment and PPO lets it drift far outside (0: off)."""
     device: str = "cpu"
     """Where PPO learns ("cpu", "cuda"); physics always runs on the CPU with ``env.num_threads`` threads."""
     seed: int = 0
@@ -177,6 +181,10 @@ def episode_scalars(logs: list[dict[str, float]]) -> dict[str, float]:
     }
     if finished:
         out["episode/finished"] = finished
+    for key in ("train/residual_excess", "train/residual_beyond_clip"):
+        values = [log[key] for log in logs if key in log]
+        if values:
+            out[key] = float(np.mean(values))
     scales = [log["curriculum/command_scale"] for log in logs if "curriculum/command_scale" in log]
     if scales:
         out["curriculum/command_scale"] = scales[-1]
@@ -238,7 +246,9 @@ class Trainer:
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
         env = G1LocomotionEnv(env_cfg)
         self.reference = env.swing_reference(cfg.action_reference) if cfg.action_reference != 0.0 else None
-        self.env = RslLocomotionEnv(env, cfg.device, action_joints(cfg), self.reference, cfg.residual_clip)
+        self.env = RslLocomotionEnv(
+            env, cfg.device, action_joints(cfg), self.reference, cfg.residual_clip, cfg.residual_excess_penalty
+        )
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -443,6 +453,7 @@ class Trainer:
                         err=f"{s.get('episode/lin_err', float('nan')):.2f}",
                         fall=f"{s.get('episode/fall_rate', float('nan')):.2f}",
                         cmd=f"{s.get('curriculum/command_scale', float('nan')):.2f}",
+                        out=f"{s.get('train/residual_beyond_clip', float('nan')):.2f}",
                         sps=f"{s['perf/steps_per_s']:.0f}",
                     )
                     if cfg.eval_every > 0 and self.iteration % cfg.eval_every == 0:
