@@ -218,11 +218,11 @@ def test_max_action_std_bounds_the_noise_the_entropy_bonus_would_grow(tmp_path):
     ppo = dataclasses.replace(_cfg(tmp_path, 1).ppo, entropy_coef=1.0, learning_rate=0.05, init_std=0.3)
     free = Trainer(dataclasses.replace(_cfg(tmp_path / "free", 3), ppo=ppo))
     free.run()
-    assert float(free.ppo.get_policy().output_std.mean()) > 0.35
+    assert float(free.ppo.get_policy().output_std.detach().mean()) > 0.35
     bounded_ppo = dataclasses.replace(ppo, max_action_std=0.3)
     bounded = Trainer(dataclasses.replace(_cfg(tmp_path / "bounded", 3), ppo=bounded_ppo))
     bounded.run()
-    assert float(bounded.ppo.get_policy().output_std.max()) <= 0.3 + 1e-6
+    assert float(bounded.ppo.get_policy().output_std.detach().max()) <= 0.3 + 1e-6
     rows = (tmp_path / "bounded" / "metrics.csv").read_text().splitlines()[1:]
     assert all(float(r.split(",")[9]) <= 0.3 + 1e-6 for r in rows)  # action_std column
     with pytest.raises(ValueError, match="max_action_std"):
