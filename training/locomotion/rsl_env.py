@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from training.locomotion.train import PPOConfig
 
 
+RESIDUAL_EXCESS = "train/residual_excess"
+"""Log key: mean over envs of the squared excess of the raw actions beyond the residual clip, summed over joints."""
+RESIDUAL_BEYOND_CLIP = "train/residual_beyond_clip"
+"""Log key: share of raw action entries beyond the residual clip."""
+
+
 class RslLocomotionEnv(VecEnv):
     """Adapter of :class:`envs.locomotion.G1LocomotionEnv` to rsl-rl's VecEnv.
 
@@ -101,8 +107,8 @@ class RslLocomotionEnv(VecEnv):
         if self.excess_penalty > 0.0 and self.residual_clip != float("inf"):
             excess = torch.clamp(raw.abs() - self.residual_clip, min=0.0).square().sum(dim=-1)  # (N,)
             reward = reward - (self.excess_penalty * self.env.cfg.env.ctrl_dt_s) * excess.to(reward.dtype)
-            log["train/residual_excess"] = float(excess.mean())
-        log["train/residual_beyond_clip"] = float((raw.abs() > self.residual_clip).float().mean())
+            log[RESIDUAL_EXCESS] = float(excess.mean())
+        log[RESIDUAL_BEYOND_CLIP] = float((raw.abs() > self.residual_clip).float().mean())
         extras = {"time_outs": info["time_outs"].to(self.device), "log": log}
         return self._tensordict(obs), reward.to(self.device), (terminated | truncated).to(self.device), extras
 

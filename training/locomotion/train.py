@@ -38,7 +38,13 @@ from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, evaluate
-from training.locomotion.rsl_env import FullActionActor, RslLocomotionEnv, build_ppo
+from training.locomotion.rsl_env import (
+    RESIDUAL_BEYOND_CLIP,
+    RESIDUAL_EXCESS,
+    FullActionActor,
+    RslLocomotionEnv,
+    build_ppo,
+)
 from training.stop import graceful_stop
 
 
@@ -181,7 +187,7 @@ def episode_scalars(logs: list[dict[str, float]]) -> dict[str, float]:
     }
     if finished:
         out["episode/finished"] = finished
-    for key in ("train/residual_excess", "train/residual_beyond_clip"):
+    for key in (RESIDUAL_EXCESS, RESIDUAL_BEYOND_CLIP):
         values = [log[key] for log in logs if key in log]
         if values:
             out[key] = float(np.mean(values))
@@ -453,7 +459,7 @@ class Trainer:
                         err=f"{s.get('episode/lin_err', float('nan')):.2f}",
                         fall=f"{s.get('episode/fall_rate', float('nan')):.2f}",
                         cmd=f"{s.get('curriculum/command_scale', float('nan')):.2f}",
-                        out=f"{s.get('train/residual_beyond_clip', float('nan')):.2f}",
+                        out=f"{s.get(RESIDUAL_BEYOND_CLIP, float('nan')):.2f}",
                         sps=f"{s['perf/steps_per_s']:.0f}",
                     )
                     if cfg.eval_every > 0 and self.iteration % cfg.eval_every == 0:
