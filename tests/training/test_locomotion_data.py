@@ -161,12 +161,33 @@ def test_collect_writes_noisy_and_mirrored_episodes(tmp_path, capsys):
     assert a["mirrored"].tolist() == [False] * 3 + [True] * 3
     np.testing.assert_array_equal(a["expert_action"][:3], 0.0)
     noise = a["action"][:3] - a["expert_action"][:3]
+    others = [j for j in range(C.NUM_JOINTS) if j not in C.LEG_JOINT_IDS]
+    np.testing.assert_array_equal(noise[..., others], 0.0)  # a legs-only expert (the default): waist, arms hold
+    noise = noise[..., list(C.LEG_JOINT_IDS)]
     assert 0.0 < np.abs(noise).mean() < 0.2 and np.abs(np.diff(noise, axis=1)).mean() < np.abs(noise).mean()
     assert np.all(np.abs(a["state"][:3, :, 0] - C.DEFAULT_BASE_HEIGHT_M) < 0.05)  # the standing expert stands
     mirrored = mirror_episodes({k: v[:3] for k, v in a.items()})
     for k in a:
         np.testing.assert_allclose(a[k][3:], mirrored[k], atol=1e-6, err_msg=k)
     assert data.collection["episodes_kept"] == 3 and data.collection["episodes_recorded"] == 4
+
+
+def test_collect_noise_follows_the_experts_actuated_joints(tmp_path):
+    from training.locomotion.evaluate import expert_action_joints
+
+    path = export_policy(tmp_path / "legs")
+    assert expert_action_joints(path) == tuple(C.LEG_JOINT_IDS)
+    config = json.loads(path.with_name("config.json").read_text())
+    config["actuated"] = "all"
+    path.with_name("config.json").write_text(json.dumps(config))
+    assert expert_action_joints(path) == tuple(range(C.NUM_JOINTS))
+    del config["actuated"]  # runs from before the option drove every joint
+    path.with_name("config.json").write_text(json.dumps(config))
+    assert expert_action_joints(path) == tuple(range(C.NUM_JOINTS))
+    config["actuated"] = "arms"
+    path.with_name("config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="unknown 'actuated' value 'arms'"):
+        expert_action_joints(path)
 
 
 def test_collect_fails_clearly_when_the_expert_keeps_falling(tmp_path):

@@ -4,7 +4,8 @@
 
 Episodes run in waves of ``num_envs`` parallel worlds for ``episode_length_s`` each, with random velocity
 commands (resampled every few seconds), pushes, and Ornstein-Uhlenbeck noise on the expert's actions
-(BeyondMimic's recipe, FACTS.md section 3). Every world that falls is dropped from its wave; waves repeat
+(BeyondMimic's recipe, FACTS.md section 3) on the joints the expert drives (the legs of a legs-only expert: the
+waist and arms hold the default pose as in its training). Every world that falls is dropped from its wave; waves repeat
 until ``episodes`` episodes are kept. With ``mirror`` each kept episode is also stored mirrored (left-right),
 doubling the data. The file format is :mod:`envs.planner_dataset`; the rate (kept transitions/s) is printed.
 """
@@ -33,6 +34,7 @@ from training.locomotion.evaluate import (
     Conditions,
     FixedConditionsEnv,
     Policy,
+    expert_action_joints,
     load_exported_policy,
 )
 
@@ -163,8 +165,13 @@ class RecordingEnv(FixedConditionsEnv):
         return {k: np.asarray(v, dtype=np.float32) for k, v in record.items()}
 
 
-def _wave(env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One wave from a fresh reset: arrays (N, T, ...) and the mask (N,) of worlds that never fell."""
+def _wave(
+    env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int, joints: tuple[int, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One wave from a fresh reset: arrays (N, T, ...) and the mask (N,) of worlds that never fell.
+
+    The noise (N, len(joints)) goes on the expert's actions of ``joints`` only.
+    """
     env.reset()
     noise.reset()
     obs = env.get_observations()["policy"]
@@ -174,7 +181,8 @@ def _wave(env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int) -> tupl
         record = env.step_record()
         with torch.inference_mode():
             expert = policy(obs).numpy().astype(np.float64)  # (N, A)
-        action = expert + noise.sample()
+        action = expert.copy()
+        action[:, joints] += noise.sample()
         record["expert_action"] = expert.astype(np.float32)
         record["action"] = action.astype(np.float32)
         for k, v in record.items():
@@ -203,13 +211,14 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
     env = RecordingEnv(env_cfg, Conditions())
     dt = env.cfg.env.ctrl_dt_s
     steps = round(cfg.episode_length_s / dt)
-    noise = OUNoise(cfg.noise, (cfg.num_envs, env.num_actions), dt, cfg.seed + 1)
+    joints = expert_action_joints(cfg.policy)  # a legs-only expert never saw its waist and arms move
+    noise = OUNoise(cfg.noise, (cfg.num_envs, len(joints)), dt, cfg.seed + 1)
     chunks: list[dict[str, np.ndarray]] = []
     kept_total, recorded, start = 0, 0, time.perf_counter()
     bar = tqdm(total=cfg.episodes, desc="episodes kept", unit="ep")
     try:
         for wave in range(cfg.max_waves):
-            arrays, kept = _wave(env, policy, noise, steps)
+            arrays, kept = _wave(env, policy, noise, steps, joints)
             recorded += cfg.num_envs
             take = np.flatnonzero(kept)[: cfg.episodes - kept_total]
             chunks.append({k: v[take] for k, v in arrays.items()})

@@ -301,6 +301,21 @@ def load_exported_policy(policy_path: Path) -> tuple[Policy, LocomotionConfig]:
     return module, train
 
 
+def expert_action_joints(policy_path: Path) -> tuple[int, ...]:
+    """Indices of the joints the expert at ``policy_path`` was trained to drive (``actuated`` in the run's config.json).
+
+    A legs-only expert outputs the default pose for the waist and arms; noise there is a disturbance it never saw
+    in training. Configs written before the option existed drove all joints.
+    """
+    data = json.loads(policy_path.with_name("config.json").read_text())
+    actuated = data.get("actuated", "all")
+    if actuated == "legs":
+        return tuple(C.LEG_JOINT_IDS)
+    if actuated == "all":
+        return tuple(range(C.NUM_JOINTS))
+    raise ValueError(f"{policy_path.with_name('config.json')}: unknown 'actuated' value {actuated!r} (legs or all)")
+
+
 def summary_ok(results: list[EvalResult]) -> bool:
     """True when every row met its targets."""
     return all(r.ok for r in results) and not any(math.isnan(r.lin_err_m_per_s) for r in results)
