@@ -105,6 +105,13 @@ class PlannerDataset:
         return self.num_episodes * self.episode_steps
 
 
+def phase_float32(phase: np.ndarray) -> np.ndarray:
+    """A phase in [0, 1) stored as float32 and still in [0, 1): float64 values within 3e-8 of 1 round up to 1.0 in
+    float32, which is phase 0 of the next cycle."""
+    out = np.asarray(phase, dtype=np.float32)
+    return np.where(out >= 1.0, np.float32(0.0), out)
+
+
 def mirror_episodes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Left-right mirror images of episodes (reflection y -> -y of the world and of every heading frame).
 
@@ -119,7 +126,7 @@ def mirror_episodes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "root_pos": arrays["root_pos"] * np.array([1.0, -1.0, 1.0], dtype=np.float32),
         "root_quat": arrays["root_quat"] * np.array([1.0, -1.0, 1.0, -1.0], dtype=np.float32),
         "command": arrays["command"] * np.array([1.0, -1.0, -1.0], dtype=np.float32),
-        "phase": np.mod(arrays["phase"] + 0.5, 1.0).astype(np.float32),
+        "phase": phase_float32(np.mod(np.asarray(arrays["phase"], np.float64) + 0.5, 1.0)),
         "mirrored": ~arrays["mirrored"],
     }
     for key in ("joint_pos", "joint_vel", "action", "expert_action"):

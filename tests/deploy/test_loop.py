@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from deploy.loop import ControlLoop, LoopConfig
-from deploy.run import RunConfig, main
+from deploy.run import MotionMonitor, RunConfig, main
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
 from envs.observations import ObservationConfig, observation_from_state
 from robot.g1 import constants as C
+from robot.interface import RobotState
 from robot.sim import SimRobotConfig
 from tests.deploy.helpers import (
     STAND_THEN_WALK,
@@ -116,8 +117,36 @@ def test_cli_runs_the_simulated_g1_and_writes_logs(tmp_path):
         "policy -> damping",
     ]
     assert summary["first_damping_reason"] == "run finished" and summary["base_height_m"] > 0.7
+    motion = summary["motion"]
+    assert not motion["fell"] and motion["min_base_height_m"] > 0.7 and 15 <= motion["policy_ticks"] <= 22
     assert (tmp_path / "run" / "timing.csv").is_file() and list((tmp_path / "run" / "tb").glob("events.*"))
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["ticks"] == summary["ticks"]
+
+
+def _state(height: float, v_world: tuple[float, float, float], yaw_rate: float, yaw: float = 0.0) -> RobotState:
+    quat = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+    zeros = np.zeros(29)
+    return RobotState(
+        zeros, zeros, quat, np.array([0.0, 0.0, yaw_rate]), np.array([0.0, 0.0, 9.81]), 0.0,
+        base_pos_m=np.array([0.0, 0.0, height]), base_lin_vel_m_per_s=np.array(v_world),
+    )  # fmt: skip
+
+
+def test_motion_monitor_errors_in_the_body_frame_settling_and_falls():
+    m = MotionMonitor(fall_height_m=0.45, settle_s=1.0)
+    cmd = np.array([0.5, 0.0, 0.2])
+    m(0.0, _state(0.78, (0.0, 0.0, 0.0), 0.0), np.zeros(3), Mode.HOLD)  # not counted: not POLICY
+    # heading 90 degrees: moving +y in the world is +x in the body frame, so it tracks vx = 0.5 exactly
+    m(0.5, _state(0.76, (0.0, 0.5, 0.0), 0.0, yaw=np.pi / 2), cmd, Mode.POLICY)
+    m(1.6, _state(0.74, (0.0, 0.2, 0.0), 0.5, yaw=np.pi / 2), cmd, Mode.POLICY)  # settled: 1.1 s after the change
+    s = m.summary()
+    assert s["policy_ticks"] == 2 and not s["fell"] and s["min_base_height_m"] == pytest.approx(0.74)
+    assert s["lin_err_m_per_s"] == pytest.approx((0.0 + 0.3) / 2) and s["yaw_err_rad_per_s"] == pytest.approx(0.25)
+    assert s["settled_lin_err_m_per_s"] == pytest.approx(0.3) and s["settled_yaw_err_rad_per_s"] == pytest.approx(0.3)
+    m(2.0, _state(0.30, (0.0, 0.0, 0.0), 0.0), cmd, Mode.DAMPING)
+    s = m.summary()
+    assert s["fell"] and s["fall_time_s"] == pytest.approx(2.0) and "FELL at 2.0 s" in m.report()
+    assert np.isnan(MotionMonitor().summary()["lin_err_m_per_s"])  # nothing driven yet: no figure, not zero
 
 
 def test_runtime_modules_import_no_policies_or_training():

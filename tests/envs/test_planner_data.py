@@ -13,6 +13,7 @@ from envs.planner_dataset import (
     PlannerDatasetError,
     load_planner_dataset,
     mirror_episodes,
+    phase_float32,
     write_planner_dataset,
 )
 from envs.planner_state import (
@@ -114,6 +115,31 @@ def test_mirroring_episodes_twice_is_the_identity():
     assert once["mirrored"].all()
     np.testing.assert_allclose(once["command"][..., 1:], -arrays["command"][..., 1:])
     np.testing.assert_allclose(once["action"], C.mirror_joint_values(arrays["action"]), atol=1e-6)
+
+
+def test_phase_stays_below_one_in_float32():
+    # 1 - 1e-9 is a valid float64 phase that float32 rounds up to 1.0 (the first real collection died on it)
+    phase = np.array([0.0, 0.25, 1.0 - 1e-9, np.nextafter(0.5, 1.0)])
+    out = phase_float32(phase)
+    assert out.dtype == np.float32 and out.max() < 1.0 and out[2] == 0.0 and out[1] == np.float32(0.25)
+    arrays = {"phase": np.array([[0.5 - 1e-9]], np.float32)}  # + 0.5 rounds to 1.0 in float32
+    assert np.float32(arrays["phase"][0, 0]) + np.float32(0.5) == np.float32(1.0)
+    from envs.planner_state import planner_state_mirror_map
+
+    perm, _ = planner_state_mirror_map()
+    full = {
+        "state": np.zeros((1, 1, len(perm)), np.float32),
+        "root_pos": np.zeros((1, 1, 3), np.float32),
+        "root_quat": np.zeros((1, 1, 4), np.float32),
+        "command": np.zeros((1, 1, 3), np.float32),
+        "joint_pos": np.zeros((1, 1, 29), np.float32),
+        "joint_vel": np.zeros((1, 1, 29), np.float32),
+        "action": np.zeros((1, 1, 29), np.float32),
+        "expert_action": np.zeros((1, 1, 29), np.float32),
+        "mirrored": np.zeros(1, bool),
+        **arrays,
+    }
+    assert mirror_episodes(full)["phase"].max() < 1.0
 
 
 def test_write_then_load_round_trip(tmp_path):

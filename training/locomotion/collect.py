@@ -25,7 +25,7 @@ import tyro
 from tqdm import tqdm
 
 from envs.locomotion import CommandConfig, LocomotionConfig
-from envs.planner_dataset import PlannerDataset, mirror_episodes, write_planner_dataset
+from envs.planner_dataset import PlannerDataset, mirror_episodes, phase_float32, write_planner_dataset
 from envs.planner_state import PlannerStateEstimator
 from envs.vec_env import DomainRandomizationConfig
 from robot.configio import to_jsonable
@@ -160,9 +160,10 @@ class RecordingEnv(FixedConditionsEnv):
             "joint_pos": qpos[:, qadr],
             "joint_vel": qvel[:, vadr],
             "command": self.command,
-            "phase": self.phase(),
         }
-        return {k: np.asarray(v, dtype=np.float32) for k, v in record.items()}
+        record = {k: np.asarray(v, dtype=np.float32) for k, v in record.items()}
+        record["phase"] = phase_float32(self.phase())
+        return record
 
 
 def _wave(
