@@ -109,7 +109,10 @@ class ControlLoop:
         spec: RobotSpec | None = None,
         cfg: LoopConfig | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        monitor: Callable[[float, RobotState, np.ndarray, Mode], None] | None = None,
     ) -> None:
+        """``monitor(now_s, state, command, mode)``, when given, sees every tick's state, clipped operator command
+        and commanded mode after the command went out (e.g. :class:`deploy.run.MotionMonitor`); keep it cheap."""
         self.cfg = cfg or LoopConfig()
         self.spec = spec or RobotSpec.g1()
         meta = policy.metadata
@@ -121,6 +124,7 @@ class ControlLoop:
                 f"got {freq} Hz; leave freq_hz unset to use the policy's rate"
             )
         self.robot, self.policy, self.teleop, self.clock = robot, policy, teleop, clock
+        self.monitor = monitor
         self.period_s = 1.0 / freq
         self.default_q = np.asarray(meta.default_joint_pos_rad)
         self.spec_dt_s = meta.control_dt_s
@@ -141,6 +145,7 @@ class ControlLoop:
         self._policy_steps = 0  # ticks since POLICY mode began: drives the gait clock as the episode time in training
         self._history: deque[np.ndarray] = deque(maxlen=meta.history_length)
         self._started = False
+        self._prepared = False
 
     def start(self, now_s: float) -> None:
         """Anchor the teleop source in time (called by ``run``, or once by a test before its first tick)."""
@@ -181,8 +186,9 @@ class ControlLoop:
         self.stats.record(now_s, lateness_s, math.nan, math.nan, skipped, self.fsm.mode.value)
         mode = self.fsm.update(state, sample, self.stats.consecutive_misses, now_s)
         targets, latency = None, math.nan
+        command = self.ranges.clip(sample.command)
         if mode is Mode.POLICY:
-            targets, latency = self._policy_targets(state, self.ranges.clip(sample.command))
+            targets, latency = self._policy_targets(state, command)
             if targets is None:
                 self.fsm.trip("non-finite policy action", now_s)
                 mode = self.fsm.mode
@@ -196,25 +202,39 @@ class ControlLoop:
         if mode is Mode.DAMPING and not self.robot.safety.damping:
             self.robot.safety.trip(f"deploy safety state machine: {self.fsm.damping_reason}")
         self.stats.complete_last(latency, self.clock() - begin, mode.value)
+        if self.monitor is not None:
+            self.monitor(now_s, state, command, mode)
         return mode
 
-    def run(self, duration_s: float, stop: Callable[[], bool] | None = None) -> TimingStats:
-        """Tick in real time for ``duration_s`` (or until ``stop()`` returns True); returns the timing statistics.
+    def prepare(self) -> None:
+        """Pin/prioritise the calling thread, set the torch threads and warm the policy up (once).
 
-        The robot is always left in damping at the end, as a robot without a controller must be.
+        ``run`` calls it; call it yourself before connecting a simulated robot that starts in damping, so the
+        robot does not sag while TorchScript optimises its first calls (hundreds of ms on a cold start).
         """
+        if self._prepared:
+            return
         for warning in configure_realtime(self.cfg.cpu_core, self.cfg.realtime_priority):
             LOG.warning(warning)
         import torch  # the policy is torch anyway; imported here to set its thread count
 
         torch.set_num_threads(self.cfg.torch_threads)
         self.policy.warmup()
+        if self.cfg.disable_gc:
+            gc.collect()  # tens of ms with torch loaded: here, not between connecting and the first tick
+        self._prepared = True
+
+    def run(self, duration_s: float, stop: Callable[[], bool] | None = None) -> TimingStats:
+        """Tick in real time for ``duration_s`` (or until ``stop()`` returns True); returns the timing statistics.
+
+        The robot is always left in damping at the end, as a robot without a controller must be.
+        """
+        self.prepare()
         pacer = RatePacer(self.period_s, self.cfg.spin_s, self.clock)
         gc_was_enabled = gc.isenabled()
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(self.cfg.gil_switch_interval_s)
         if self.cfg.disable_gc:
-            gc.collect()
             gc.disable()
         try:
             first = pacer.start()
