@@ -27,6 +27,7 @@ from deploy.loop import ControlLoop, LoopConfig
 from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, export_policy, load_policy
 from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
+from envs.g1_env import G1EnvConfig
 from envs.observations import quat_rotate_inverse
 from robot.interface import RobotState
 from robot.sim import MujocoRobot, SimRobotConfig
@@ -52,7 +53,7 @@ class MotionMonitor:
     (the simulator does); without them the figures stay NaN and no fall is seen. Runs after the tick is timed.
     """
 
-    def __init__(self, fall_height_m: float = 0.45, settle_s: float = 1.0) -> None:
+    def __init__(self, fall_height_m: float = G1EnvConfig.fall_height_m, settle_s: float = 1.0) -> None:
         self.fall_height_m, self.settle_s = fall_height_m, settle_s
         self.min_height_m = math.inf
         self.fall_time_s: float | None = None

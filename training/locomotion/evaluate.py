@@ -307,13 +307,21 @@ def expert_action_joints(policy_path: Path) -> tuple[int, ...]:
     A legs-only expert outputs the default pose for the waist and arms; noise there is a disturbance it never saw
     in training. Configs written before the option existed drove all joints.
     """
-    data = json.loads(policy_path.with_name("config.json").read_text())
-    actuated = data.get("actuated", "all")
+    config_path = policy_path.with_name("config.json")
+    actuated = json.loads(config_path.read_text()).get("actuated", "all")
+    try:
+        return actuated_joint_ids(actuated)
+    except ValueError as err:
+        raise ValueError(f"{config_path}: {err}") from None
+
+
+def actuated_joint_ids(actuated: str) -> tuple[int, ...]:
+    """Indices of the joints a policy trained with ``--actuated legs`` or ``all`` drives."""
     if actuated == "legs":
         return tuple(C.LEG_JOINT_IDS)
     if actuated == "all":
         return tuple(range(C.NUM_JOINTS))
-    raise ValueError(f"{policy_path.with_name('config.json')}: unknown 'actuated' value {actuated!r} (legs or all)")
+    raise ValueError(f"unknown 'actuated' value {actuated!r} (legs or all)")
 
 
 def summary_ok(results: list[EvalResult]) -> bool:

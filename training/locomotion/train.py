@@ -37,7 +37,7 @@ from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
-from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, evaluate
+from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, actuated_joint_ids, evaluate
 from training.locomotion.rsl_env import (
     RESIDUAL_BEYOND_CLIP,
     RESIDUAL_EXCESS,
@@ -217,7 +217,7 @@ def policy_metadata(cfg: TrainConfig) -> dict[str, Any]:
 
 def action_joints(cfg: TrainConfig) -> tuple[int, ...]:
     """Indices of the joints the policy of ``cfg`` drives."""
-    return C.LEG_JOINT_IDS if cfg.actuated == "legs" else tuple(range(C.NUM_JOINTS))
+    return actuated_joint_ids(cfg.actuated)
 
 
 def deterministic_actor(
