@@ -66,6 +66,9 @@ class PlannerConfig:
     """residual MLP blocks"""
     action_loss_steps: int = 8
     """train the action features only on the first this many future steps (BeyondMimic)"""
+    action_loss_weight: float = 1.0
+    """weight of each action feature's error relative to a state feature's (a window has far more state features
+    than trained action features: 16 x S against 8 x A or 8 x Z)"""
     execute_steps: int = 1
     """actions returned as the chunk to execute"""
     rolling_start: int = 0
@@ -81,6 +84,8 @@ class PlannerConfig:
             raise ValueError(f"expected action_dim >= 1 and latent_dim >= 0, got {self.action_dim}, {self.latent_dim}")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
+        if not self.action_loss_weight > 0.0:
+            raise ValueError(f"action_loss_weight: expected > 0, got {self.action_loss_weight}")
         if not 1 <= self.execute_steps <= self.horizon:
             raise ValueError(f"execute_steps: expected 1..horizon={self.horizon}, got {self.execute_steps}")
         if not 0 <= self.rolling_start < self.diffusion.sampler.num_steps:
@@ -270,7 +275,8 @@ class DiffusionPlanner(Policy):
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Denoising loss on the future tokens; history tokens are clean context (as at inference).
 
-        State features are trained on all future steps, action features on the first ``action_loss_steps``.
+        State features are trained on all future steps, action features on the first ``action_loss_steps`` with
+        weight ``action_loss_weight`` (the mean divides by the total weight).
         ``batch``: ``states (B, H, S)``, ``actions (B, H, A)``, optional ``generator`` is not a tensor, so
         randomness comes from the global torch RNG or a ``seed`` entry (0-d long tensor).
         """
@@ -284,7 +290,7 @@ class DiffusionPlanner(Policy):
         weight = torch.zeros(1, self.config.window, x0.shape[-1], device=x0.device)  # (1, H, D)
         weight[:, self.history :, : self.state_dim] = 1.0
         end = self.history + min(self.config.action_loss_steps, self.horizon)
-        weight[:, self.history : end, self.state_dim :] = 1.0
+        weight[:, self.history : end, self.state_dim :] = self.config.action_loss_weight
         clean = torch.zeros(x0.shape[0], self.config.window, dtype=torch.bool, device=x0.device)
         clean[:, : self.history] = True
         per_sample = self.diffusion.loss(x0, element_weight=weight, generator=gen, clean_tokens=clean)

@@ -114,3 +114,24 @@ def test_bad_inputs() -> None:
         PlannerConfig(denoiser="unet")
     with pytest.raises(ValueError, match=r"rolling_start: expected 0\.\.9"):
         PlannerConfig(rolling_start=10)
+
+
+def test_action_loss_weight_is_a_weighted_mean_of_state_and_action_errors() -> None:
+    """L(w) = (E_s + w E_a) / (N_s + w N_a) per window: solve E_s, E_a from two weights, predict a third."""
+    losses = {}
+    for w in (1.0, 4.0, 10.0):
+        planner, states, actions = make_planner(action_loss_weight=w)
+        torch.manual_seed(0)  # same initial network for every weight
+        planner = DiffusionPlanner(planner.config)
+        planner.fit_normalizers(states, actions)
+        loss, _ = planner.loss({"states": states[:8], "actions": actions[:8], "seed": torch.tensor(5)})
+        losses[w] = float(loss)
+    n_s, n_a = 8 * S, 8 * A  # future state features; action features on the first action_loss_steps (8) steps
+    # (N_s + w N_a) L(w) = E_s + w E_a: two equations for E_s, E_a
+    a = torch.tensor([[1.0, 1.0], [1.0, 4.0]], dtype=torch.float64)
+    b = torch.tensor([(n_s + n_a) * losses[1.0], (n_s + 4 * n_a) * losses[4.0]], dtype=torch.float64)
+    e_s, e_a = torch.linalg.solve(a, b).tolist()
+    assert losses[10.0] == pytest.approx((e_s + 10 * e_a) / (n_s + 10 * n_a), rel=1e-5)
+    assert abs(losses[10.0] - losses[1.0]) > 1e-3 * losses[1.0]  # the weight does change the loss
+    with pytest.raises(ValueError, match="action_loss_weight"):
+        make_planner(action_loss_weight=0.0)
