@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m deploy.demo
+	$(PY) -m training.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -567,8 +567,14 @@ class G1LocomotionEnv(G1VecEnv):
         across a command change).
         """
         cmd = self.command if command is None else command
+        v = self.base_velocity()
+        return np.linalg.norm(cmd[:, :2] - v[:, :2], axis=1), np.abs(cmd[:, 2] - v[:, 2])
+
+    def base_velocity(self) -> np.ndarray:
+        """What a command asks for, measured (N, 3): pelvis forward and lateral velocity in its own frame (m/s)
+        and its yaw rate (rad/s, the free joint's body-frame z rate)."""
         lin_vel = quat_rotate_inverse(self._qpos[:, 3:7], self._qvel[:, :3])
-        return np.linalg.norm(cmd[:, :2] - lin_vel[:, :2], axis=1), np.abs(cmd[:, 2] - self._qvel[:, 5])
+        return np.stack([lin_vel[:, 0], lin_vel[:, 1], self._qvel[:, 5]], axis=1)
 
     # ----- stepping -------------------------------------------------------------------------------------------
     def step(  # type: ignore[override]

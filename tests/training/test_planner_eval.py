@@ -15,7 +15,7 @@ from training.planner.evaluate import (
     ObstacleRecordingEnv,
     PlannerController,
     PlannerEvalConfig,
-    _expert_task,
+    expert_task,
     format_table,
     load_planner,
     run,
@@ -32,7 +32,7 @@ def _env(n: int = 2, cls=RecordingEnv):
 
     from envs.vec_env import DomainRandomizationConfig
 
-    train = _expert_task(PlannerEvalConfig())
+    train = expert_task(PlannerEvalConfig().expert)
     cfg = dataclasses.replace(
         train, num_envs=n, num_threads=1, randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0)
     )

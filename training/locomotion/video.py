@@ -24,7 +24,7 @@ import tyro
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig
+from envs.locomotion import CommandConfig, G1LocomotionEnv
 from envs.vec_env import DomainRandomizationConfig
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions, FixedConditionsEnv, load_exported_policy
 
@@ -72,12 +72,58 @@ def _label(frame: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(image)
 
 
+class FrameRecorder:
+    """Offscreen frames of world 0 of a G1 environment, camera following the pelvis, written to an mp4.
+
+    ``with FrameRecorder(env, out, ...) as rec:`` then ``rec.capture(text)`` after every control step (it keeps
+    every ``1 / (fps * ctrl_dt)``-th); the file appears at ``out`` only when the block ends without an error.
+    """
+
+    def __init__(self, env: G1LocomotionEnv, out: Path, width: int = 480, height: int = 360, fps: int = 25) -> None:
+        try:
+            import imageio.v2 as imageio
+        except ImportError as exc:
+            raise ImportError("videos need the video extra: pip install -e '.[video]'") from exc
+        self._imageio = imageio
+        self.env, self.out = env, out
+        dt = env.cfg.env.ctrl_dt_s
+        self.every = max(1, round(1.0 / (fps * dt)))
+        self.fps = round(1.0 / (self.every * dt))
+        model = env.models[0]
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+        self.renderer = mujoco.Renderer(model, height, width)
+        self.camera = mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+        self.camera.trackbodyid = model.body("pelvis").id
+        self.camera.distance, self.camera.elevation, self.camera.azimuth = 3.0, -15.0, 135.0
+        self.tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+        self.frames = 0
+
+    def __enter__(self) -> FrameRecorder:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = self._imageio.get_writer(self.tmp, fps=self.fps, codec="libx264", macro_block_size=8)
+        return self
+
+    def capture(self, text: str) -> None:
+        """Add world 0's current frame with ``text`` on it, when this control step is on the frame grid."""
+        if self.env.episode_length[0] % self.every == 0:
+            self.renderer.update_scene(self.env.env_data(0), self.camera)
+            self.writer.append_data(_label(self.renderer.render(), text))
+            self.frames += 1
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.writer.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.out)
+        finally:
+            self.renderer.close()
+            self.tmp.unlink(missing_ok=True)
+
+
 def render_video(cfg: VideoConfig) -> Path:
     """Roll out the policy on the scripted commands and write the mp4; returns its path."""
-    try:
-        import imageio.v2 as imageio
-    except ImportError as exc:
-        raise ImportError("videos need the video extra: pip install -e '.[video]'") from exc
     policy, train = load_exported_policy(cfg.policy)
     env_cfg = dataclasses.replace(
         train,
@@ -90,22 +136,11 @@ def render_video(cfg: VideoConfig) -> Path:
     )
     env = FixedConditionsEnv(env_cfg, Conditions())
     dt = env.cfg.env.ctrl_dt_s
-    every = max(1, round(1.0 / (cfg.fps * dt)))
-    model = env.models[0]
-    model.vis.global_.offwidth = max(model.vis.global_.offwidth, cfg.width)
-    model.vis.global_.offheight = max(model.vis.global_.offheight, cfg.height)
-    renderer = mujoco.Renderer(model, cfg.height, cfg.width)
-    camera = mujoco.MjvCamera()
-    camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-    camera.trackbodyid = model.body("pelvis").id
-    camera.distance, camera.elevation, camera.azimuth = 3.0, -15.0, 135.0
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cfg.out.with_name(cfg.out.stem + ".tmp" + cfg.out.suffix)
     steps = [(seg, round(seg[0] / dt)) for seg in cfg.script]
     obs = env.get_observations()["policy"]
     fell = False
     try:
-        with imageio.get_writer(tmp, fps=round(1.0 / (every * dt)), codec="libx264", macro_block_size=8) as writer:
+        with FrameRecorder(env, cfg.out, cfg.width, cfg.height, cfg.fps) as rec:
             bar = tqdm(total=sum(n for _, n in steps), desc="video", unit="step")
             for (_, vx, vy, wz), n in steps:
                 for _ in range(n):
@@ -115,17 +150,11 @@ def render_video(cfg: VideoConfig) -> Path:
                     groups, _, terminated, _, _ = env.step(actions)
                     obs = groups["policy"]
                     fell |= bool(terminated[0])
-                    if env.episode_length[0] % every == 0:
-                        renderer.update_scene(env.env_data(0), camera)
-                        text = f"cmd vx {vx:+.1f} vy {vy:+.1f} wz {wz:+.1f}" + ("  FELL" if fell else "")
-                        writer.append_data(_label(renderer.render(), text))
+                    rec.capture(f"cmd vx {vx:+.1f} vy {vy:+.1f} wz {wz:+.1f}" + ("  FELL" if fell else ""))
                     bar.update(1)
             bar.close()
-        os.replace(tmp, cfg.out)
     finally:
-        renderer.close()
         env.close()
-        tmp.unlink(missing_ok=True)
     return cfg.out
 
 

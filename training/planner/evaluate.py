@@ -143,24 +143,17 @@ class PlannerEvalConfig:
             raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
 
 
-def _expert_task(cfg: PlannerEvalConfig) -> LocomotionConfig:
-    config_path = cfg.expert.with_name("config.json")
+def expert_task(expert: Path) -> LocomotionConfig:
+    """The simulated task (gains, periods, model) of the expert whose data the planner learned: its training
+    ``config.json`` beside the exported policy."""
+    config_path = expert.with_name("config.json")
     if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: the expert's training config must sit beside {cfg.expert.name}")
+        raise FileNotFoundError(f"{config_path}: the expert's training config must sit beside {expert.name}")
     return from_jsonable(LocomotionConfig, json.loads(config_path.read_text())["env"], f"{config_path}:env")
 
 
-def joystick_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Expert, guided and unguided joystick tracking on the same worlds and commands."""
-    train = _expert_task(cfg)
-    ecfg = EvalConfig(
-        episodes=cfg.episodes,
-        episode_length_s=cfg.episode_length_s,
-        command_interval_s=cfg.command_interval_s,
-        num_threads=cfg.num_threads,
-        seed=cfg.seed,
-        train=train,
-    )
+def joystick_params(meta: dict[str, Any]) -> Any:
+    """``params_fn(env) -> (N, P)``: every world's joystick term on, with its current command."""
     gates = gate_offsets(meta)
     P = int(meta["cost_param_dim"])
 
@@ -171,6 +164,21 @@ def joystick_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -> 
         params[:, o + 1 : o + 4] = torch.from_numpy(env.command).float()
         return params
 
+    return joystick
+
+
+def joystick_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expert, guided and unguided joystick tracking on the same worlds and commands."""
+    train = expert_task(cfg.expert)
+    ecfg = EvalConfig(
+        episodes=cfg.episodes,
+        episode_length_s=cfg.episode_length_s,
+        command_interval_s=cfg.command_interval_s,
+        num_threads=cfg.num_threads,
+        seed=cfg.seed,
+        train=train,
+    )
+    joystick = joystick_params(meta)
     rows = []
     for row in ("expert", "joystick", "unguided"):
         if row not in cfg.rows:
@@ -221,12 +229,13 @@ def navigation_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -
     rows = []
     for row in ("waypoint", "obstacles", "obstacles_off"):
         if row in cfg.rows:
-            rows.append(_navigate(cfg, module, meta, row))
+            rows.append(navigate(cfg, module, meta, row))
     return rows
 
 
-def _navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str) -> dict[str, Any]:
-    train = _expert_task(cfg)
+def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str) -> dict[str, Any]:
+    """One navigation row (``waypoint``, ``obstacles`` or ``obstacles_off``) of ``cfg.episodes`` trials."""
+    train = expert_task(cfg.expert)
     n = cfg.episodes
     rng = np.random.default_rng(cfg.seed + 17)
     dist = rng.uniform(*cfg.goal_distance_m, size=n)

@@ -1,0 +1,357 @@
+"""The end-to-end demonstration behind ``make demo``: the committed G1 planner in MuJoCo, and offline safe RL.
+
+    python -m training.demo [--out-dir outputs/demo] [--parts planner safe_rl] [--quick]
+
+1. ``planner``: the committed guided diffusion planner (``assets/g1_planner/planner.pt``) drives the simulated
+   G1 from a scripted joystick (stand, walk, curve, side-step, back up, turn, stand: 20 s), steered by its
+   joystick cost; the run is rendered to ``planner/joystick.mp4`` (offscreen MuJoCo, ``MUJOCO_GL=egl`` by default)
+   and commanded against achieved velocity is plotted in ``planner/velocity.png``. Then waypoint trials (goals
+   2-5 m away, success radius 0.3 m) and obstacle trials (a wall across the path, obstacle cost on) run with the
+   same file: every task is a cost term switched on per call, nothing is retrained.
+2. ``safe_rl``: a small DSRL-format BallRun dataset is generated (PPO-Lagrangian agents at several cost limits,
+   about a minute; reused when present), then BC-All, BC-Safe and FISOR train a short budget on it and run in the
+   DSRL environment, scored with DSRL's normalized reward and cost at limit 10. A short budget: the figures show the
+   pipeline end to end, not the algorithms' converged performance (``benchmarks/safe_rl_benchmark.py`` does that).
+
+Everything is written under ``--out-dir`` (``metrics.md`` collects the tables) and the paths are printed at the
+end. ``--quick`` shrinks every part to a smoke run whose figures mean nothing (the test suite uses it).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+
+if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("EGL"):
+    os.environ["MUJOCO_GL"] = "egl"  # before mujoco is imported: it picks the GL backend at import time
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from envs.locomotion import CommandConfig
+from envs.safe_rl import get_task
+from envs.vec_env import DomainRandomizationConfig
+from policies.baselines import BCConfig
+from policies.fisor import FISORConfig
+from robot.files import atomic_write_text
+from training.locomotion.collect import RecordingEnv
+from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions
+from training.locomotion.video import DEFAULT_SCRIPT, FrameRecorder
+from training.planner.evaluate import (
+    DEFAULT_PLANNER,
+    PlannerController,
+    PlannerEvalConfig,
+    expert_task,
+    format_table,
+    joystick_params,
+    load_planner,
+    navigate,
+)
+from training.safe_rl.collect import CollectConfig, existing_datasets
+from training.safe_rl.collect import main as collect_dataset
+from training.safe_rl.config import EvalConfig, TrainConfig
+from training.safe_rl.evaluate import evaluate as evaluate_safe_rl
+from training.safe_rl.train import train as train_safe_rl
+
+PARTS = ("planner", "safe_rl")
+SAFE_RL_TASK = "BallRun"
+COST_LIMIT = 10.0
+WARMUP_TICKS = 20
+"""Ticks left out of the plan-time percentiles (TorchScript optimises the graph on its first calls)."""
+
+
+@dataclass
+class DemoConfig:
+    """What the demo runs and where it writes."""
+
+    out_dir: Path = Path("outputs/demo")
+    """Everything goes here (metrics.md, planner/, safe_rl/)."""
+    parts: tuple[str, ...] = PARTS
+    """Which parts to run: planner, safe_rl."""
+    planner: Path = DEFAULT_PLANNER
+    """Exported planner (``.pt`` with its ``.json``)."""
+    expert: Path = DEFAULT_EXPERT_POLICY
+    """The walking expert whose task (gains, periods, model; its config.json) the planner runs in."""
+    script: tuple[tuple[float, float, float, float], ...] = DEFAULT_SCRIPT
+    """Joystick segments: (duration s, vx m/s, vy m/s, yaw rate rad/s)."""
+    trials: int = 4
+    """Waypoint and obstacle trials (worlds)."""
+    trial_time_s: float = 20.0
+    """Time allowed per waypoint / obstacle trial."""
+    video: bool = True
+    """Render the joystick run to mp4 (needs the video extra and an offscreen GL)."""
+    safe_rl_steps: int = 2000
+    """Gradient steps of each safe-RL algorithm."""
+    safe_rl_episodes: int = 5
+    """Evaluation episodes per safe-RL algorithm."""
+    seed: int = 0
+    """Seed of the worlds, goals, sampling noise, dataset and training."""
+    quick: bool = False
+    """Smoke run: 2 s of joystick, 1 short trial per row, 20 safe-RL steps with small networks, 1 episode."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"parts: unknown {sorted(unknown)}; expected some of {PARTS}")
+        if not self.script or any(len(s) != 4 or s[0] <= 0.0 for s in self.script):
+            raise ValueError(f"script: expected (duration > 0, vx, vy, yaw_rate) segments, got {self.script}")
+        if self.trials < 1 or self.trial_time_s <= 0.0 or self.safe_rl_steps < 1 or self.safe_rl_episodes < 1:
+            raise ValueError("trials, trial_time_s, safe_rl_steps and safe_rl_episodes must be positive")
+
+
+# ----- planner ---------------------------------------------------------------------------------------------------
+def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
+    """One world follows the scripted joystick with the planner; returns the metrics and the recorded traces."""
+    module, meta = load_planner(cfg.planner)
+    env_cfg = dataclasses.replace(
+        expert_task(cfg.expert),
+        num_envs=1,
+        num_threads=1,
+        randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
+        episode_length_s=sum(s[0] for s in cfg.script) + 1.0,
+        commands=CommandConfig(resample_interval_s=(1e9, 1e9), curriculum_step=0.0),
+        seed=cfg.seed,
+    )
+    env = RecordingEnv(env_cfg, Conditions())
+    ctrl = PlannerController(module, meta, joystick_params(meta), cfg.seed)
+    ctrl.bind(env)
+    dt = env.cfg.env.ctrl_dt_s
+    commanded, achieved, plan_ms = [], [], []
+    fell_at: float | None = None
+    obs = env.get_observations()["policy"]
+    total = sum(round(s[0] / dt) for s in cfg.script)
+    recorder = None
+    if cfg.video:
+        try:
+            recorder = FrameRecorder(env, out_dir / "joystick.mp4")
+        except Exception as exc:  # no video extra, or no offscreen GL (mujoco raises its own FatalError)
+            print(f"planner: no video ({type(exc).__name__}: {exc}); set MUJOCO_GL=osmesa or egl, or --no-video")
+    try:
+        with recorder if recorder is not None else _Nothing():
+            bar = tqdm(total=total, desc="planner: joystick", unit="step")
+            for duration, vx, vy, wz in cfg.script:
+                for _ in range(round(duration / dt)):
+                    env.command[0] = (vx, vy, wz)
+                    start = time.perf_counter()
+                    with torch.inference_mode():
+                        actions = ctrl(obs)
+                    plan_ms.append(1e3 * (time.perf_counter() - start))  # the first calls include TorchScript's
+                    # profiling runs: the percentiles skip WARMUP_TICKS
+                    groups, _, terminated, _, _ = env.step(actions)
+                    obs = groups["policy"]
+                    commanded.append((vx, vy, wz))
+                    achieved.append(env.base_velocity()[0].tolist())
+                    bar.update(1)
+                    if recorder is not None:
+                        recorder.capture(f"planner, joystick: vx {vx:+.1f} vy {vy:+.1f} wz {wz:+.1f}")
+                    if bool(terminated[0]):
+                        fell_at = len(commanded) * dt
+                        break
+                if fell_at is not None:
+                    break
+            bar.close()
+    finally:
+        env.close()
+    cmd, got = np.asarray(commanded), np.asarray(achieved)
+    lin_err = np.linalg.norm(cmd[:, :2] - got[:, :2], axis=1)
+    yaw_err = np.abs(cmd[:, 2] - got[:, 2])
+    return {
+        "seconds": len(cmd) * dt,
+        "script_seconds": total * dt,
+        "fell_at_s": fell_at,
+        "lin_err_m_per_s": float(lin_err.mean()),
+        "yaw_err_rad_per_s": float(yaw_err.mean()),
+        "plan_ms_p50": float(np.percentile(plan_ms[WARMUP_TICKS:] or plan_ms, 50)),
+        "plan_ms_p99": float(np.percentile(plan_ms[WARMUP_TICKS:] or plan_ms, 99)),
+        "commanded": cmd.tolist(),
+        "achieved": got.tolist(),
+        "ctrl_dt_s": dt,
+        "video": None if recorder is None else str(recorder.out),
+    }
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def velocity_plot(path: Path, commanded: np.ndarray, achieved: np.ndarray, dt: float, title: str) -> Path:
+    """PNG of commanded (grey) against achieved (blue) forward, lateral and yaw velocity over time."""
+    width, panel_h, left, top = 900, 170, 70, 30
+    image = Image.new("RGB", (width, top + 3 * panel_h + 30), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((left, 8), title, fill="black")
+    t_max = max(len(commanded) * dt, dt)
+    names = ("forward vx (m/s)", "lateral vy (m/s)", "yaw rate (rad/s)")
+    for k, name in enumerate(names):
+        y0 = top + k * panel_h
+        lo = float(min(commanded[:, k].min(), achieved[:, k].min(), -0.1))
+        hi = float(max(commanded[:, k].max(), achieved[:, k].max(), 0.1))
+        pad = 0.1 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+
+        def xy(i: int, v: float, y0: int = y0, lo: float = lo, hi: float = hi) -> tuple[float, float]:
+            return left + (width - left - 20) * (i * dt) / t_max, y0 + (panel_h - 25) * (hi - v) / (hi - lo)
+
+        draw.rectangle([left, y0, width - 20, y0 + panel_h - 25], outline="black")
+        draw.line([xy(0, 0.0), xy(len(commanded), 0.0)], fill=(220, 220, 220))
+        for series, colour in ((achieved[:, k], (30, 90, 200)), (commanded[:, k], (90, 90, 90))):
+            draw.line([xy(i, float(v)) for i, v in enumerate(series)], fill=colour, width=2)
+        draw.text((left + 6, y0 + 4), name, fill="black")
+        draw.text((8, y0), f"{hi:+.2f}", fill="black")
+        draw.text((8, y0 + panel_h - 36), f"{lo:+.2f}", fill="black")
+    axis_y = top + 3 * panel_h - 20
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = left + (width - left - 20) * frac
+        draw.text((x - 10 * frac, axis_y), f"{frac * t_max:.0f} s", fill="black")
+    draw.text((width - 300, 8), "grey: commanded (on top)   blue: achieved", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    image.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
+    """Joystick run (video, plot) and navigation rows; returns (metrics, markdown)."""
+    joy = joystick_run(cfg, out_dir)
+    cmd, got = np.asarray(joy.pop("commanded")), np.asarray(joy.pop("achieved"))
+    plot = velocity_plot(
+        out_dir / "velocity.png", cmd, got, joy["ctrl_dt_s"], f"G1 planner, scripted joystick ({cfg.planner})"
+    )
+    eval_cfg = PlannerEvalConfig(
+        planner=cfg.planner,
+        expert=cfg.expert,
+        episodes=cfg.trials,
+        waypoint_time_s=cfg.trial_time_s,
+        seed=cfg.seed + 1,
+        num_threads=1,
+    )
+    module, meta = load_planner(cfg.planner)
+    rows = [navigate(eval_cfg, module, meta, row) for row in ("waypoint", "obstacles")]
+    fell = "no" if joy["fell_at_s"] is None else f"yes, at {joy['fell_at_s']:.1f} s"
+    md = [
+        f"## G1 planner ({cfg.planner})",
+        "",
+        f"Scripted joystick, {joy['script_seconds']:.0f} s: fell {fell}; planar velocity error "
+        f"{joy['lin_err_m_per_s']:.3f} m/s, yaw-rate error {joy['yaw_err_rad_per_s']:.3f} rad/s; plan time per tick "
+        f"p50 {joy['plan_ms_p50']:.1f} ms, p99 {joy['plan_ms_p99']:.1f} ms (one world, one thread, after "
+        f"{WARMUP_TICKS} warm-up ticks).",
+        "",
+        format_table(rows).strip(),
+        "",
+        f"Plot: {plot}" + (f"; video: {joy['video']}" if joy["video"] else "; no video"),
+    ]
+    return {"joystick": joy, "navigation": rows, "plot": str(plot)}, "\n".join(md)
+
+
+# ----- offline safe RL ------------------------------------------------------------------------------------------
+QUICK_FISOR = {"critic_hidden": (64, 64), "actor_width": 64, "actor_blocks": 1, "num_candidates": 4}
+
+
+def safe_rl_dataset(cfg: DemoConfig, out_dir: Path) -> Path:
+    """The small BallRun dataset under ``out_dir/datasets`` (generated once, then reused)."""
+    data_dir = out_dir / "datasets"
+    found = existing_datasets(data_dir, get_task(SAFE_RL_TASK))
+    if found:
+        print(f"safe RL: reusing {found[0]}")
+        return found[0]
+    sizes: dict[str, Any] = {}
+    if cfg.quick:
+        sizes = {"env_steps_per_agent": 2000, "episodes_per_policy": 2, "num_trajectories": 20}
+    return collect_dataset(CollectConfig(task=SAFE_RL_TASK, preset="small", seed=cfg.seed, out_dir=data_dir, **sizes))
+
+
+def safe_rl_demo(cfg: DemoConfig, out_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """BC-All, BC-Safe and FISOR on the small dataset, scored in the DSRL environment; (rows, markdown)."""
+    dataset = safe_rl_dataset(cfg, out_dir)
+    task = get_task(SAFE_RL_TASK)
+    steps = 20 if cfg.quick else cfg.safe_rl_steps
+    episodes = 1 if cfg.quick else cfg.safe_rl_episodes
+    algorithms: dict[str, Any] = {
+        "bc_all": BCConfig(mode="all", num_steps=steps),
+        "bc_safe": BCConfig(mode="safe", cost_limit=COST_LIMIT, num_steps=steps),
+        "fisor": FISORConfig(num_steps=steps, **(QUICK_FISOR if cfg.quick else {})),
+    }
+    rows = []
+    for name, algorithm in algorithms.items():
+        run_dir = out_dir / "runs" / name
+        shutil.rmtree(run_dir, ignore_errors=True)  # the demo's own run: start it afresh every time
+        start = time.perf_counter()
+        result = train_safe_rl(
+            TrainConfig(
+                algorithm=algorithm,
+                dataset=dataset,
+                task=task.name,
+                seed=cfg.seed,
+                run_dir=run_dir,
+                checkpoint_every=steps,
+                log_every=max(steps // 20, 1),
+                eval_every=0,
+            )
+        )
+        train_s = time.perf_counter() - start
+        summary = evaluate_safe_rl(result.algorithm, task, EvalConfig(episodes, (cfg.seed,), COST_LIMIT)).summary()
+        rows.append({"algorithm": name, "steps": steps, "episodes": episodes, "train_s": train_s, **summary})
+    md = [
+        f"## Offline safe RL on a generated {task.name} dataset ({dataset.name})",
+        "",
+        f"{steps} gradient steps each, {episodes} episodes in the DSRL environment, cost limit {COST_LIMIT:g} "
+        "(normalized cost <= 1 is safe). A short budget: the pipeline end to end, not converged figures.",
+        "",
+        "| algorithm | normalized reward | normalized cost | safe | train (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        safe = "yes" if r["normalized_cost"] <= 1.0 else "no"
+        md.append(
+            f"| {r['algorithm']} | {r['normalized_reward']:.3f} | {r['normalized_cost']:.3f} | {safe} "
+            f"| {r['train_s']:.0f} |"
+        )
+    return rows, "\n".join(md)
+
+
+# ----- entry ----------------------------------------------------------------------------------------------------
+def main(cfg: DemoConfig) -> dict[str, Any]:
+    """Run the requested parts; write metrics.json and metrics.md under ``out_dir``; returns the metrics."""
+    if cfg.quick:
+        cfg = dataclasses.replace(cfg, script=((1.0, 0.0, 0.0, 0.0), (1.0, 0.5, 0.0, 0.0)), trials=1, trial_time_s=1.0)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {"config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
+    sections = ["# Steer demo", ""]
+    if "planner" in cfg.parts:
+        metrics["planner"], md = planner_demo(cfg, cfg.out_dir / "planner")
+        sections += [md, ""]
+    if "safe_rl" in cfg.parts:
+        metrics["safe_rl"], md = safe_rl_demo(cfg, cfg.out_dir / "safe_rl")
+        sections += [md, ""]
+    metrics["seconds"] = time.perf_counter() - start
+    sections.append(f"({metrics['seconds']:.0f} s)")
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(cfg.out_dir / "metrics.md", "\n".join(sections) + "\n")
+    print("\n" + "\n".join(sections))
+    print(f"\nwritten: {cfg.out_dir / 'metrics.md'}, {cfg.out_dir / 'metrics.json'}")
+    if "planner" in cfg.parts:
+        joy = metrics["planner"]["joystick"]
+        print(f"         {metrics['planner']['plot']}" + (f", {joy['video']}" if joy["video"] else ""))
+    return metrics
+
+
+if __name__ == "__main__":
+    main(tyro.cli(DemoConfig))
