@@ -96,3 +96,25 @@ def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
     assert [r["name"] for r in payload["rows"]][:3] == ["expert", "joystick", "unguided"]
     assert payload["latency_ms"]["p99_ms"] > 0.0 and any(not t["met"] for t in payload["targets"])
     assert "| waypoint success >= 90 % | NO |" in result.stdout
+
+
+@pytest.mark.slow
+def test_planner_tradeoff_runs_every_configuration(tmp_path) -> None:
+    from tests.training.helpers import tiny_planner_model
+
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    out = tmp_path / "tradeoff.json"
+    args = ["--model", str(model), "--steps", "3", "2", "--rolling", "0", "1", "--guidance", "x0:1", "none:0"]
+    result = _run(["benchmarks/planner_tradeoff.py", *args, "--quick", "--seconds", "0.2", "--json", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    # 2 step counts x 2 warm starts x 2 guidance settings
+    assert [(r["steps"], r["rolling_start"], r["guidance"]) for r in rows][:4] == [
+        (3, 0, "x0 1"),
+        (3, 0, "none 0"),
+        (3, 1, "x0 1"),
+        (3, 1, "none 0"),
+    ]
+    assert len(rows) == 8 and all(r["passes"] == r["steps"] - r["rolling_start"] for r in rows)
+    assert rows[0]["p99_vs_ref"] == 1.0 and all(r["p99_ms"] >= r["p50_ms"] > 0 for r in rows)
+    assert "| DDIM steps |" in result.stdout
