@@ -39,15 +39,13 @@ import tyro
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig
 from envs.safe_rl import get_task
-from envs.vec_env import DomainRandomizationConfig
 from policies.baselines import BCConfig
 from policies.fisor import FISORConfig
 from robot.files import atomic_write_text
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions
-from training.locomotion.video import DEFAULT_SCRIPT, FrameRecorder
+from training.locomotion.video import DEFAULT_SCRIPT, FrameRecorder, scripted_env_config
 from training.planner.evaluate import (
     DEFAULT_PLANNER,
     PlannerController,
@@ -114,16 +112,7 @@ class DemoConfig:
 def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
     """One world follows the scripted joystick with the planner; returns the metrics and the recorded traces."""
     module, meta = load_planner(cfg.planner)
-    env_cfg = dataclasses.replace(
-        expert_task(cfg.expert),
-        num_envs=1,
-        num_threads=1,
-        randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
-        episode_length_s=sum(s[0] for s in cfg.script) + 1.0,
-        commands=CommandConfig(resample_interval_s=(1e9, 1e9), curriculum_step=0.0),
-        seed=cfg.seed,
-    )
-    env = RecordingEnv(env_cfg, Conditions())
+    env = RecordingEnv(scripted_env_config(expert_task(cfg.expert), cfg.script, cfg.seed), Conditions())
     ctrl = PlannerController(module, meta, joystick_params(meta), cfg.seed)
     ctrl.bind(env)
     dt = env.cfg.env.ctrl_dt_s

@@ -24,7 +24,7 @@ import tyro
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig, G1LocomotionEnv
+from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
 from envs.vec_env import DomainRandomizationConfig
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions, FixedConditionsEnv, load_exported_policy
 
@@ -122,19 +122,26 @@ class FrameRecorder:
             self.tmp.unlink(missing_ok=True)
 
 
-def render_video(cfg: VideoConfig) -> Path:
-    """Roll out the policy on the scripted commands and write the mp4; returns its path."""
-    policy, train = load_exported_policy(cfg.policy)
-    env_cfg = dataclasses.replace(
+def scripted_env_config(
+    train: LocomotionConfig, script: tuple[tuple[float, float, float, float], ...], seed: int
+) -> LocomotionConfig:
+    """One world of the training task for a scripted run: no randomization or pushes, no command resampling (the
+    caller sets ``env.command``), long enough for the whole script."""
+    return dataclasses.replace(
         train,
         num_envs=1,
         num_threads=1,
         randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
-        episode_length_s=sum(s[0] for s in cfg.script) + 1.0,
+        episode_length_s=sum(s[0] for s in script) + 1.0,
         commands=CommandConfig(resample_interval_s=(1e9, 1e9), curriculum_step=0.0),
-        seed=cfg.seed,
+        seed=seed,
     )
-    env = FixedConditionsEnv(env_cfg, Conditions())
+
+
+def render_video(cfg: VideoConfig) -> Path:
+    """Roll out the policy on the scripted commands and write the mp4; returns its path."""
+    policy, train = load_exported_policy(cfg.policy)
+    env = FixedConditionsEnv(scripted_env_config(train, cfg.script, cfg.seed), Conditions())
     dt = env.cfg.env.ctrl_dt_s
     steps = [(seg, round(seg[0] / dt)) for seg in cfg.script]
     obs = env.get_observations()["policy"]
