@@ -118,3 +118,19 @@ def test_planner_tradeoff_runs_every_configuration(tmp_path) -> None:
     assert len(rows) == 8 and all(r["passes"] == r["steps"] - r["rolling_start"] for r in rows)
     assert rows[0]["p99_vs_ref"] == 1.0 and all(r["p99_ms"] >= r["p50_ms"] > 0 for r in rows)
     assert "| DDIM steps |" in result.stdout
+
+
+@pytest.mark.slow
+def test_planner_bc_probe_runs_both_probes_and_scores_the_planner(tmp_path) -> None:
+    from tests.training.helpers import tiny_planner_model, write_random_planner_dataset
+
+    data = write_random_planner_dataset(tmp_path / "data.h5", episodes=6, steps=40)
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    out = tmp_path / "probe.json"
+    args = ["--data", str(data), "--planner-model", str(model), "--quick", "--seconds", "0.5"]
+    result = _run(["benchmarks/planner_bc_probe.py", *args, "--episode-seconds", "0.2", "--json", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert [r["model"] for r in payload["rows"]] == ["MLP probe", "MLP probe + command"]
+    assert all(r["fit_steps"] > 0 and r["val_leg_rmse"] > 0 and 0 <= r["fall_rate"] <= 1 for r in payload["rows"])
+    assert set(payload["planner"]) == {"x_T = 0", "x_T ~ N(0, I)"}

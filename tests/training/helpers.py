@@ -133,6 +133,17 @@ class FakeEnvFactory:
         return env
 
 
+def write_random_planner_dataset(path: Path, episodes: int = 6, steps: int = 30, seed: int = 0) -> Path:
+    """A planner dataset file of the right layout with random values (phase in [0, 1))."""
+    from envs.planner_dataset import STEP_KEYS, PlannerDataset, write_planner_dataset
+
+    rng = np.random.default_rng(seed)
+    arrays = {k: rng.normal(size=(episodes, steps, *shape)).astype(np.float32) for k, (shape, *_) in STEP_KEYS.items()}
+    arrays["phase"] = rng.uniform(0.0, 1.0, size=(episodes, steps)).astype(np.float32)
+    arrays["mirrored"] = np.zeros(episodes, dtype=bool)
+    return write_planner_dataset(path, PlannerDataset(arrays, 0.02, {"test": True}))
+
+
 def tiny_planner_model(path: Path) -> Path:
     """A random-weight G1 planner model file (the format training.planner.train writes), 1x32 transformer."""
     pc = PlannerConfig(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.planner_dataset import STEP_KEYS, PlannerDataset, load_planner_dataset, write_planner_dataset
+from envs.planner_dataset import load_planner_dataset
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import DiffusionConfig
@@ -14,16 +14,13 @@ from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.configio import from_jsonable
+from tests.training.helpers import write_random_planner_dataset
 from training.checkpoint import load_checkpoint
 from training.planner.train import PlannerTrainConfig, PlannerTrainer, g1_planner_config
 
 
 def _dataset(path, episodes: int = 6, steps: int = 30, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    arrays = {k: rng.normal(size=(episodes, steps, *shape)).astype(np.float32) for k, (shape, *_) in STEP_KEYS.items()}
-    arrays["phase"] = rng.uniform(0.0, 1.0, size=(episodes, steps)).astype(np.float32)
-    arrays["mirrored"] = np.zeros(episodes, dtype=bool)
-    return write_planner_dataset(path, PlannerDataset(arrays, 0.02, {"test": True}))
+    return write_random_planner_dataset(path, episodes, steps, seed)
 
 
 def _cfg(data, run_dir, steps: int, vae_steps: int = 3, latent: int = 4, **kw) -> PlannerTrainConfig:
