@@ -30,9 +30,10 @@ import torch
 
 from benchmarks._common import add_common_args, machine_info, write_json
 from envs.planner_dataset import load_planner_dataset
+from robot.g1 import constants as C
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions, EvalConfig, evaluate
-from training.planner.evaluate import PlannerEvalConfig, expert_task
+from training.planner.evaluate import ControlHistory, PlannerEvalConfig, expert_task
 
 HISTORY = 4
 LEGS = slice(0, 12)
@@ -100,29 +101,19 @@ class Probe:
 
 
 class ProbeController:
-    """The probe in the closed loop, fed like ``training.planner.evaluate.PlannerController`` feeds the planner."""
+    """The probe in the closed loop, fed by the same :class:`ControlHistory` as the planner's controller."""
 
     def __init__(self, probe: Probe) -> None:
         self.probe = probe
 
     def bind(self, env: RecordingEnv) -> None:
         self.env = env
-        self.states: torch.Tensor | None = None
-        self.actions = torch.zeros(env.num_envs, HISTORY, 29)
+        self.history = ControlHistory(env.num_envs, HISTORY, C.NUM_JOINTS)
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        env = self.env
-        state = torch.from_numpy(env.step_record()["state"]).float()
-        fresh = torch.from_numpy(env.episode_length == 0)
-        if self.states is None:
-            self.states = state[:, None].repeat(1, HISTORY, 1)
-        else:
-            self.states = torch.cat([self.states[:, 1:], state[:, None]], dim=1)
-        self.states[fresh] = state[fresh, None]
-        self.actions[fresh] = 0.0
-        x = self.probe.features(self.states.numpy(), self.actions.numpy(), env.command)
-        action = self.probe(x)
-        self.actions = torch.cat([self.actions[:, 1:], action[:, None]], dim=1)
+        states, actions = self.history.observe(self.env)
+        action = self.probe(self.probe.features(states.numpy(), actions.numpy(), self.env.command))
+        self.history.executed(action)
         return action
 
 

@@ -19,6 +19,7 @@ end. ``--quick`` shrinks every part to a smoke run whose figures mean nothing (t
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import os
 
@@ -109,14 +110,13 @@ class DemoConfig:
 
 
 # ----- planner ---------------------------------------------------------------------------------------------------
-def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
+def joystick_run(cfg: DemoConfig, module: Any, meta: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """One world follows the scripted joystick with the planner; returns the metrics and the recorded traces."""
-    module, meta = load_planner(cfg.planner)
     env = RecordingEnv(scripted_env_config(expert_task(cfg.expert), cfg.script, cfg.seed), Conditions())
     ctrl = PlannerController(module, meta, joystick_params(meta), cfg.seed)
     ctrl.bind(env)
     dt = env.cfg.env.ctrl_dt_s
-    commanded, achieved, plan_ms = [], [], []
+    commanded, achieved, errors, plan_ms = [], [], [], []
     fell_at: float | None = None
     obs = env.get_observations()["policy"]
     total = sum(round(s[0] / dt) for s in cfg.script)
@@ -127,11 +127,12 @@ def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
         except Exception as exc:  # no video extra, or no offscreen GL (mujoco raises its own FatalError)
             print(f"planner: no video ({type(exc).__name__}: {exc}); set MUJOCO_GL=osmesa or egl, or --no-video")
     try:
-        with recorder if recorder is not None else _Nothing():
+        with recorder if recorder is not None else contextlib.nullcontext():
             bar = tqdm(total=total, desc="planner: joystick", unit="step")
             for duration, vx, vy, wz in cfg.script:
                 for _ in range(round(duration / dt)):
                     env.command[0] = (vx, vy, wz)
+                    command = env.command.copy()  # the step is scored against the command in force during it
                     start = time.perf_counter()
                     with torch.inference_mode():
                         actions = ctrl(obs)
@@ -141,6 +142,7 @@ def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
                     obs = groups["policy"]
                     commanded.append((vx, vy, wz))
                     achieved.append(env.base_velocity()[0].tolist())
+                    errors.append([e[0] for e in env.tracking_errors(command)])
                     bar.update(1)
                     if recorder is not None:
                         recorder.capture(f"planner, joystick: vx {vx:+.1f} vy {vy:+.1f} wz {wz:+.1f}")
@@ -152,15 +154,13 @@ def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
             bar.close()
     finally:
         env.close()
-    cmd, got = np.asarray(commanded), np.asarray(achieved)
-    lin_err = np.linalg.norm(cmd[:, :2] - got[:, :2], axis=1)
-    yaw_err = np.abs(cmd[:, 2] - got[:, 2])
+    cmd, got, err = np.asarray(commanded), np.asarray(achieved), np.asarray(errors)
     return {
         "seconds": len(cmd) * dt,
         "script_seconds": total * dt,
         "fell_at_s": fell_at,
-        "lin_err_m_per_s": float(lin_err.mean()),
-        "yaw_err_rad_per_s": float(yaw_err.mean()),
+        "lin_err_m_per_s": float(err[:, 0].mean()),
+        "yaw_err_rad_per_s": float(err[:, 1].mean()),
         "plan_ms_p50": float(np.percentile(plan_ms[WARMUP_TICKS:] or plan_ms, 50)),
         "plan_ms_p99": float(np.percentile(plan_ms[WARMUP_TICKS:] or plan_ms, 99)),
         "commanded": cmd.tolist(),
@@ -168,14 +168,6 @@ def joystick_run(cfg: DemoConfig, out_dir: Path) -> dict[str, Any]:
         "ctrl_dt_s": dt,
         "video": None if recorder is None else str(recorder.out),
     }
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 def velocity_plot(path: Path, commanded: np.ndarray, achieved: np.ndarray, dt: float, title: str) -> Path:
@@ -217,7 +209,8 @@ def velocity_plot(path: Path, commanded: np.ndarray, achieved: np.ndarray, dt: f
 
 def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
     """Joystick run (video, plot) and navigation rows; returns (metrics, markdown)."""
-    joy = joystick_run(cfg, out_dir)
+    module, meta = load_planner(cfg.planner)
+    joy = joystick_run(cfg, module, meta, out_dir)
     cmd, got = np.asarray(joy.pop("commanded")), np.asarray(joy.pop("achieved"))
     plot = velocity_plot(
         out_dir / "velocity.png", cmd, got, joy["ctrl_dt_s"], f"G1 planner, scripted joystick ({cfg.planner})"
@@ -230,7 +223,6 @@ def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
         seed=cfg.seed + 1,
         num_threads=1,
     )
-    module, meta = load_planner(cfg.planner)
     rows = [navigate(eval_cfg, module, meta, row) for row in ("waypoint", "obstacles")]
     fell = "no" if joy["fell_at_s"] is None else f"yes, at {joy['fell_at_s']:.1f} s"
     md = [

@@ -98,7 +98,6 @@ class FrameRecorder:
         self.camera.trackbodyid = model.body("pelvis").id
         self.camera.distance, self.camera.elevation, self.camera.azimuth = 3.0, -15.0, 135.0
         self.tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-        self.frames = 0
 
     def __enter__(self) -> FrameRecorder:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +109,6 @@ class FrameRecorder:
         if self.env.episode_length[0] % self.every == 0:
             self.renderer.update_scene(self.env.env_data(0), self.camera)
             self.writer.append_data(_label(self.renderer.render(), text))
-            self.frames += 1
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:

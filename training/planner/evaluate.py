@@ -63,6 +63,32 @@ def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     return torch.jit.load(str(path), map_location="cpu").eval(), meta
 
 
+class ControlHistory:
+    """What a planner conditions on at each step of N worlds: the last ``Hh`` planner states and the ``Hh`` actions
+    executed before the current one (a world that has just reset repeats its first state and has zero actions)."""
+
+    def __init__(self, num_envs: int, history: int, action_dim: int) -> None:
+        self.history = history
+        self.states: torch.Tensor | None = None
+        self.actions = torch.zeros(num_envs, history, action_dim)
+
+    def observe(self, env: RecordingEnv) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the current state; returns ``states (N, Hh, S)`` (oldest first) and ``actions (N, Hh, A)``."""
+        state = torch.from_numpy(env.step_record()["state"])  # (N, S)
+        fresh = torch.from_numpy(env.episode_length == 0)
+        if self.states is None:
+            self.states = state[:, None].repeat(1, self.history, 1)
+        else:
+            self.states = torch.cat([self.states[:, 1:], state[:, None]], dim=1)
+        self.states[fresh] = state[fresh, None]
+        self.actions[fresh] = 0.0
+        return self.states, self.actions
+
+    def executed(self, action: torch.Tensor) -> None:
+        """Record the actions ``(N, A)`` sent this step."""
+        self.actions = torch.cat([self.actions[:, 1:], action[:, None]], dim=1)
+
+
 class PlannerController:
     """Receding-horizon control of N worlds with an exported planner (module docstring).
 
@@ -79,8 +105,7 @@ class PlannerController:
         if not isinstance(env, RecordingEnv):
             raise TypeError(f"the planner needs a RecordingEnv (tracked-body sensors), got {type(env).__name__}")
         self.env = env
-        self.states: torch.Tensor | None = None
-        self.actions = torch.zeros(env.num_envs, self.planner.history, self.planner.action_dim)
+        self.history = ControlHistory(env.num_envs, self.planner.history, self.planner.action_dim)
         self.planner.reset()
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
@@ -89,16 +114,9 @@ class PlannerController:
         if env is None:
             raise RuntimeError("PlannerController.bind(env) must be called first")
         with torch.inference_mode(False):  # the histories take part in the guidance graph
-            state = torch.from_numpy(env.step_record()["state"])  # (N, S)
-            fresh = torch.from_numpy(env.episode_length == 0)
-            if self.states is None:
-                self.states = state[:, None].repeat(1, self.planner.history, 1)
-            else:
-                self.states = torch.cat([self.states[:, 1:], state[:, None]], dim=1)
-            self.states[fresh] = state[fresh, None]
-            self.actions[fresh] = 0.0
-            action = self.planner.plan(self.states, self.actions, self.params_fn(env))[:, 0]  # (N, A): a_t
-            self.actions = torch.cat([self.actions[:, 1:], action[:, None]], dim=1)
+            states, actions = self.history.observe(env)
+            action = self.planner.plan(states, actions, self.params_fn(env))[:, 0]  # (N, A): a_t
+            self.history.executed(action)
         return action
 
 
