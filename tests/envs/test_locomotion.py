@@ -172,6 +172,29 @@ def test_reference_stride_travels_at_the_commanded_velocity(command):
     env.close()
 
 
+def test_reference_turn_gain_scales_only_the_turning_stride():
+    """``ref_turn_gain`` multiplies the reference's response to the yaw-rate command and nothing else."""
+    cfg = quiet_locomotion_config()
+    cfg.rewards.ref_stride_scale = 1.0
+    plain = G1LocomotionEnv(cfg)
+    cfg.rewards.ref_turn_gain = 2.5
+    turning = G1LocomotionEnv(cfg)
+    phases = np.array([[0.1, 0.6], [0.45, 0.95]])
+    for env in (plain, turning):
+        env.command[:] = [0.0, 0.0, 0.8]
+    in_place = plain._ref_offsets(phases)
+    plain.command[:] = 0.0
+    in_place -= plain._ref_offsets(phases)  # the turning part of the plain reference
+    turn = turning._ref_offsets(phases) - plain._ref_offsets(phases)
+    assert np.abs(in_place).max() > 0.01
+    np.testing.assert_allclose(turn, 2.5 * in_place, atol=1e-9)
+    for env in (plain, turning):
+        env.command[:] = [0.6, -0.3, 0.0]  # no turn: the same reference
+    np.testing.assert_allclose(turning._ref_offsets(phases), plain._ref_offsets(phases), atol=1e-12)
+    plain.close()
+    turning.close()
+
+
 def test_reference_stride_is_continuous_around_the_cycle():
     cfg = quiet_locomotion_config()
     cfg.rewards.ref_stride_scale = 1.0
