@@ -63,6 +63,7 @@ def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
         "horizon": cfg.horizon,
         "execute_steps": cfg.execute_steps,
         "rolling_start": cfg.rolling_start,
+        "action_head_states": cfg.action_head_states,
         "denoiser": cfg.denoiser,
         "schedule": asdict(cfg.diffusion.schedule),
         "prediction_type": cfg.diffusion.prediction_type,

@@ -29,7 +29,7 @@ from deploy.policy_io import PolicyMetadata
 from envs.planner_state import planner_state_names
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, with_sampling
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
 
@@ -78,17 +78,7 @@ def load_planner_model(path: Path) -> dict[str, Any]:
 
 def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:
     """The trained planner config with the export's sampler and guidance overrides."""
-    d = pc.diffusion
-    guidance, sampler = d.guidance, d.sampler
-    if cfg.guidance_mode is not None:
-        guidance = dataclasses.replace(guidance, mode=cfg.guidance_mode)
-    if cfg.guidance_scale is not None:
-        guidance = dataclasses.replace(guidance, scale=cfg.guidance_scale)
-    if cfg.sampler_steps is not None:
-        sampler = dataclasses.replace(sampler, num_steps=cfg.sampler_steps)
-    diffusion = dataclasses.replace(d, guidance=guidance, sampler=sampler)
-    rolling = pc.rolling_start if cfg.rolling_start is None else cfg.rolling_start
-    return dataclasses.replace(pc, diffusion=diffusion, rolling_start=rolling)
+    return with_sampling(pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, cfg.rolling_start)
 
 
 def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> CostSum:

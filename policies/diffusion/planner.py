@@ -10,8 +10,15 @@ physical trajectory ``(B, H, S + A)`` so guidance gradients flow through the un-
 Rolling (warm-started) denoising: the previous plan is shifted by one step, its last token repeated, and the
 future tokens are re-noised to entry ``rolling_start`` of the K-step sequence, so a tick costs
 ``K - rolling_start`` network passes instead of K (BeyondMimic reports ~15 of 20).
+
+Action head (optional, ``action_head_states > 0``): the executed action is not the first diffused action but an MLP
+of the history (states and actions) and the first planned states and action, the inverse-dynamics read-out of
+Decision Diffuser. It is trained after the denoiser on the planner's own guided samples
+(``training.planner.action_head``), so it learns what the sampled plans mean, errors included; guidance still acts
+on the plan, and through it on the action.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -71,6 +78,11 @@ class PlannerConfig:
     than trained action features: 16 x S against 8 x A or 8 x Z)"""
     execute_steps: int = 1
     """actions returned as the chunk to execute"""
+    action_head_states: int = 0
+    """M: with M > 0 the executed action is the action head's, from the history and the first M planned states and
+    the first planned action (needs execute_steps = 1); 0 executes the first diffused action"""
+    action_head_width: int = 512
+    """hidden width of the action head's MLP (3 hidden layers)"""
     rolling_start: int = 0
     """warm start entry in the K-step sequence (0 = cold start every call; K - rolling_start passes a tick)"""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -88,6 +100,12 @@ class PlannerConfig:
             raise ValueError(f"action_loss_weight: expected > 0, got {self.action_loss_weight}")
         if not 1 <= self.execute_steps <= self.horizon:
             raise ValueError(f"execute_steps: expected 1..horizon={self.horizon}, got {self.execute_steps}")
+        if not 0 <= self.action_head_states <= self.horizon:
+            raise ValueError(f"action_head_states: expected 0..horizon={self.horizon}, got {self.action_head_states}")
+        if self.action_head_states > 0 and self.execute_steps != 1:
+            raise ValueError("action_head_states > 0 decodes one action per call: expected execute_steps = 1")
+        if self.action_head_width < 1:
+            raise ValueError(f"action_head_width: expected >= 1, got {self.action_head_width}")
         if not 0 <= self.rolling_start < self.diffusion.sampler.num_steps:
             raise ValueError(
                 f"rolling_start: expected 0..{self.diffusion.sampler.num_steps - 1} (sampler steps - 1), "
@@ -146,6 +164,58 @@ class PlanDecoder(nn.Module):
         return self.normalizer.unnormalize(norm)
 
 
+def with_sampling(
+    config: PlannerConfig,
+    guidance_mode: Optional[str] = None,
+    guidance_scale: Optional[float] = None,
+    sampler_steps: Optional[int] = None,
+    rolling_start: Optional[int] = None,
+) -> PlannerConfig:
+    """``config`` with other sampler and guidance settings (None keeps the config's); they need no retraining."""
+    d = config.diffusion
+    guidance, sampler = d.guidance, d.sampler
+    if guidance_mode is not None:
+        guidance = dataclasses.replace(guidance, mode=guidance_mode)
+    if guidance_scale is not None:
+        guidance = dataclasses.replace(guidance, scale=guidance_scale)
+    if sampler_steps is not None:
+        sampler = dataclasses.replace(sampler, num_steps=sampler_steps)
+    diffusion = dataclasses.replace(d, guidance=guidance, sampler=sampler)
+    rolling = config.rolling_start if rolling_start is None else rolling_start
+    return dataclasses.replace(config, diffusion=diffusion, rolling_start=rolling)
+
+
+class ActionHead(nn.Module):
+    """MLP from normalised history states ``(B, Hh, S)`` and actions ``(B, Hh, A)``, the first M planned states
+    ``(B, M, S)`` and the first planned action ``(B, A)`` to the normalised action to execute ``(B, A)``."""
+
+    def __init__(self, config: PlannerConfig) -> None:
+        super().__init__()
+        S, A, Hh, M, W = (
+            config.state_dim,
+            config.action_dim,
+            config.history,
+            config.action_head_states,
+            config.action_head_width,
+        )
+        self.net = nn.Sequential(
+            nn.Linear(Hh * (S + A) + M * S + A, W),
+            nn.GELU(),
+            nn.Linear(W, W),
+            nn.GELU(),
+            nn.Linear(W, W),
+            nn.GELU(),
+            nn.Linear(W, A),
+        )
+
+    def forward(
+        self, states: torch.Tensor, actions: torch.Tensor, plan_states: torch.Tensor, plan_action: torch.Tensor
+    ) -> torch.Tensor:
+        """Normalised action ``(B, A)``."""
+        x = torch.cat([states.flatten(1), actions.flatten(1), plan_states.flatten(1), plan_action], dim=1)
+        return self.net(x)
+
+
 class DiffusionPlanner(Policy):
     """Normaliser, optional latent action autoencoder, denoiser, schedule, sampler and guidance."""
 
@@ -156,6 +226,7 @@ class DiffusionPlanner(Policy):
     action_dim: int
     execute_steps: int
     rolling_start: int
+    head_states: int
     _prev_tokens: Optional[torch.Tensor]
 
     def __init__(self, config: PlannerConfig, costs: Optional[CostSum] = None) -> None:
@@ -190,6 +261,8 @@ class DiffusionPlanner(Policy):
                 )
             )
         self.diffusion = Diffusion(config.diffusion, denoiser, costs=costs, decoder=PlanDecoder(config))
+        self.head_states = config.action_head_states
+        self.action_head = ActionHead(config) if config.action_head_states > 0 else None
         self._prev_tokens = None
 
     @property
@@ -246,14 +319,20 @@ class DiffusionPlanner(Policy):
         return {k: v for k, v in self.state_dict().items() if not _settings_key(k)}
 
     @torch.jit.unused
-    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        """Load :meth:`weights` of a planner with the same networks; this planner keeps its own costs and sampler."""
+    def load_weights(self, weights: dict[str, torch.Tensor], without_action_head: bool = False) -> None:
+        """Load :meth:`weights` of a planner with the same networks; this planner keeps its own costs and sampler.
+        ``without_action_head``: the weights come from the planner before its action head was trained (the head
+        keeps its initialisation)."""
         own = {k: v for k, v in weights.items() if not _settings_key(k)}
         try:
             result = self.load_state_dict(own, strict=False)
         except RuntimeError as err:  # shape mismatches
             raise ValueError(f"planner weights do not fit this config: {err}") from err
-        missing = [k for k in result.missing_keys if not _settings_key(k)]
+        missing = [
+            k
+            for k in result.missing_keys
+            if not _settings_key(k) and not (without_action_head and k.startswith("action_head."))
+        ]
         if missing or result.unexpected_keys:
             raise ValueError(f"planner weights do not fit: missing {missing}, unexpected {result.unexpected_keys}")
 
@@ -296,6 +375,34 @@ class DiffusionPlanner(Policy):
         per_sample = self.diffusion.loss(x0, element_weight=weight, generator=gen, clean_tokens=clean)
         loss = per_sample.mean()
         return loss, {"loss": float(loss.detach())}
+
+    @torch.jit.unused
+    def action_head_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """MSE of the action head in normalised action units. ``batch``: history ``states (B, Hh, S)`` and
+        ``actions (B, Hh, A)`` (as :meth:`forward` takes them), the planner's ``plan (B, >= M, S + A)`` sampled
+        from that history (physical, as :meth:`forward` returns it) and the ``target`` action ``(B, A)``."""
+        head = self.action_head
+        if head is None:
+            raise RuntimeError("this planner has no action head (action_head_states = 0)")
+        pred = self._head_action(batch["states"], batch["actions"], batch["plan"])  # physical (B, A)
+        norm = self.decoder.normalizer
+        A0 = self.state_dim
+        err = (pred - batch["target"]) / norm.scale[A0:]
+        loss = err.pow(2).mean()
+        return loss, {"action_head_loss": float(loss.detach())}
+
+    def _head_action(self, states: torch.Tensor, actions: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
+        """The action head's action (physical, ``(B, A)``) for history ``states``/``actions`` and a physical
+        ``plan (B, Hf, S + A)``."""
+        head = self.action_head
+        assert head is not None
+        S, M = self.state_dim, self.head_states
+        norm = self.diffusion.decoder.normalizer
+        hist = norm.normalize(torch.cat([states, actions], dim=-1))  # (B, Hh, S + A)
+        future = norm.normalize(plan[:, :M])  # (B, M, S + A)
+        first = norm.normalize(plan[:, 0])  # (B, S + A)
+        out = head(hist[..., :S], hist[..., S:], future[..., :S], first[:, S:])  # (B, A) normalised
+        return out * norm.scale[S:] + norm.offset[S:]
 
     # -------------------------------------------------------------------------------------------- inference
     def forward(
@@ -349,6 +456,12 @@ class DiffusionPlanner(Policy):
             x_init, cost_params=cost_params, known_mask=known, known_values=values, start_index=start
         )
         plan = self.diffusion.decoder(tokens[:, Hh:])  # (B, Hf, S + A)
+        if self.action_head is not None:
+            with torch.no_grad():
+                action = self._head_action(obs_history, action_history, plan.detach())  # (B, A): a_t
+            S = self.state_dim
+            first = torch.cat([plan[:, :1, :S], action[:, None]], dim=-1)
+            plan = torch.cat([first, plan[:, 1:]], dim=1)
         return plan, tokens
 
     def _to_tokens(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

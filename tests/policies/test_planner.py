@@ -135,3 +135,59 @@ def test_action_loss_weight_is_a_weighted_mean_of_state_and_action_errors() -> N
     assert abs(losses[10.0] - losses[1.0]) > 1e-3 * losses[1.0]  # the weight does change the loss
     with pytest.raises(ValueError, match="action_loss_weight"):
         make_planner(action_loss_weight=0.0)
+
+
+def test_action_head_executes_its_action_and_keeps_the_rest_of_the_plan() -> None:
+    """With an action head the first planned action is the head's (from the history and the unheaded plan); the
+    planned states and later actions are the diffusion model's, and the scripted module gives the same plan."""
+    plain, states, actions = make_planner(0)
+    headed, _, _ = make_planner(0, action_head_states=2, action_head_width=32)
+    headed.load_weights(plain.weights(), without_action_head=True)
+    obs, act = states[:5, :4], actions[:5, :4]
+    noise = torch.randn(5, 12, plain.config.token_dim, generator=torch.Generator().manual_seed(3))
+    goal = torch.zeros(5, 2)
+    base, _ = plain(obs, act, goal, noise)
+    plan, _ = headed(obs, act, goal, noise)
+    expected = headed._head_action(obs, act, base)
+    assert not torch.allclose(expected, base[:, 0, S:])  # the head changes what is executed
+    torch.testing.assert_close(plan[:, 0, S:], expected)
+    torch.testing.assert_close(plan[:, :, :S], base[:, :, :S])
+    torch.testing.assert_close(plan[:, 1:], base[:, 1:])
+    scripted, _ = torch.jit.script(headed)(obs, act, goal, noise, None)
+    torch.testing.assert_close(scripted, plan)
+
+
+def test_action_head_fits_a_function_of_history_and_plan() -> None:
+    """The head's loss trains only the head and learns a target that depends on the history and the plan."""
+    planner, _, _ = make_planner(0, action_head_states=2, action_head_width=64)
+    gen = torch.Generator().manual_seed(0)
+    hs, ha = torch.randn(256, 4, S, generator=gen), torch.randn(256, 4, A, generator=gen)
+    plan = torch.randn(256, 8, S + A, generator=gen)
+    target = torch.stack([hs[:, -1, 0] - plan[:, 1, 2], 0.5 * ha[:, -1, 1] + plan[:, 0, S]], dim=1)
+    batch = {"states": hs, "actions": ha, "plan": plan, "target": target}
+    before = {k: v.clone() for k, v in planner.state_dict().items() if not k.startswith("action_head.")}
+    opt = torch.optim.Adam(planner.action_head.parameters(), lr=3e-3)
+    first, _ = planner.action_head_loss(batch)
+    for _ in range(300):
+        loss, _ = planner.action_head_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.05 * float(first.detach())
+    after = planner.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+
+
+def test_action_head_config_and_weights_errors() -> None:
+    with pytest.raises(ValueError, match="execute_steps = 1"):
+        PlannerConfig(horizon=8, action_head_states=2, execute_steps=2)
+    with pytest.raises(ValueError, match="action_head_states"):
+        PlannerConfig(horizon=8, action_head_states=9)
+    plain, _, _ = make_planner(0)
+    headed, _, _ = make_planner(0, action_head_states=2)
+    with pytest.raises(ValueError, match="missing"):
+        headed.load_weights(plain.weights())  # the head's weights are missing
+    with pytest.raises(ValueError, match="unexpected"):
+        plain.load_weights(headed.weights())
+    with pytest.raises(RuntimeError, match="no action head"):
+        plain.action_head_loss({})

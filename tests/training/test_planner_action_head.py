@@ -1,0 +1,83 @@
+"""training.planner.action_head: the head is fitted on the planner's own guided samples and exports with it."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deploy.export_planner import ExportPlannerConfig
+from deploy.export_planner import main as export_main
+from policies.diffusion.planner import DiffusionPlanner
+from tests.training.helpers import tiny_planner_model, write_random_planner_dataset
+from training.checkpoint import load_checkpoint
+from training.planner.action_head import (
+    ActionHeadConfig,
+    fit,
+    head_config,
+    joystick_costs,
+    load_model_file,
+    sample_plans,
+)
+
+
+def _learnable_dataset(path):
+    """Random episodes whose expert action is a function of the current state (which the head sees)."""
+    from envs.planner_dataset import load_planner_dataset, write_planner_dataset
+
+    write_random_planner_dataset(path, episodes=8, steps=30)
+    data = load_planner_dataset(path)
+    arrays = {k: np.asarray(v) for k, v in data.arrays.items()}
+    arrays["expert_action"] = 0.8 * arrays["state"][..., :29]
+    path.unlink()
+    return write_planner_dataset(path, type(data)(arrays, data.ctrl_dt_s, {"test": True}))
+
+
+def _cfg(tmp_path, **kw) -> ActionHeadConfig:
+    data = _learnable_dataset(tmp_path / "d.h5")
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    base = {"windows": 512, "val_windows": 64, "steps": 300, "batch_size": 32, "width": 32, "torch_threads": 1}
+    return ActionHeadConfig(model=model, data=data, out_dir=tmp_path / "head", sampler_steps=2, **{**base, **kw})
+
+
+def test_fit_writes_a_planner_with_its_head_that_exports_and_plans(tmp_path, capsys):
+    cfg = _cfg(tmp_path)
+    metrics = fit(cfg)
+    assert set(metrics) >= {"val_leg_rmse_head", "val_leg_rmse_planner_first_action", "settings"}
+    # the head learns the action from the history; the random planner's first action knows nothing of it
+    assert metrics["val_leg_rmse_head"] < metrics["val_leg_rmse_planner_first_action"]
+    model = load_checkpoint(cfg.out_dir / "planner_model.pt")
+    assert model["planner_config"]["action_head_states"] == 2
+    assert model["planner_config"]["diffusion"]["sampler"]["num_steps"] == 2  # the settings it was fitted for
+    assert any(k.startswith("action_head.") for k in model["weights"])
+    assert json.loads((cfg.out_dir / "head_metrics.json").read_text())["settings"]["states"] == 2
+    pt, meta_path = export_main(ExportPlannerConfig(model=cfg.out_dir / "planner_model.pt", out=tmp_path / "p.pt"))
+    meta = json.loads(meta_path.read_text())
+    assert meta["action_head_states"] == 2
+    module = torch.jit.load(str(pt))
+    plan, _ = module(torch.zeros(3, 4, 91), torch.zeros(3, 4, 29), None, torch.randn(3, 12, meta["token_dim"]), None)
+    assert plan.shape == (3, 8, 91 + 29) and torch.isfinite(plan).all()
+    # the head learns from the diffusion model's plans (first action included), not from its own output
+    cache = load_checkpoint(cfg.out_dir / "head_windows.pt")
+    pc = dataclasses.replace(head_config(load_model_file(cfg.model), cfg), action_head_states=0)
+    plain = DiffusionPlanner(pc, joystick_costs())
+    plain.load_weights(load_model_file(cfg.model)["weights"])
+    val = cache["val"]
+    torch.testing.assert_close(sample_plans(plain.eval(), val, 2, cfg.seed + 4, "check"), val["plan"])
+    # a rerun with the same settings reuses the sampled windows and gives the same head
+    fit(cfg)
+    assert "reusing the sampled windows" in capsys.readouterr().out
+    again = load_checkpoint(cfg.out_dir / "planner_model.pt")
+    assert all(torch.equal(v, again["weights"][k]) for k, v in model["weights"].items())
+
+
+def test_errors_name_the_problem(tmp_path):
+    cfg = _cfg(tmp_path, steps=5)
+    fit(cfg)
+    with pytest.raises(ValueError, match="already has an action head"):
+        fit(ActionHeadConfig(**{**cfg.__dict__, "model": cfg.out_dir / "planner_model.pt"}))
+    with pytest.raises(FileNotFoundError, match="no planner model"):
+        fit(ActionHeadConfig(**{**cfg.__dict__, "model": tmp_path / "missing.pt"}))
+    with pytest.raises(ValueError, match="action_key"):
+        ActionHeadConfig(action_key="actions")

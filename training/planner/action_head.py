@@ -1,0 +1,255 @@
+"""Train a planner's action head on the planner's own guided samples.
+
+    python -m training.planner.action_head --model runs/g1_planner/planner_model.pt \\
+        --data data/planner/g1_walk.h5 --out-dir runs/g1_planner_head --guidance-scale 10 --sampler-steps 3
+
+The diffusion model's first action is the least precise part of its plan (``benchmarks/planner_bc_probe.py``): a
+regressor on the same history is far more accurate. The action head (``PlannerConfig.action_head_states``) reads
+the executed action from the history and the start of the sampled plan. It learns from what the planner really
+samples at run time: for random training windows the planner, with the sampler and joystick guidance of the export
+and each window's recorded command, samples a plan; the head is fitted from (history, plan) to the expert's action.
+So it learns what sampled plans mean, errors included, and guidance still steers the action through the plan.
+
+Writes ``out_dir/planner_model.pt`` (the planner with its head and the sampling settings it was fitted for; export
+it with ``python -m deploy.export_planner``), ``head_metrics.json`` and, so that a rerun skips the sampling, the
+sampled windows (``head_windows.pt``). Held-out windows from the planner's validation episodes score the head
+against the planner's own first action (leg RMSE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+from tqdm import tqdm
+
+from envs.planner_dataset import load_planner_dataset
+from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost
+from policies.diffusion.guidance import CostSum, Gated
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, with_sampling
+from robot.configio import from_jsonable, to_jsonable
+from robot.files import atomic_write_text
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.planner.train import ACTION_KEYS
+
+MODEL_FORMAT = "steer.planner_model"
+LEGS = slice(0, 12)
+
+
+@dataclass
+class ActionHeadConfig:
+    """Action-head fit of a trained planner."""
+
+    model: Path = Path("runs/g1_planner/planner_model.pt")
+    """``planner_model.pt`` of ``python -m training.planner.train`` (without a head)."""
+    data: Path = Path("data/planner/g1_walk.h5")
+    """The planner's training data."""
+    out_dir: Path = Path("runs/g1_planner_head")
+    """Output folder."""
+    states: int = 2
+    """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
+    width: int = 512
+    """Hidden width of the head."""
+    windows: int = 60000
+    """Training windows sampled by the planner."""
+    val_windows: int = 4000
+    """Held-out windows (validation episodes)."""
+    steps: int = 4000
+    """Adam steps."""
+    batch_size: int = 512
+    """Windows per step."""
+    lr: float = 1e-3
+    """Adam learning rate (cosine-annealed to 10 %)."""
+    guidance_mode: str | None = None
+    """Sampler settings the head is fitted for (None: the model's); export with the same ones."""
+    guidance_scale: float | None = None
+    """Joystick guidance scale of the sampled plans (None: the model's)."""
+    sampler_steps: int | None = None
+    """DDIM steps (None: the model's)."""
+    action_key: str = "expert_action"
+    """Actions of the history and the target (the planner's training key)."""
+    val_fraction: float = 0.05
+    """Validation episodes, drawn as ``training.planner.train`` draws them (same seed)."""
+    seed: int = 0
+    """The planner's training seed (episode split); also seeds windows, noise and the fit."""
+    torch_threads: int = 2
+    """Torch intra-op threads."""
+
+    def __post_init__(self) -> None:
+        if self.action_key not in ACTION_KEYS:
+            raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
+        for name in ("states", "width", "windows", "val_windows", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+
+
+def load_model_file(path: Path) -> dict[str, Any]:
+    """A planner model file, with clear errors for missing or foreign files."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
+    data = load_checkpoint(path)
+    if data.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: expected a {MODEL_FORMAT!r} file")
+    return data
+
+
+def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
+    """The model's planner config with the head and the sampling settings of the fit."""
+    pc = from_jsonable(PlannerConfig, model["planner_config"], f"{cfg.model}:planner_config")
+    if pc.action_head_states > 0:
+        raise ValueError(f"{cfg.model}: this planner already has an action head; start from the one without")
+    pc = with_sampling(pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, rolling_start=0)
+    return dataclasses.replace(pc, action_head_states=cfg.states, action_head_width=cfg.width)
+
+
+def joystick_costs() -> CostSum:
+    """The export's joystick term alone (parameters: gate, vx, vy, yaw rate)."""
+    return CostSum([Gated(g1_joystick_cost(G1CostConfig()), "joystick")], [1.0])
+
+
+def windows(
+    arrays: dict[str, np.ndarray], episodes: np.ndarray, n: int, history: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """``n`` random windows of ``episodes`` from ``arrays`` (``state``, ``action``, ``command``; episodes first):
+    history states ``s_{k-Hh+1..k}``, the actions before them ``a_{k-Hh..k-1}``, the command at k and the target
+    ``a_k``."""
+    states, actions = arrays["state"], arrays["action"]
+    T = states.shape[1]
+    rng = np.random.default_rng(seed)
+    e = np.sort(rng.choice(episodes, n))
+    k = rng.integers(history, T - 1, n)
+    hs = np.stack([states[e, k - history + 1 + j] for j in range(history)], axis=1)
+    ha = np.stack([actions[e, k - history + j] for j in range(history)], axis=1)
+    out = {"states": hs, "actions": ha, "command": arrays["command"][e, k], "target": actions[e, k]}
+    return {key: torch.as_tensor(np.asarray(v, dtype=np.float32)) for key, v in out.items()}
+
+
+def sample_plans(planner: DiffusionPlanner, w: dict[str, torch.Tensor], M: int, seed: int, desc: str) -> torch.Tensor:
+    """The first ``M`` steps ``(n, M, S + A)`` of the guided plans of ``planner`` (without a head: the first
+    action is the diffusion model's) for windows ``w`` (joystick cost on, recorded commands)."""
+    if planner.action_head is not None:
+        raise ValueError("sample_plans: expected the planner without its action head")
+    n = len(w["target"])
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    bar = tqdm(total=n, desc=desc, unit="window")
+    for i in range(0, n, 512):
+        s, a, c = w["states"][i : i + 512], w["actions"][i : i + 512], w["command"][i : i + 512]
+        params = torch.cat([torch.ones(len(s), 1), c], dim=1)
+        noise = torch.randn(len(s), planner.config.window, planner.config.token_dim, generator=gen)
+        with torch.enable_grad():
+            plan, _ = planner(s, a, params, noise, None)
+        out.append(plan.detach()[:, :M])
+        bar.update(len(s))
+    bar.close()
+    return torch.cat(out)
+
+
+def leg_rmse(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """RMSE over the 12 leg joints."""
+    return float((pred - target)[:, LEGS].pow(2).mean().sqrt())
+
+
+def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
+    """Sample, fit, write; returns the metrics."""
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    model = load_model_file(cfg.model)
+    pc = head_config(model, cfg)
+    sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0), joystick_costs())
+    sampler.load_weights(model["weights"])
+    sampler.eval()
+    planner = DiffusionPlanner(pc, joystick_costs())
+    planner.load_weights(model["weights"], without_action_head=True)
+    data = load_planner_dataset(cfg.data)
+    if data.arrays["state"].shape[2] != pc.state_dim or data.arrays[cfg.action_key].shape[2] != pc.action_dim:
+        raise ValueError(f"{cfg.data}: state/action dimensions do not fit the planner ({pc.state_dim}/{pc.action_dim})")
+    E = data.num_episodes
+    arrays = {
+        "state": np.asarray(data.arrays["state"], dtype=np.float32),
+        "action": np.asarray(data.arrays[cfg.action_key], dtype=np.float32),
+        "command": np.asarray(data.arrays["command"], dtype=np.float32),
+    }
+    order = np.random.default_rng(cfg.seed).permutation(E)  # training.planner.train's episode split
+    n_val = max(1, round(cfg.val_fraction * E))
+    settings = {
+        "model": str(cfg.model),
+        "data": str(cfg.data),
+        "states": cfg.states,
+        "plans": "diffusion model without the head",
+        "windows": cfg.windows,
+        "val_windows": cfg.val_windows,
+        "seed": cfg.seed,
+        "sampler": to_jsonable(pc.diffusion.sampler),
+        "guidance": to_jsonable(pc.diffusion.guidance),
+    }
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    cache = cfg.out_dir / "head_windows.pt"
+    cached = load_checkpoint(cache) if cache.is_file() else None
+    if cached is not None and cached.get("settings") == settings:
+        train, val = cached["train"], cached["val"]
+        print(f"reusing the sampled windows of {cache}")
+    else:
+        train = windows(arrays, order[n_val:], cfg.windows, pc.history, cfg.seed + 1)
+        val = windows(arrays, order[:n_val], cfg.val_windows, pc.history, cfg.seed + 2)
+        train["plan"] = sample_plans(sampler, train, cfg.states, cfg.seed + 3, "sampling training plans")
+        val["plan"] = sample_plans(sampler, val, cfg.states, cfg.seed + 4, "sampling held-out plans")
+        save_checkpoint({"settings": settings, "train": train, "val": val}, cache)
+    head = planner.action_head
+    assert head is not None
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.1 * cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 5)
+    start = time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc="action head", unit="step")
+    n = len(train["target"])
+    for step in bar:
+        i = torch.randint(n, (cfg.batch_size,), generator=gen)
+        loss, _ = planner.action_head_loss({k: v[i] for k, v in train.items()})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 200 == 0 or step == cfg.steps - 1:
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    fit_s = time.perf_counter() - start
+    with torch.no_grad():
+        pred = planner._head_action(val["states"], val["actions"], val["plan"])
+    metrics = {
+        "val_leg_rmse_head": leg_rmse(pred, val["target"]),
+        "val_leg_rmse_planner_first_action": leg_rmse(val["plan"][:, 0, pc.state_dim :], val["target"]),
+        "fit_s": round(fit_s, 1),
+        "settings": settings,
+    }
+    out = {
+        **{k: v for k, v in model.items() if k not in ("planner_config", "weights")},
+        "format": MODEL_FORMAT,
+        "planner_config": to_jsonable(pc),
+        "weights": planner.weights(),
+        "action_head": metrics,
+    }
+    save_checkpoint(out, cfg.out_dir / "planner_model.pt")
+    atomic_write_text(cfg.out_dir / "head_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def main(cfg: ActionHeadConfig) -> None:
+    """CLI entry point."""
+    metrics = fit(cfg)
+    print(
+        f"held-out leg RMSE: action head {metrics['val_leg_rmse_head']:.3f}, the planner's first action "
+        f"{metrics['val_leg_rmse_planner_first_action']:.3f}; fit {metrics['fit_s']:.0f} s\n"
+        f"planner with its head: {cfg.out_dir / 'planner_model.pt'} (export: python -m deploy.export_planner "
+        f"--model {cfg.out_dir / 'planner_model.pt'} --out PATH)"
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(ActionHeadConfig))
