@@ -15,10 +15,11 @@ from training.checkpoint import load_checkpoint
 from training.planner.action_head import (
     ActionHeadConfig,
     fit,
+    g1_costs,
     head_config,
-    joystick_costs,
     load_model_file,
     sample_plans,
+    task_params,
 )
 
 
@@ -61,7 +62,7 @@ def test_fit_writes_a_planner_with_its_head_that_exports_and_plans(tmp_path, cap
     # the head learns from the diffusion model's plans (first action included), not from its own output
     cache = load_checkpoint(cfg.out_dir / "head_windows.pt")
     pc = dataclasses.replace(head_config(load_model_file(cfg.model), cfg), action_head_states=0)
-    plain = DiffusionPlanner(pc, joystick_costs())
+    plain = DiffusionPlanner(pc, g1_costs(pc.history, 0.02))
     plain.load_weights(load_model_file(cfg.model)["weights"])
     val = cache["val"]
     torch.testing.assert_close(sample_plans(plain.eval(), val, 2, cfg.seed + 4, "check"), val["plan"])
@@ -81,3 +82,27 @@ def test_errors_name_the_problem(tmp_path):
         fit(ActionHeadConfig(**{**cfg.__dict__, "model": tmp_path / "missing.pt"}))
     with pytest.raises(ValueError, match="action_key"):
         ActionHeadConfig(action_key="actions")
+
+
+def test_sampled_tasks_use_the_exports_cost_layout_and_follow_the_mix(tmp_path):
+    from deploy.export_planner import g1_cost_sum
+
+    costs = g1_costs(4, 0.02)
+    assert costs.param_layout() == g1_cost_sum(ExportPlannerConfig(), 4, 0.02).param_layout()
+    command = torch.tensor([[0.5, -0.2, 0.3]]).repeat(4000, 1)
+    cfg = ActionHeadConfig(task_mix=(0.4, 0.3, 0.2, 0.1), goal_distance_m=(1.0, 4.0))
+    params = task_params(costs, command, cfg, seed=0)
+    joystick, waypoint, obstacles = params[:, 0] == 1, params[:, 4] == 1, params[:, 7] == 1
+    unguided = ~(joystick | waypoint)
+    for share, mask in ((0.4, joystick), (0.5, waypoint), (0.2, obstacles), (0.1, unguided)):
+        assert abs(float(mask.float().mean()) - share) < 0.03
+    assert not (joystick & waypoint).any() and bool((waypoint[obstacles]).all())
+    torch.testing.assert_close(params[joystick, 1:4], command[joystick])
+    dist = params[waypoint, 5:7].norm(dim=1)
+    assert float(dist.min()) >= 1.0 and float(dist.max()) <= 4.0
+    # the wall sits halfway to the goal, across the path, active; the cylinders stay inactive
+    torch.testing.assert_close(params[obstacles, 8:10], 0.5 * params[obstacles, 5:7])
+    assert bool((params[obstacles, 13] == 1).all()) and bool((params[:, 17] == 0).all())
+    assert float(params[unguided].abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="task_mix"):
+        ActionHeadConfig(task_mix=(1.0, 0.0, 0.0))

@@ -31,7 +31,8 @@ import tyro
 from tqdm import tqdm
 
 from envs.planner_dataset import load_planner_dataset
-from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost
+from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
+from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from policies.diffusion.guidance import CostSum, Gated
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, with_sampling
 from robot.configio import from_jsonable, to_jsonable
@@ -41,6 +42,7 @@ from training.planner.train import ACTION_KEYS
 
 MODEL_FORMAT = "steer.planner_model"
 LEGS = slice(0, 12)
+TASKS = ("joystick", "waypoint", "obstacles", "unguided")
 
 
 @dataclass
@@ -67,6 +69,14 @@ class ActionHeadConfig:
     """Windows per step."""
     lr: float = 1e-3
     """Adam learning rate (cosine-annealed to 10 %)."""
+    task_mix: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1)
+    """Shares of the sampled windows guided by the joystick (the window's recorded command), a waypoint (goal at
+    ``goal_distance_m`` in a random direction), a waypoint behind a wall (the evaluation's obstacle scene) and none:
+    the head must read every kind of plan the runtime asks for."""
+    goal_distance_m: tuple[float, float] = (0.3, 5.0)
+    """Waypoint distances of the waypoint and obstacle windows (the approach to a goal included)."""
+    wall_half_width_m: float = 0.5
+    """Obstacle windows: half width of the wall placed halfway to the goal, across the path."""
     guidance_mode: str | None = None
     """Sampler settings the head is fitted for (None: the model's); export with the same ones."""
     guidance_scale: float | None = None
@@ -85,6 +95,8 @@ class ActionHeadConfig:
     def __post_init__(self) -> None:
         if self.action_key not in ACTION_KEYS:
             raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
+        if len(self.task_mix) != len(TASKS) or min(self.task_mix) < 0.0 or sum(self.task_mix) <= 0.0:
+            raise ValueError(f"task_mix: expected {len(TASKS)} non-negative shares for {TASKS}, got {self.task_mix}")
         for name in ("states", "width", "windows", "val_windows", "steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
@@ -109,9 +121,47 @@ def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
     return dataclasses.replace(pc, action_head_states=cfg.states, action_head_width=cfg.width)
 
 
-def joystick_costs() -> CostSum:
-    """The export's joystick term alone (parameters: gate, vx, vy, yaw rate)."""
-    return CostSum([Gated(g1_joystick_cost(G1CostConfig()), "joystick")], [1.0])
+def g1_costs(history: int, ctrl_dt_s: float) -> CostSum:
+    """The export's gated joystick, waypoint and obstacle terms with its default weights and parameter layout
+    (``deploy.export_planner``; a test keeps the two equal)."""
+    cfg = G1CostConfig()
+    terms = [
+        Gated(g1_joystick_cost(cfg), "joystick"),
+        Gated(g1_waypoint_cost(history, ctrl_dt_s), "waypoint"),
+        Gated(g1_obstacle_cost(cfg, history, ctrl_dt_s), "obstacles"),
+    ]
+    return CostSum(terms, [1.0, 1.0, 1.0])
+
+
+def task_params(costs: CostSum, command: torch.Tensor, cfg: ActionHeadConfig, seed: int) -> torch.Tensor:
+    """Cost parameters ``(n, P)`` of windows with recorded ``command (n, 3)``, one task each drawn from
+    ``cfg.task_mix`` (waypoints and walls in the plan frame, as the evaluation places them)."""
+    layout = {entry["params"][0].removesuffix("_gate"): int(entry["offset"]) for entry in costs.param_layout()}
+    n, P = len(command), int(costs.param_dim)
+    rng = np.random.default_rng(seed)
+    share = np.asarray(cfg.task_mix, dtype=np.float64)
+    task = rng.choice(len(TASKS), n, p=share / share.sum())
+    dist = rng.uniform(*cfg.goal_distance_m, n)
+    angle = rng.uniform(-np.pi, np.pi, n)
+    goal = dist[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    params = np.zeros((n, P))
+    joy, way, obs = layout["joystick"], layout["waypoint"], layout["obstacles"]
+    j = task == TASKS.index("joystick")
+    params[j, joy] = 1.0
+    params[j, joy + 1 : joy + 4] = command.numpy()[j]
+    w = (task == TASKS.index("waypoint")) | (task == TASKS.index("obstacles"))
+    params[w, way] = 1.0
+    params[w, way + 1 : way + 3] = goal[w]
+    for i in np.flatnonzero(task == TASKS.index("obstacles")):
+        wall = BoxObstacle(
+            center_xy_m=(0.5 * goal[i, 0], 0.5 * goal[i, 1]),
+            half_extents_xy_m=(0.15, cfg.wall_half_width_m),
+            yaw_rad=float(angle[i]),
+        )
+        scene = ObstacleScene(boxes=[wall]).to_params(1, 2)
+        params[i, obs] = 1.0
+        params[i, obs + 1 : obs + 1 + len(scene)] = scene
+    return torch.from_numpy(params).float()
 
 
 def windows(
@@ -141,8 +191,7 @@ def sample_plans(planner: DiffusionPlanner, w: dict[str, torch.Tensor], M: int, 
     out = []
     bar = tqdm(total=n, desc=desc, unit="window")
     for i in range(0, n, 512):
-        s, a, c = w["states"][i : i + 512], w["actions"][i : i + 512], w["command"][i : i + 512]
-        params = torch.cat([torch.ones(len(s), 1), c], dim=1)
+        s, a, params = w["states"][i : i + 512], w["actions"][i : i + 512], w["params"][i : i + 512]
         noise = torch.randn(len(s), planner.config.window, planner.config.token_dim, generator=gen)
         with torch.enable_grad():
             plan, _ = planner(s, a, params, noise, None)
@@ -163,10 +212,11 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model = load_model_file(cfg.model)
     pc = head_config(model, cfg)
-    sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0), joystick_costs())
+    costs = g1_costs(pc.history, float(model["ctrl_dt_s"]))
+    sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0), costs)
     sampler.load_weights(model["weights"])
     sampler.eval()
-    planner = DiffusionPlanner(pc, joystick_costs())
+    planner = DiffusionPlanner(pc)
     planner.load_weights(model["weights"], without_action_head=True)
     data = load_planner_dataset(cfg.data)
     if data.arrays["state"].shape[2] != pc.state_dim or data.arrays[cfg.action_key].shape[2] != pc.action_dim:
@@ -184,6 +234,9 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
         "data": str(cfg.data),
         "states": cfg.states,
         "plans": "diffusion model without the head",
+        "task_mix": list(cfg.task_mix),
+        "goal_distance_m": list(cfg.goal_distance_m),
+        "wall_half_width_m": cfg.wall_half_width_m,
         "windows": cfg.windows,
         "val_windows": cfg.val_windows,
         "seed": cfg.seed,
@@ -199,6 +252,8 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
     else:
         train = windows(arrays, order[n_val:], cfg.windows, pc.history, cfg.seed + 1)
         val = windows(arrays, order[:n_val], cfg.val_windows, pc.history, cfg.seed + 2)
+        train["params"] = task_params(costs, train["command"], cfg, cfg.seed + 6)
+        val["params"] = task_params(costs, val["command"], cfg, cfg.seed + 7)
         train["plan"] = sample_plans(sampler, train, cfg.states, cfg.seed + 3, "sampling training plans")
         val["plan"] = sample_plans(sampler, val, cfg.states, cfg.seed + 4, "sampling held-out plans")
         save_checkpoint({"settings": settings, "train": train, "val": val}, cache)
