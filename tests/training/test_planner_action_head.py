@@ -84,25 +84,38 @@ def test_errors_name_the_problem(tmp_path):
         ActionHeadConfig(action_key="actions")
 
 
-def test_sampled_tasks_use_the_exports_cost_layout_and_follow_the_mix(tmp_path):
+def test_sampled_tasks_use_the_exports_cost_layout_and_ask_for_what_the_expert_did():
+    """Joystick windows carry their recorded command; waypoint windows a goal where the root really was later,
+    in the plan frame of the window's current root (x ahead)."""
     from deploy.export_planner import g1_cost_sum
 
     costs = g1_costs(4, 0.02)
     assert costs.param_layout() == g1_cost_sum(ExportPlannerConfig(), 4, 0.02).param_layout()
-    command = torch.tensor([[0.5, -0.2, 0.3]]).repeat(4000, 1)
-    cfg = ActionHeadConfig(task_mix=(0.4, 0.3, 0.2, 0.1), goal_distance_m=(1.0, 4.0))
-    params = task_params(costs, command, cfg, seed=0)
-    joystick, waypoint, obstacles = params[:, 0] == 1, params[:, 4] == 1, params[:, 7] == 1
-    unguided = ~(joystick | waypoint)
-    for share, mask in ((0.4, joystick), (0.5, waypoint), (0.2, obstacles), (0.1, unguided)):
-        assert abs(float(mask.float().mean()) - share) < 0.03
-    assert not (joystick & waypoint).any() and bool((waypoint[obstacles]).all())
-    torch.testing.assert_close(params[joystick, 1:4], command[joystick])
-    dist = params[waypoint, 5:7].norm(dim=1)
-    assert float(dist.min()) >= 1.0 and float(dist.max()) <= 4.0
-    # the wall sits halfway to the goal, across the path, active; the cylinders stay inactive
-    torch.testing.assert_close(params[obstacles, 8:10], 0.5 * params[obstacles, 5:7])
-    assert bool((params[obstacles, 13] == 1).all()) and bool((params[:, 17] == 0).all())
-    assert float(params[unguided].abs().sum()) == 0.0
+    E, T, n = 3, 400, 4000
+    t = np.arange(T) * 0.02
+    heading = np.array([0.3, -2.0, 1.2])  # each episode walks straight at 0.5 m/s along its heading
+    root_pos = np.zeros((E, T, 3))
+    root_pos[..., 0] = 1.0 + 0.5 * t * np.cos(heading)[:, None]
+    root_pos[..., 1] = -2.0 + 0.5 * t * np.sin(heading)[:, None]
+    root_quat = np.zeros((E, T, 4))
+    root_quat[..., 0], root_quat[..., 3] = np.cos(heading / 2)[:, None], np.sin(heading / 2)[:, None]
+    arrays = {"root_pos": root_pos, "root_quat": root_quat, "ctrl_dt_s": 0.02}
+    rng = np.random.default_rng(0)
+    w = {
+        "episode": torch.as_tensor(rng.integers(0, E, n)),
+        "step": torch.as_tensor(rng.integers(4, T - 1, n)),
+        "command": torch.tensor([[0.5, -0.2, 0.3]]).repeat(n, 1),
+    }
+    cfg = ActionHeadConfig(task_mix=(0.6, 0.4), lookahead_s=(1.0, 3.0))
+    params = task_params(costs, w, arrays, cfg, seed=0)
+    joystick, waypoint = params[:, 0] == 1, params[:, 4] == 1
+    assert abs(float(joystick.float().mean()) - 0.6) < 0.03
+    assert bool((joystick ^ waypoint).all()) and float(params[:, 7:].abs().sum()) == 0.0  # no obstacles
+    torch.testing.assert_close(params[joystick, 1:4], w["command"][joystick])
+    goal = params[waypoint, 5:7].double()
+    assert float(goal[:, 1].abs().max()) < 1e-5  # straight ahead of a root walking straight
+    end = (w["step"][waypoint] + 50) >= T - 1  # goals cut at the episode's end are nearer
+    ahead = goal[~end, 0]
+    assert float(ahead.min()) >= 0.5 - 1e-4 and float(ahead.max()) <= 1.5 + 1e-4  # 1-3 s at 0.5 m/s
     with pytest.raises(ValueError, match="task_mix"):
-        ActionHeadConfig(task_mix=(1.0, 0.0, 0.0))
+        ActionHeadConfig(task_mix=(1.0,))
