@@ -234,12 +234,14 @@ class SimBridge:
         finally:
             elapsed = time.perf_counter() - start
             with self._lock:
-                self.robot.close()
                 self.stats.realtime_factor = (self.robot.read_state().timestamp_s - sim_start) / max(elapsed, 1e-9)
                 self.stats.extra["stop_reason"] = reason
                 self._writer = None
-            if cfg.stats_json is not None:  # before the DDS teardown, which is the one step that may block
-                atomic_write_text(cfg.stats_json, json.dumps(asdict(self.stats), indent=2))
+                # the counters go out first: closing the simulator and the DDS teardown come after, and the signal
+                # handler's grace exit must never leave a stopped bridge without its counters
+                if cfg.stats_json is not None:
+                    atomic_write_text(cfg.stats_json, json.dumps(asdict(self.stats), indent=2))
+                self.robot.close()
             reader.__del__()
             participant.__del__()
         return self.stats
