@@ -385,9 +385,7 @@ class DiffusionPlanner(Policy):
         if head is None:
             raise RuntimeError("this planner has no action head (action_head_states = 0)")
         pred = self._head_action(batch["states"], batch["actions"], batch["plan"])  # physical (B, A)
-        norm = self.decoder.normalizer
-        A0 = self.state_dim
-        err = (pred - batch["target"]) / norm.scale[A0:]
+        err = (pred - batch["target"]) / self.decoder.normalizer.scale[self.state_dim :]
         loss = err.pow(2).mean()
         return loss, {"action_head_loss": float(loss.detach())}
 
