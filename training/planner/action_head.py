@@ -1,7 +1,8 @@
 """Train a planner's action head on the planner's own guided samples.
 
     python -m training.planner.action_head --model runs/g1_planner/planner_model.pt \\
-        --data data/planner/g1_walk.h5 --out-dir runs/g1_planner_head --guidance-scale 10 --sampler-steps 3
+        --data data/planner/g1_walk.h5 --out-dir runs/g1_planner_head --guidance-mode x0 --guidance-scale 10 \\
+        --sampler-steps 3
 
 The diffusion model's first action is the least precise part of its plan (``benchmarks/planner_bc_probe.py``): a
 regressor on the same history is far more accurate. The action head (``PlannerConfig.action_head_states``) reads
@@ -69,19 +70,19 @@ class ActionHeadConfig:
     """Output folder."""
     states: int = 2
     """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
-    width: int = 512
+    width: int = 256
     """Hidden width of the head."""
-    windows: int = 60000
+    windows: int = 100000
     """Training windows sampled by the planner."""
     val_windows: int = 4000
     """Held-out windows (validation episodes)."""
-    steps: int = 4000
+    steps: int = 6000
     """Adam steps."""
     batch_size: int = 512
     """Windows per step."""
     lr: float = 1e-3
     """Adam learning rate (cosine-annealed to 10 %)."""
-    task_mix: tuple[float, float] = (0.6, 0.4)
+    task_mix: tuple[float, float] = (0.7, 0.3)
     """Shares of the sampled windows guided by the joystick (the window's recorded command) and by a waypoint (where
     the expert was ``lookahead_s`` later, in the plan frame)."""
     lookahead_s: tuple[float, float] = (0.5, 5.0)
@@ -89,7 +90,7 @@ class ActionHeadConfig:
     guidance_mode: str | None = None
     """Sampler settings the head is fitted for (None: the model's); export with the same ones."""
     guidance_scale: float | None = None
-    """Joystick guidance scale of the sampled plans (None: the model's)."""
+    """Guidance scale of the sampled plans (None: the model's)."""
     sampler_steps: int | None = None
     """DDIM steps (None: the model's)."""
     action_key: str = "expert_action"
