@@ -72,17 +72,17 @@ class ActionHeadConfig:
     """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
     width: int = 256
     """Hidden width of the head."""
-    windows: int = 100000
+    windows: int = 150000
     """Training windows sampled by the planner."""
     val_windows: int = 4000
     """Held-out windows (validation episodes)."""
-    steps: int = 6000
+    steps: int = 8000
     """Adam steps."""
     batch_size: int = 512
     """Windows per step."""
     lr: float = 1e-3
     """Adam learning rate (cosine-annealed to 10 %)."""
-    task_mix: tuple[float, float] = (0.7, 0.3)
+    task_mix: tuple[float, float] = (0.75, 0.25)
     """Shares of the sampled windows guided by the joystick (the window's recorded command) and by a waypoint (where
     the expert was ``lookahead_s`` later, in the plan frame)."""
     lookahead_s: tuple[float, float] = (0.5, 5.0)
