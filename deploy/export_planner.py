@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import tyro
 
 from deploy.export import export_planner
@@ -29,11 +28,10 @@ from deploy.policy_io import PolicyMetadata
 from envs.planner_state import planner_state_names
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, with_sampling
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, load_planner_model, with_sampling
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
 
-MODEL_FORMAT = "steer.planner_model"
 DEFAULT_ROBOT_METADATA = Path(__file__).resolve().parents[1] / "assets" / "g1_walk" / "deploy" / "policy.json"
 TASK_TERMS = ("joystick", "waypoint", "obstacles")
 
@@ -61,19 +59,6 @@ class ExportPlannerConfig:
     """Override the number of sampler steps."""
     rolling_start: int | None = None
     """Override the warm-start entry (0: cold start every call)."""
-
-
-def load_planner_model(path: Path) -> dict[str, Any]:
-    """Read a ``planner_model.pt`` with clear errors for missing, corrupt or foreign files."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)  # tensors and JSON-ready data only
-    except Exception as exc:  # truncated or foreign files raise several types
-        raise ValueError(f"{path}: not a readable planner model ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: expected a {MODEL_FORMAT!r} file")
-    return data
 
 
 def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:

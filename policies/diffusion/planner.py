@@ -20,7 +20,8 @@ on the plan, and through it on the action.
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -37,6 +38,23 @@ DENOISERS = ("transformer", "mlp")
 COSTS_PREFIX = "diffusion.costs."
 SAMPLER_BUFFERS = ("diffusion.steps", "diffusion.guide_scales")
 """Buffers derived from the sampler and guidance settings, which may change after training."""
+
+
+PLANNER_MODEL_FORMAT = "steer.planner_model"
+"""``format`` of a trained planner's model file (config and weights; ``training.planner.train`` writes it)."""
+
+
+def load_planner_model(path: Path) -> dict[str, Any]:
+    """Read a ``planner_model.pt`` with clear errors for missing, corrupt or foreign files."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)  # tensors and JSON-ready data only
+    except Exception as exc:  # truncated or foreign files raise several types
+        raise ValueError(f"{path}: not a readable planner model ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != PLANNER_MODEL_FORMAT:
+        raise ValueError(f"{path}: expected a {PLANNER_MODEL_FORMAT!r} file")
+    return data
 
 
 def _settings_key(key: str) -> bool:
@@ -397,9 +415,8 @@ class DiffusionPlanner(Policy):
         S, M = self.state_dim, self.head_states
         norm = self.diffusion.decoder.normalizer
         hist = norm.normalize(torch.cat([states, actions], dim=-1))  # (B, Hh, S + A)
-        future = norm.normalize(plan[:, :M])  # (B, M, S + A)
-        first = norm.normalize(plan[:, 0])  # (B, S + A)
-        out = head(hist[..., :S], hist[..., S:], future[..., :S], first[:, S:])  # (B, A) normalised
+        future = norm.normalize(plan[:, :M])  # (B, M, S + A); M >= 1, so step 0 is the first planned action's
+        out = head(hist[..., :S], hist[..., S:], future[..., :S], future[:, 0, S:])  # (B, A) normalised
         return out * norm.scale[S:] + norm.offset[S:]
 
     # -------------------------------------------------------------------------------------------- inference

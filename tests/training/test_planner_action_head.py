@@ -9,7 +9,7 @@ import torch
 
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
-from policies.diffusion.planner import DiffusionPlanner
+from policies.diffusion.planner import DiffusionPlanner, load_planner_model
 from tests.training.helpers import tiny_planner_model, write_random_planner_dataset
 from training.checkpoint import load_checkpoint
 from training.planner.action_head import (
@@ -17,7 +17,6 @@ from training.planner.action_head import (
     fit,
     g1_costs,
     head_config,
-    load_model_file,
     sample_plans,
     task_params,
 )
@@ -61,9 +60,9 @@ def test_fit_writes_a_planner_with_its_head_that_exports_and_plans(tmp_path, cap
     assert plan.shape == (3, 8, 91 + 29) and torch.isfinite(plan).all()
     # the head learns from the diffusion model's plans (first action included), not from its own output
     cache = load_checkpoint(cfg.out_dir / "head_windows.pt")
-    pc = dataclasses.replace(head_config(load_model_file(cfg.model), cfg), action_head_states=0)
+    pc = dataclasses.replace(head_config(load_planner_model(cfg.model), cfg), action_head_states=0)
     plain = DiffusionPlanner(pc, g1_costs(pc.history, 0.02))
-    plain.load_weights(load_model_file(cfg.model)["weights"])
+    plain.load_weights(load_planner_model(cfg.model)["weights"])
     val = cache["val"]
     torch.testing.assert_close(sample_plans(plain.eval(), val, 2, cfg.seed + 4, "check"), val["plan"])
     # a rerun with the same settings reuses the sampled windows and gives the same head

@@ -47,13 +47,18 @@ from envs.tasks.g1_planner import (
     points_to_plan_frame,
 )
 from policies.diffusion.guidance import CostSum, Gated
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, with_sampling
+from policies.diffusion.planner import (
+    PLANNER_MODEL_FORMAT,
+    DiffusionPlanner,
+    PlannerConfig,
+    load_planner_model,
+    with_sampling,
+)
 from robot.configio import from_jsonable, to_jsonable
 from robot.files import atomic_write_text
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.planner.train import ACTION_KEYS
 
-MODEL_FORMAT = "steer.planner_model"
 LEGS = slice(0, 12)
 TASKS = ("joystick", "waypoint")
 
@@ -110,16 +115,6 @@ class ActionHeadConfig:
         for name in ("states", "width", "windows", "val_windows", "steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-
-
-def load_model_file(path: Path) -> dict[str, Any]:
-    """A planner model file, with clear errors for missing or foreign files."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
-    data = load_checkpoint(path)
-    if data.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: expected a {MODEL_FORMAT!r} file")
-    return data
 
 
 def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
@@ -189,7 +184,7 @@ def windows(
 
 def sample_plans(planner: DiffusionPlanner, w: dict[str, torch.Tensor], M: int, seed: int, desc: str) -> torch.Tensor:
     """The first ``M`` steps ``(n, M, S + A)`` of the guided plans of ``planner`` (without a head: the first
-    action is the diffusion model's) for windows ``w`` (joystick cost on, recorded commands)."""
+    action is the diffusion model's) for windows ``w`` with their cost parameters ``w["params"]``."""
     if planner.action_head is not None:
         raise ValueError("sample_plans: expected the planner without its action head")
     n = len(w["target"])
@@ -216,7 +211,7 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
     """Sample, fit, write; returns the metrics."""
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
-    model = load_model_file(cfg.model)
+    model = load_planner_model(cfg.model)
     pc = head_config(model, cfg)
     costs = g1_costs(pc.history, float(model["ctrl_dt_s"]))
     sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0), costs)
@@ -293,7 +288,7 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
     }
     out = {
         **{k: v for k, v in model.items() if k not in ("planner_config", "weights")},
-        "format": MODEL_FORMAT,
+        "format": PLANNER_MODEL_FORMAT,
         "planner_config": to_jsonable(pc),
         "weights": planner.weights(),
         "action_head": metrics,

@@ -44,7 +44,7 @@ from envs.planner_dataset import PlannerDataset, load_planner_dataset
 from envs.planner_state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.configio import to_jsonable
@@ -304,7 +304,7 @@ class PlannerTrainer:
         """What inference needs: the EMA planner's config and weights and the data's control period."""
         model = self.ema if self.ema is not None else self.planner
         return {
-            "format": "steer.planner_model",
+            "format": PLANNER_MODEL_FORMAT,
             "planner_config": to_jsonable(self.cfg.planner),
             "weights": model.weights(),
             "ctrl_dt_s": self.data.ctrl_dt_s,
