@@ -6,8 +6,9 @@
    G1 from a scripted joystick (stand, walk, curve, side-step, back up, turn, stand: 20 s), steered by its
    joystick cost; the run is rendered to ``planner/joystick.mp4`` (offscreen MuJoCo, ``MUJOCO_GL=egl`` by default)
    and commanded against achieved velocity is plotted in ``planner/velocity.png``. Then waypoint trials (goals
-   2-5 m away, success radius 0.3 m) and obstacle trials (a wall across the path, obstacle cost on) run with the
-   same file: every task is a cost term switched on per call, nothing is retrained.
+   2-5 m away, success radius 0.3 m) and obstacle trials (a wall across the path; the waypoint cost follows a route
+   round it, :mod:`envs.tasks.route`, and the obstacle cost is on) run with the same file: every task is a cost
+   term switched on per call, nothing is retrained.
 2. ``safe_rl``: a small DSRL-format BallRun dataset is generated (PPO-Lagrangian agents at several cost limits,
    about a minute; reused when present), then BC-All, BC-Safe and FISOR train a short budget on it and run in the
    DSRL environment, scored with DSRL's normalized reward and cost at limit 10. A short budget: the figures show the

@@ -5,13 +5,17 @@ Guidance cost (Diffuse-CLoC, FACTS §3) on a predicted trajectory ``x0`` (B, H, 
     G = sum_h sum_b B(SDF(p_b,h) - r_b, delta),
 
 over tracked body points ``p_b`` (planar position features in the state, each with a clearance radius
-``r_b``) and the relaxed log barrier ``B`` of :mod:`envs.tasks.sdf`. The same obstacles are added to the
+``r_b``) and the relaxed log barrier ``B`` of :mod:`envs.tasks.sdf`. With an activation distance ``a > 0`` the
+barrier is cut off beyond it, ``max(B(x) + ln a, 0)`` (zero and inactive for clearances ``x >= a``): the
+published barrier (``a = 0``) never vanishes, so it also pushes a plan away from a goal that lies near an
+obstacle. The same obstacles are added to the
 MuJoCo model as static geoms that collide with the robot, so contacts in simulation are real.
 
 Sim side: waypoint reaching through the scene, minus a penalty whenever the root's clearance drops below
 ``robot_radius_m``.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import mujoco
@@ -184,8 +188,13 @@ class ObstacleCostConfig:
     """Clearance radius of each tracked body."""
     delta_m: float = 0.05
     """Relaxation distance of the barrier."""
+    activation_m: float = 0.0
+    """Clearance beyond which the barrier is zero (0: never cut off, the published barrier); must exceed
+    ``delta_m`` when set."""
 
     def __post_init__(self) -> None:
+        if self.activation_m != 0.0 and self.activation_m <= self.delta_m:
+            raise ValueError(f"activation_m: expected 0 or > delta_m ({self.delta_m}), got {self.activation_m}")
         if self.num_boxes < 0 or self.num_cylinders < 0 or self.num_boxes + self.num_cylinders == 0:
             raise ValueError(f"expected >= 1 obstacle slot, got {self.num_boxes} boxes, {self.num_cylinders} cylinders")
         if len(self.body_xy_idx) != len(self.body_radii_m) or not self.body_xy_idx:
@@ -211,6 +220,7 @@ class ObstacleCost(nn.Module):
         self.y_idx = [int(j) for _, j in cfg.body_xy_idx]
         self.radii = [float(r) for r in cfg.body_radii_m]
         self.delta = float(cfg.delta_m)
+        self.activation = float(cfg.activation_m)
         self.param_dim = self.num_boxes * BOX_PARAMS + self.num_cylinders * CYLINDER_PARAMS
         names: list[str] = []
         for k in range(self.num_boxes):
@@ -225,5 +235,8 @@ class ObstacleCost(nn.Module):
         for b in range(len(self.radii)):
             p = torch.stack([x0[:, :, self.x_idx[b]], x0[:, :, self.y_idx[b]]], dim=-1)  # (B, H, 2)
             clearance = scene_sdf(p, params, self.num_boxes, self.num_cylinders) - self.radii[b]  # (B, H)
-            cost = cost + relaxed_log_barrier(clearance, self.delta).sum(dim=1)
+            barrier = relaxed_log_barrier(clearance, self.delta)  # (B, H)
+            if self.activation > 0.0:
+                barrier = torch.clamp(barrier + math.log(self.activation), min=0.0)
+            cost = cost + barrier.sum(dim=1)
         return cost

@@ -1,5 +1,7 @@
 """Task costs: minima where they belong, gradients equal finite differences, scripting, SDF equals MuJoCo."""
 
+import math
+
 import mujoco
 import numpy as np
 import pytest
@@ -102,6 +104,23 @@ def test_barrier_is_c1_and_decreasing():
     xs = torch.linspace(-0.5, 2.0, 200, dtype=torch.float64)
     vals = relaxed_log_barrier(xs, delta)
     assert torch.all(torch.isfinite(vals)) and torch.all(vals[1:] < vals[:-1])
+
+
+def test_barrier_activation_cuts_it_off_beyond_the_distance():
+    scene = ObstacleScene(cylinders=[CylinderObstacle((0.0, 0.0), 0.5)])
+    params = torch.as_tensor(scene.to_params(), dtype=torch.float64)[None]
+    base = dict(num_boxes=0, num_cylinders=1, body_xy_idx=[(0, 1)], body_radii_m=[0.1])
+    cut = ObstacleCost(ObstacleCostConfig(**base, activation_m=0.3))
+    full = ObstacleCost(ObstacleCostConfig(**base))
+    for clearance, expected in ((0.5, 0.0), (0.3, 0.0), (0.2, math.log(0.3 / 0.2)), (0.1, math.log(0.3 / 0.1))):
+        x = torch.zeros(1, 1, 2, dtype=torch.float64)
+        x[0, 0, 0] = 0.5 + 0.1 + clearance  # surface at 0.5, body radius 0.1
+        assert cut(x, params).item() == pytest.approx(expected, abs=1e-6)
+        # Inside the activation distance the cut barrier is the published one shifted by ln(a): same gradient.
+        if clearance < 0.3:
+            assert cut(x, params).item() == pytest.approx(full(x, params).item() + math.log(0.3), abs=1e-6)
+    with pytest.raises(ValueError, match="activation_m"):
+        ObstacleCostConfig(activation_m=0.04)
 
 
 def test_obstacle_cost_prefers_clearance_and_ignores_inactive():

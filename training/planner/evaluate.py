@@ -14,8 +14,14 @@ Rows (fixed seeds, so reruns give the same figures):
 - ``unguided``: the same with every cost gate closed (the planner only imitates the data);
 - ``waypoint``: one goal per world at ``goal_distance_m`` in a random direction; success = within
   ``reach_radius_m`` before ``waypoint_time_s`` without falling;
-- ``obstacles``: a goal behind an obstacle; success additionally requires no contact between the robot and an
-  obstacle; the same trials with the obstacle cost off give the collision rate without it.
+- ``obstacles``: a goal behind a wall across the straight path; success additionally requires no contact between
+  the robot and the wall. The waypoint cost follows a route round the wall (:mod:`envs.tasks.route`: the
+  shortest path around the wall grown by ``route.clearance_m``, the point ``route.lookahead_m`` along it) and
+  the obstacle barrier keeps the plan clear;
+- ``obstacles_off``: the same trials and route with the obstacle cost off (its collision rate is what the
+  barrier prevents);
+- ``obstacles_direct``: the same trials with the obstacle cost on and the waypoint cost on the goal itself (no
+  route): the planner alone, whose 0.3 s horizon cannot see round the wall.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from envs.observations import yaw_from_quat
 from envs.planner_runtime import ExportedPlanner, gate_offsets
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
+from envs.tasks.route import Route, RouteConfig
 from envs.vec_env import DomainRandomizationConfig
 from robot.configio import from_jsonable
 from robot.files import read_metadata_beside
@@ -52,7 +59,8 @@ from training.locomotion.evaluate import (
 
 DEFAULT_PLANNER = Path(__file__).resolve().parents[2] / "assets" / "g1_planner" / "planner.pt"
 """The committed G1 planner (``planner.pt`` + ``planner.json``)."""
-ROWS = ("expert", "joystick", "unguided", "waypoint", "obstacles", "obstacles_off")
+ROWS = ("expert", "joystick", "unguided", "waypoint", "obstacles", "obstacles_off", "obstacles_direct")
+NAVIGATION_ROWS = ("waypoint", "obstacles", "obstacles_off", "obstacles_direct")
 
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
@@ -144,6 +152,10 @@ class PlannerEvalConfig:
     """Time allowed per waypoint trial."""
     obstacle_half_width_m: float = 0.5
     """Obstacle trials: half width of the box placed halfway between start and goal, across the path."""
+    obstacle_gate: float = 1.0
+    """Obstacle trials: the obstacle cost's gate (its weight per call; the export's weight multiplies it)."""
+    route: RouteConfig = dataclasses.field(default_factory=RouteConfig)
+    """Obstacle trials: the route round the wall that the waypoint cost follows (not in ``obstacles_direct``)."""
     seed: int = 1
     """Seed of commands, goals, initial states and sampling noise."""
     num_threads: int = 2
@@ -245,14 +257,14 @@ class ObstacleRecordingEnv(RecordingEnv):
 def navigation_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -> list[dict[str, Any]]:
     """Waypoint and obstacle trials (module docstring)."""
     rows = []
-    for row in ("waypoint", "obstacles", "obstacles_off"):
+    for row in NAVIGATION_ROWS:
         if row in cfg.rows:
             rows.append(navigate(cfg, module, meta, row))
     return rows
 
 
 def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str) -> dict[str, Any]:
-    """One navigation row (``waypoint``, ``obstacles`` or ``obstacles_off``) of ``cfg.episodes`` trials."""
+    """One navigation row (:data:`NAVIGATION_ROWS`) of ``cfg.episodes`` trials."""
     train = expert_task(cfg.expert)
     n = cfg.episodes
     rng = np.random.default_rng(cfg.seed + 17)
@@ -274,6 +286,7 @@ def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str
     start_xy = env.qpos[:, :2].copy()
     goals = start_xy + dist[:, None] * direction
     scene_params = None
+    boxes: list[BoxObstacle] = []
     if isinstance(env, ObstacleRecordingEnv):
         boxes = [  # a wall across the straight path, halfway to the goal
             BoxObstacle(
@@ -288,6 +301,11 @@ def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str
         if scene_params.shape[1] != P - gates["obstacles"] - 1:
             env.close()
             raise ValueError("the planner's obstacle parameters do not hold one box and two cylinders")
+    routes = (
+        [Route(ObstacleScene(boxes=[b]), goals[i], cfg.route) for i, b in enumerate(boxes)]
+        if row in ("obstacles", "obstacles_off")
+        else None
+    )
 
     def params_fn(e: G1LocomotionEnv) -> torch.Tensor:
         qpos = e.qpos
@@ -295,10 +313,11 @@ def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str
         params = np.zeros((e.num_envs, P))
         o = gates["waypoint"]
         params[:, o] = 1.0
-        params[:, o + 1 : o + 3] = points_to_plan_frame(goals, qpos[:, :2], yaw)
-        if scene_params is not None and row == "obstacles":
+        targets = goals if routes is None else np.stack([r.target(qpos[i, :2]) for i, r in enumerate(routes)])
+        params[:, o + 1 : o + 3] = points_to_plan_frame(targets, qpos[:, :2], yaw)
+        if scene_params is not None and row in ("obstacles", "obstacles_direct"):
             o = gates["obstacles"]
-            params[:, o] = 1.0
+            params[:, o] = cfg.obstacle_gate
             for i in range(e.num_envs):
                 params[i, o + 1 :] = scene_params_to_plan_frame(scene_params[i], 1, 2, qpos[i, :2], yaw[i])
         return torch.from_numpy(params).float()

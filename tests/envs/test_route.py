@@ -1,0 +1,117 @@
+"""Routes round obstacles: shortest paths on the inflated scene, clearance, and the look-ahead point."""
+
+import math
+
+import numpy as np
+import pytest
+
+from envs.tasks.obstacles import BoxObstacle, CylinderObstacle, ObstacleScene
+from envs.tasks.route import Route, RouteConfig, inflated_polygons, point_along, segment_blocked
+
+WALL = ObstacleScene(boxes=[BoxObstacle((2.0, 0.0), (0.15, 0.5))])
+
+
+def clearance_along(path: np.ndarray, scene: ObstacleScene, samples: int = 400) -> float:
+    """Smallest distance from the polyline to any obstacle (boxes: exact; cylinders: centre distance - radius)."""
+    best = math.inf
+    for k in range(len(path) - 1):
+        for t in np.linspace(0.0, 1.0, samples):
+            p = path[k] + t * (path[k + 1] - path[k])
+            for b in scene.boxes:
+                c, s = math.cos(b.yaw_rad), math.sin(b.yaw_rad)
+                d = p - np.asarray(b.center_xy_m)
+                local = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
+                q = np.abs(local) - np.asarray(b.half_extents_xy_m)
+                best = min(best, float(np.linalg.norm(np.maximum(q, 0.0)) + min(max(q[0], q[1]), 0.0)))
+            for cyl in scene.cylinders:
+                best = min(best, float(np.linalg.norm(p - np.asarray(cyl.center_xy_m)) - cyl.radius_m))
+    return best
+
+
+def length(path: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+
+
+def test_free_goal_is_a_straight_line() -> None:
+    route = Route(WALL, np.array([0.0, 3.0]))
+    path = route.path(np.zeros(2))
+    np.testing.assert_allclose(path, [[0.0, 0.0], [0.0, 3.0]])
+    np.testing.assert_allclose(route.target(np.zeros(2)), [0.0, 1.0])  # lookahead 1 m along it
+
+
+def test_wall_is_walked_round_with_the_clearance_and_the_shortest_way() -> None:
+    cfg = RouteConfig(clearance_m=0.6)
+    route = Route(WALL, np.array([4.0, 0.0]), cfg)
+    path = route.path(np.zeros(2))
+    assert len(path) == 4  # start, two corners of the grown wall, goal
+    assert clearance_along(path, WALL) >= 0.6 - 1e-6
+    # Hand-computed: corners at x = 2 -/+ 0.75, |y| = 1.1 (+1 mm); the path is symmetric so either side is shortest.
+    corner = math.hypot(1.25, 1.1)
+    assert length(path) == pytest.approx(2 * corner + 1.5, abs=5e-3)
+    # The look-ahead point heads round the wall, not into it.
+    target = route.target(np.zeros(2))
+    assert abs(target[1]) > 0.5 and np.linalg.norm(target) == pytest.approx(1.0)
+
+
+def test_mixed_scene_paths_keep_clear_of_every_obstacle() -> None:
+    scene = ObstacleScene(
+        boxes=[BoxObstacle((1.5, 0.6), (0.3, 0.2), yaw_rad=0.4), BoxObstacle((3.0, -1.0), (0.2, 1.0), yaw_rad=-0.3)],
+        cylinders=[CylinderObstacle((1.2, -0.8), 0.25), CylinderObstacle((4.5, 0.5), 0.4)],
+    )
+    rng = np.random.default_rng(0)
+    checked = 0
+    while checked < 20:
+        goal = rng.uniform([4.0, -3.0], [7.0, 3.0])
+        start = rng.uniform([-2.0, -2.0], [0.0, 2.0])
+        if min(clearance_along(np.stack([p, p]), scene, 1) for p in (start, goal)) < 0.4:
+            continue  # an end within the clearance: the path may (must) come closer there
+        checked += 1
+        route = Route(scene, goal, RouteConfig(clearance_m=0.4))
+        path = route.path(start)
+        np.testing.assert_allclose(path[0], start)
+        np.testing.assert_allclose(path[-1], goal)
+        assert clearance_along(path, scene) >= 0.4 - 1e-3
+        assert length(path) >= np.linalg.norm(goal - start) - 1e-9
+
+
+def test_a_robot_inside_the_clearance_leaves_without_crossing_the_wall() -> None:
+    route = Route(WALL, np.array([4.0, 0.0]), RouteConfig(clearance_m=0.6))
+    start = np.array([1.6, 0.05])  # 0.25 m in front of the wall, well inside its clearance
+    path = route.path(start)
+    assert len(path) > 2  # not straight through the wall
+    assert clearance_along(path, WALL) > 0.2
+
+
+def test_goal_within_the_clearance_is_still_reached() -> None:
+    goal = np.array([2.45, 0.0])  # 0.3 m behind the wall
+    path = Route(WALL, goal, RouteConfig(clearance_m=0.6)).path(np.zeros(2))
+    np.testing.assert_allclose(path[-1], goal)
+    assert len(path) > 2 and clearance_along(path, WALL) > 0.0
+
+
+def test_segment_blocked_touching_is_not_blocking() -> None:
+    square = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    assert segment_blocked(np.array([-2.0, 0.0]), np.array([2.0, 0.0]), square)
+    assert not segment_blocked(np.array([-2.0, 1.0]), np.array([2.0, 1.0]), square)  # along an edge
+    assert not segment_blocked(np.array([-2.0, 0.0]), np.array([0.0, 2.0]), square)  # through a corner
+    assert not segment_blocked(np.array([-3.0, 0.0]), np.array([-2.0, 0.0]), square)  # short of it
+
+
+def test_inflated_polygons_enclose_the_grown_obstacles() -> None:
+    scene = ObstacleScene(cylinders=[CylinderObstacle((0.0, 0.0), 0.5)])
+    (poly,) = inflated_polygons(scene, 0.2, cylinder_sides=6)
+    edges = np.roll(poly, -1, axis=0) - poly
+    normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1) / np.linalg.norm(edges, axis=1, keepdims=True)
+    # Each side is tangent to the circle of radius 0.7 (counter-clockwise: the normals point outwards).
+    np.testing.assert_allclose(np.sum(normals * poly, axis=1), 0.7, atol=1e-9)
+
+
+def test_point_along_and_config_errors() -> None:
+    path = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
+    np.testing.assert_allclose(point_along(path, 0.5), [0.5, 0.0])
+    np.testing.assert_allclose(point_along(path, 2.0), [1.0, 1.0])
+    np.testing.assert_allclose(point_along(path, 10.0), [1.0, 2.0])
+    with pytest.raises(ValueError, match="lookahead_m"):
+        RouteConfig(lookahead_m=0.0)
+    with pytest.raises(ValueError, match="goal"):
+        Route(WALL, np.array([np.nan, 0.0]))
