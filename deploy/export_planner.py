@@ -59,11 +59,17 @@ class ExportPlannerConfig:
     """Override the number of sampler steps."""
     rolling_start: int | None = None
     """Override the warm-start entry (0: cold start every call)."""
+    int8: bool | None = None
+    """Override the denoiser's int8 inference (dynamic quantization of its linear layers,
+    :mod:`policies.diffusion.quantize`: about half the network's time on one CPU core; x0 or no guidance only).
+    None: the model's setting (an action head fitted with ``--int8`` sets it)."""
 
 
 def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:
     """The trained planner config with the export's sampler and guidance overrides."""
-    return with_sampling(pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, cfg.rolling_start)
+    return with_sampling(
+        pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, cfg.rolling_start, denoiser_int8=cfg.int8
+    )
 
 
 def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> CostSum:
@@ -81,7 +87,7 @@ def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig) -> DiffusionP
     pc = configured(from_jsonable(PlannerConfig, model["planner_config"], f"{cfg.model}:planner_config"), cfg)
     planner = DiffusionPlanner(pc, g1_cost_sum(cfg, pc.history, float(model["ctrl_dt_s"])))
     planner.load_weights(model["weights"])
-    return planner.eval()
+    return planner.quantize_for_inference()
 
 
 def robot_metadata(path: Path, ctrl_dt_s: float) -> dict[str, Any]:
@@ -115,7 +121,8 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
     }
     pt, meta = export_planner(planner, cfg.out, extra)
     n = sum(p.numel() for p in planner.parameters())
-    print(f"{pt} ({pt.stat().st_size / 1e6:.1f} MB, {n / 1e6:.2f} M parameters) and {meta}")
+    kind = " float + the denoiser in int8" if planner.config.denoiser_int8 else ""
+    print(f"{pt} ({pt.stat().st_size / 1e6:.1f} MB, {n / 1e6:.2f} M{kind} parameters) and {meta}")
     return pt, meta
 
 

@@ -31,6 +31,7 @@ from policies.diffusion.denoisers.mlp import ResidualMLPConfig, ResidualMLPDenoi
 from policies.diffusion.denoisers.transformer import TrajectoryTransformer, TrajectoryTransformerConfig
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import Diffusion, DiffusionConfig
+from policies.diffusion.quantize import quantize_linear_int8
 from policies.diffusion.vae import LatentAutoencoder, VAEConfig
 from policies.normalizer import Normalizer
 
@@ -103,6 +104,9 @@ class PlannerConfig:
     """hidden width of the action head's MLP (3 hidden layers)"""
     rolling_start: int = 0
     """warm start entry in the K-step sequence (0 = cold start every call; K - rolling_start passes a tick)"""
+    denoiser_int8: bool = False
+    """inference: run the denoiser's linear layers in int8 (:meth:`DiffusionPlanner.quantize_for_inference`, done
+    by the export and the action head's fit after the weights are loaded); training always uses float"""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """schedule, prediction type, sampler and guidance"""
 
@@ -188,8 +192,10 @@ def with_sampling(
     guidance_scale: Optional[float] = None,
     sampler_steps: Optional[int] = None,
     rolling_start: Optional[int] = None,
+    denoiser_int8: Optional[bool] = None,
 ) -> PlannerConfig:
-    """``config`` with other sampler and guidance settings (None keeps the config's); they need no retraining."""
+    """``config`` with other sampler, guidance and inference settings (None keeps the config's); they need no
+    retraining."""
     d = config.diffusion
     guidance, sampler = d.guidance, d.sampler
     if guidance_mode is not None:
@@ -200,7 +206,8 @@ def with_sampling(
         sampler = dataclasses.replace(sampler, num_steps=sampler_steps)
     diffusion = dataclasses.replace(d, guidance=guidance, sampler=sampler)
     rolling = config.rolling_start if rolling_start is None else rolling_start
-    return dataclasses.replace(config, diffusion=diffusion, rolling_start=rolling)
+    int8 = config.denoiser_int8 if denoiser_int8 is None else denoiser_int8
+    return dataclasses.replace(config, diffusion=diffusion, rolling_start=rolling, denoiser_int8=int8)
 
 
 class ActionHead(nn.Module):
@@ -353,6 +360,17 @@ class DiffusionPlanner(Policy):
         ]
         if missing or result.unexpected_keys:
             raise ValueError(f"planner weights do not fit: missing {missing}, unexpected {result.unexpected_keys}")
+
+    @torch.jit.unused
+    def quantize_for_inference(self) -> "DiffusionPlanner":
+        """With ``config.denoiser_int8``, swap the denoiser for its int8 copy (:mod:`policies.diffusion.quantize`);
+        call after loading the weights. The quantized network has no gradients, so classifier guidance (which
+        differentiates through it) is refused. Returns self, in eval mode."""
+        if self.config.denoiser_int8:
+            if self.config.diffusion.guidance.mode == "classifier":
+                raise ValueError("denoiser_int8: classifier guidance differentiates through the denoiser; use x0")
+            self.diffusion.denoiser = quantize_linear_int8(self.diffusion.denoiser)
+        return self.eval()
 
     # --------------------------------------------------------------------------------------------- training
     @torch.jit.unused

@@ -48,3 +48,26 @@ def test_missing_and_foreign_model_files_are_named(tmp_path):
     data["planner_config"] = {**data["planner_config"], "width": 64}
     with pytest.raises(ValueError, match="do not fit"):
         build_planner(data, ExportPlannerConfig(model=model))
+
+
+def test_int8_export_plans_close_to_float_and_refuses_classifier_guidance(tmp_path):
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    base = {"model": model, "sampler_steps": 2, "guidance_scale": 0.5}
+    pt, meta_path = main(ExportPlannerConfig(**base, out=tmp_path / "int8" / "planner.pt", int8=True))
+    meta = json.loads(meta_path.read_text())
+    scripted = torch.jit.load(str(pt))
+    names = {type(m).__name__ for m in scripted.diffusion.denoiser.modules()}
+    assert not any(n == "Linear" for n in names)  # every linear layer of the denoiser is quantized
+    eager = build_planner(load_planner_model(model), ExportPlannerConfig(**base))
+    assert not eager.config.denoiser_int8
+    B, P = 2, meta["cost_param_dim"]
+    obs, act = torch.randn(B, 4, PLANNER_STATE_DIM), torch.zeros(B, 4, C.NUM_JOINTS)
+    noise = torch.randn(B, 12, meta["token_dim"])
+    params = torch.zeros(B, P)
+    params[:, 0], params[:, 1] = 1.0, 0.8
+    plan_q, _ = scripted(obs, act, params, noise, None)  # guided: x0 guidance needs no gradient of the network
+    plan_f, _ = eager(obs, act, params, noise, None)
+    plan_q, plan_f = plan_q.detach(), plan_f.detach()
+    assert 0.0 < float((plan_q - plan_f).abs().mean()) < 0.05 * float(plan_f.abs().mean())  # quantized, and close
+    with pytest.raises(ValueError, match="classifier"):
+        build_planner(load_planner_model(model), ExportPlannerConfig(**base, guidance_mode="classifier", int8=True))

@@ -98,6 +98,9 @@ class ActionHeadConfig:
     """Guidance scale of the sampled plans (None: the model's)."""
     sampler_steps: int | None = None
     """DDIM steps (None: the model's)."""
+    int8: bool = False
+    """Sample the plans with the denoiser in int8 (as the export then runs it: the head learns what the quantized
+    network's plans mean); written into the config, so the export follows."""
     action_key: str = "expert_action"
     """Actions of the history and the target (the planner's training key)."""
     val_fraction: float = 0.05
@@ -122,7 +125,9 @@ def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
     pc = from_jsonable(PlannerConfig, model["planner_config"], f"{cfg.model}:planner_config")
     if pc.action_head_states > 0:
         raise ValueError(f"{cfg.model}: this planner already has an action head; start from the one without")
-    pc = with_sampling(pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, rolling_start=0)
+    pc = with_sampling(
+        pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, rolling_start=0, denoiser_int8=cfg.int8
+    )
     return dataclasses.replace(pc, action_head_states=cfg.states, action_head_width=cfg.width)
 
 
@@ -216,7 +221,7 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
     costs = g1_costs(pc.history, float(model["ctrl_dt_s"]))
     sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0), costs)
     sampler.load_weights(model["weights"])
-    sampler.eval()
+    sampler.quantize_for_inference()
     planner = DiffusionPlanner(pc)
     planner.load_weights(model["weights"], without_action_head=True)
     data = load_planner_dataset(cfg.data)
@@ -244,6 +249,7 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "sampler": to_jsonable(pc.diffusion.sampler),
         "guidance": to_jsonable(pc.diffusion.guidance),
+        **({"denoiser_int8": True} if pc.denoiser_int8 else {}),
     }
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     cache = cfg.out_dir / "head_windows.pt"
