@@ -59,16 +59,21 @@ class ExportPlannerConfig:
     """Override the number of sampler steps."""
     rolling_start: int | None = None
     """Override the warm-start entry (0: cold start every call)."""
-    int8: bool | None = None
-    """Override the denoiser's int8 inference (dynamic quantization of its linear layers,
-    :mod:`policies.diffusion.quantize`: about half the network's time on one CPU core; x0 or no guidance only).
-    None: the model's setting (an action head fitted with ``--int8`` sets it)."""
+    int8: bool = False
+    """Run the denoiser's linear layers in int8 (dynamic quantization, :mod:`policies.diffusion.quantize`: about
+    half the network's time on one CPU core; x0 or no guidance only). A model whose action head was fitted with
+    ``--int8`` carries the setting and is exported in int8 without this flag."""
 
 
 def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:
     """The trained planner config with the export's sampler and guidance overrides."""
     return with_sampling(
-        pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, cfg.rolling_start, denoiser_int8=cfg.int8
+        pc,
+        cfg.guidance_mode,
+        cfg.guidance_scale,
+        cfg.sampler_steps,
+        cfg.rolling_start,
+        denoiser_int8=True if cfg.int8 else None,
     )
 
 

@@ -56,8 +56,9 @@ def test_int8_export_plans_close_to_float_and_refuses_classifier_guidance(tmp_pa
     pt, meta_path = main(ExportPlannerConfig(**base, out=tmp_path / "int8" / "planner.pt", int8=True))
     meta = json.loads(meta_path.read_text())
     scripted = torch.jit.load(str(pt))
-    names = {type(m).__name__ for m in scripted.diffusion.denoiser.modules()}
-    assert not any(n == "Linear" for n in names)  # every linear layer of the denoiser is quantized
+    quantized = build_planner(load_planner_model(model), ExportPlannerConfig(**base, int8=True))
+    assert quantized.config.denoiser_int8
+    assert not any(type(m) is torch.nn.Linear for m in quantized.diffusion.denoiser.modules())
     eager = build_planner(load_planner_model(model), ExportPlannerConfig(**base))
     assert not eager.config.denoiser_int8
     B, P = 2, meta["cost_param_dim"]
@@ -65,9 +66,11 @@ def test_int8_export_plans_close_to_float_and_refuses_classifier_guidance(tmp_pa
     noise = torch.randn(B, 12, meta["token_dim"])
     params = torch.zeros(B, P)
     params[:, 0], params[:, 1] = 1.0, 0.8
-    plan_q, _ = scripted(obs, act, params, noise, None)  # guided: x0 guidance needs no gradient of the network
+    plan_s, _ = scripted(obs, act, params, noise, None)  # guided: x0 guidance needs no gradient of the network
+    plan_q, _ = quantized(obs, act, params, noise, None)
     plan_f, _ = eager(obs, act, params, noise, None)
-    plan_q, plan_f = plan_q.detach(), plan_f.detach()
+    plan_s, plan_q, plan_f = plan_s.detach(), plan_q.detach(), plan_f.detach()
+    torch.testing.assert_close(plan_s, plan_q, atol=1e-5, rtol=1e-5)  # the file runs the quantized network
     assert 0.0 < float((plan_q - plan_f).abs().mean()) < 0.05 * float(plan_f.abs().mean())  # quantized, and close
     with pytest.raises(ValueError, match="classifier"):
         build_planner(load_planner_model(model), ExportPlannerConfig(**base, guidance_mode="classifier", int8=True))
