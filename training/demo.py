@@ -230,8 +230,9 @@ def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
         f"## G1 planner ({cfg.planner})",
         "",
         f"Scripted joystick, {joy['script_seconds']:.0f} s: fell {fell}; planar velocity error "
-        f"{joy['lin_err_m_per_s']:.3f} m/s, yaw-rate error {joy['yaw_err_rad_per_s']:.3f} rad/s; plan time per tick "
-        f"p50 {joy['plan_ms_p50']:.1f} ms, p99 {joy['plan_ms_p99']:.1f} ms (one world, one thread, after "
+        f"{joy['lin_err_m_per_s']:.3f} m/s, yaw-rate error {joy['yaw_err_rad_per_s']:.3f} rad/s; planner time per "
+        f"tick (the planner state from the simulator, then the plan) p50 {joy['plan_ms_p50']:.1f} ms, p99 "
+        f"{joy['plan_ms_p99']:.1f} ms (one world, one thread, after "
         f"{WARMUP_TICKS} warm-up ticks).",
         "",
         format_table(rows).strip(),
