@@ -43,11 +43,40 @@ class ExportedPlanner:
         """Forget the warm start."""
         self.prev = None
 
-    def plan(self, states: torch.Tensor, actions: torch.Tensor, params: torch.Tensor | None) -> torch.Tensor:
+    def plan(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        params: torch.Tensor | None,
+        fresh: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Planned actions ``(B, Hf, A)`` from the last ``states (B, Hh, S)``, the actions before them
-        ``(B, Hh, A)`` and the cost parameters ``(B, P)`` (None: unguided). Row 0 is the action to execute now."""
+        ``(B, Hh, A)`` and the cost parameters ``(B, P)`` (None: unguided). Row 0 is the action to execute now.
+
+        ``fresh (B,)`` bool marks rows whose episode has just begun: with rolling starts their previous plan
+        belongs to the episode before, so they start cold while the other rows stay warm (two calls when mixed).
+        """
         noise = torch.randn(states.shape[0], self.window, self.token_dim, generator=self.gen)
+        prev = self.prev if self.rolling else None
+        if prev is not None and prev.shape[0] != states.shape[0]:
+            prev = None  # the batch changed: nothing to warm-start from
         with torch.inference_mode(False), torch.enable_grad():
-            plan, tokens = self.module(states, actions, params, noise, self.prev if self.rolling else None)
+            if prev is not None and fresh is not None and bool(fresh.any()):
+                cold = fresh.to(torch.bool)
+                warm = ~cold
+                plan = torch.empty(0)
+                tokens = torch.empty(0)
+                for rows, start in ((cold, None), (warm, prev)):
+                    if not bool(rows.any()):
+                        continue
+                    p = None if params is None else params[rows]
+                    w = None if start is None else start[rows]
+                    part_plan, part_tokens = self.module(states[rows], actions[rows], p, noise[rows], w)
+                    if plan.numel() == 0:
+                        plan = part_plan.new_empty((states.shape[0], *part_plan.shape[1:]))
+                        tokens = part_tokens.new_empty((states.shape[0], *part_tokens.shape[1:]))
+                    plan[rows], tokens[rows] = part_plan.detach(), part_tokens.detach()
+            else:
+                plan, tokens = self.module(states, actions, params, noise, prev)
         self.prev = tokens.detach()
         return plan[:, :, self.state_dim :].detach()  # (B, Hf, A)

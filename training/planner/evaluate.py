@@ -79,11 +79,14 @@ class ControlHistory:
         self.history = history
         self.states: torch.Tensor | None = None
         self.actions = torch.zeros(num_envs, history, action_dim)
+        self.fresh = torch.ones(num_envs, dtype=torch.bool)
 
     def observe(self, env: RecordingEnv) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the current state; returns ``states (N, Hh, S)`` (oldest first) and ``actions (N, Hh, A)``."""
+        """Add the current state; returns ``states (N, Hh, S)`` (oldest first) and ``actions (N, Hh, A)``.
+        ``self.fresh (N,)`` marks the worlds whose episode has just begun."""
         state = torch.from_numpy(env.step_record()["state"])  # (N, S)
         fresh = torch.from_numpy(env.episode_length == 0)
+        self.fresh = fresh
         if self.states is None:
             self.states = state[:, None].repeat(1, self.history, 1)
         else:
@@ -123,7 +126,8 @@ class PlannerController:
             raise RuntimeError("PlannerController.bind(env) must be called first")
         with torch.inference_mode(False):  # the histories take part in the guidance graph
             states, actions = self.history.observe(env)
-            action = self.planner.plan(states, actions, self.params_fn(env))[:, 0]  # (N, A): a_t
+            # A world that has just reset starts cold: its warm start would be the plan of its previous episode.
+            action = self.planner.plan(states, actions, self.params_fn(env), self.history.fresh)[:, 0]  # (N, A)
             self.history.executed(action)
         return action
 
