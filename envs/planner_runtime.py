@@ -14,9 +14,10 @@ from typing import Any
 import torch
 
 
-def gate_offsets(meta: dict[str, Any]) -> dict[str, int]:
-    """Offset of each task term's gate in the cost parameters, by term (``joystick``, ``waypoint``, ``obstacles``)."""
-    return {t["params"][0].removesuffix("_gate"): int(t["offset"]) for t in meta["cost_terms"]}
+def gate_offsets(cost_terms: list[dict[str, Any]]) -> dict[str, int]:
+    """Offset of each task term's gate in the cost parameters, by term (``joystick``, ``waypoint``, ``obstacles``),
+    from a cost layout: an export's ``meta["cost_terms"]`` or ``CostSum.param_layout()``."""
+    return {t["params"][0].removesuffix("_gate"): int(t["offset"]) for t in cost_terms}
 
 
 class ExportedPlanner:
@@ -29,7 +30,7 @@ class ExportedPlanner:
         self.window = self.history + int(meta["horizon"])
         self.param_dim = int(meta["cost_param_dim"])
         self.rolling = int(meta["rolling_start"]) > 0
-        self.gates = gate_offsets(meta)
+        self.gates = gate_offsets(meta["cost_terms"])
         self.gen = torch.Generator().manual_seed(seed)
         self.prev: torch.Tensor | None = None
 
@@ -54,29 +55,20 @@ class ExportedPlanner:
         ``(B, Hh, A)`` and the cost parameters ``(B, P)`` (None: unguided). Row 0 is the action to execute now.
 
         ``fresh (B,)`` bool marks rows whose episode has just begun: with rolling starts their previous plan
-        belongs to the episode before, so they start cold while the other rows stay warm (two calls when mixed).
+        belongs to the episode before, so they start cold while the other rows stay warm.
         """
         noise = torch.randn(states.shape[0], self.window, self.token_dim, generator=self.gen)
         prev = self.prev if self.rolling else None
         if prev is not None and prev.shape[0] != states.shape[0]:
             prev = None  # the batch changed: nothing to warm-start from
         with torch.inference_mode(False), torch.enable_grad():
+            plan, tokens = self.module(states, actions, params, noise, prev)
+            plan, tokens = plan.detach(), tokens.detach()
             if prev is not None and fresh is not None and bool(fresh.any()):
+                # The fresh rows again, cold (their warm plans above are discarded: resets are rare).
                 cold = fresh.to(torch.bool)
-                warm = ~cold
-                plan = torch.empty(0)
-                tokens = torch.empty(0)
-                for rows, start in ((cold, None), (warm, prev)):
-                    if not bool(rows.any()):
-                        continue
-                    p = None if params is None else params[rows]
-                    w = None if start is None else start[rows]
-                    part_plan, part_tokens = self.module(states[rows], actions[rows], p, noise[rows], w)
-                    if plan.numel() == 0:
-                        plan = part_plan.new_empty((states.shape[0], *part_plan.shape[1:]))
-                        tokens = part_tokens.new_empty((states.shape[0], *part_tokens.shape[1:]))
-                    plan[rows], tokens[rows] = part_plan.detach(), part_tokens.detach()
-            else:
-                plan, tokens = self.module(states, actions, params, noise, prev)
-        self.prev = tokens.detach()
-        return plan[:, :, self.state_dim :].detach()  # (B, Hf, A)
+                p = None if params is None else params[cold]
+                cold_plan, cold_tokens = self.module(states[cold], actions[cold], p, noise[cold], None)
+                plan[cold], tokens[cold] = cold_plan.detach(), cold_tokens.detach()
+        self.prev = tokens
+        return plan[:, :, self.state_dim :]  # (B, Hf, A)

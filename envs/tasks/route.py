@@ -84,10 +84,7 @@ def segment_blocked(a: np.ndarray, b: np.ndarray, poly: np.ndarray, tol: float =
     """
     d = b - a
     t_in, t_out = 0.0, 1.0
-    for k in range(poly.shape[0]):
-        p, q = poly[k], poly[(k + 1) % poly.shape[0]]
-        normal = np.array([q[1] - p[1], p[0] - q[0]])  # outward for counter-clockwise vertices
-        normal /= max(float(np.hypot(*normal)), _EPS)
+    for p, normal in zip(poly, _outward_normals(poly), strict=True):
         dist = float(normal @ (a - p))  # > 0: a outside this side
         rate = float(normal @ d)
         if abs(rate) < _EPS:
@@ -106,12 +103,16 @@ def segment_blocked(a: np.ndarray, b: np.ndarray, poly: np.ndarray, tol: float =
     return (t_out - t_in) * seg_len > tol and _depth(a + 0.5 * (t_in + t_out) * d, poly) > tol
 
 
-def _depth(point: np.ndarray, poly: np.ndarray) -> float:
-    """How far ``point`` lies inside ``poly`` (negative outside)."""
+def _outward_normals(poly: np.ndarray) -> np.ndarray:
+    """Unit outward normals ``(K, 2)`` of the sides ``poly[k] -> poly[k + 1]`` of a counter-clockwise polygon."""
     edges = np.roll(poly, -1, axis=0) - poly
     normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), _EPS)
-    return float(-np.max(np.sum(normals * (point - poly), axis=1)))
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), _EPS)
+
+
+def _depth(point: np.ndarray, poly: np.ndarray) -> float:
+    """How far ``point`` lies inside ``poly`` (negative outside)."""
+    return float(-np.max(np.sum(_outward_normals(poly) * (point - poly), axis=1)))
 
 
 class Route:
@@ -123,7 +124,7 @@ class Route:
         if not np.all(np.isfinite(self.goal)):
             raise ValueError(f"goal: expected a finite (x, y), got {goal_xy}")
         self.obstacles: list[BoxObstacle | CylinderObstacle] = [*scene.boxes, *scene.cylinders]
-        self.polys = [obstacle_polygon(o, self.cfg.clearance_m, self.cfg.cylinder_sides) for o in self.obstacles]
+        self.polys = inflated_polygons(scene, self.cfg.clearance_m, self.cfg.cylinder_sides)
         self._goal_polys = self.polygons_around(self.goal)
         # Corners pushed out a millimetre so that paths through them clear the polygon they belong to.
         nodes = []

@@ -1,31 +1,26 @@
 """Routes round obstacles: shortest paths on the inflated scene, clearance, and the look-ahead point."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+import torch
 
 from envs.tasks.obstacles import BoxObstacle, CylinderObstacle, ObstacleScene
 from envs.tasks.route import Route, RouteConfig, inflated_polygons, point_along, segment_blocked
+from envs.tasks.sdf import scene_sdf
 
 WALL = ObstacleScene(boxes=[BoxObstacle((2.0, 0.0), (0.15, 0.5))])
 
 
 def clearance_along(path: np.ndarray, scene: ObstacleScene, samples: int = 400) -> float:
-    """Smallest distance from the polyline to any obstacle (boxes: exact; cylinders: centre distance - radius)."""
-    best = math.inf
-    for k in range(len(path) - 1):
-        for t in np.linspace(0.0, 1.0, samples):
-            p = path[k] + t * (path[k + 1] - path[k])
-            for b in scene.boxes:
-                c, s = math.cos(b.yaw_rad), math.sin(b.yaw_rad)
-                d = p - np.asarray(b.center_xy_m)
-                local = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
-                q = np.abs(local) - np.asarray(b.half_extents_xy_m)
-                best = min(best, float(np.linalg.norm(np.maximum(q, 0.0)) + min(max(q[0], q[1]), 0.0)))
-            for cyl in scene.cylinders:
-                best = min(best, float(np.linalg.norm(p - np.asarray(cyl.center_xy_m)) - cyl.radius_m))
-    return best
+    """Smallest distance from the polyline to any obstacle (the scene's SDF, :func:`envs.tasks.sdf.scene_sdf`)."""
+    t = np.linspace(0.0, 1.0, samples)[:, None]
+    points = np.concatenate([a + t * (b - a) for a, b in itertools.pairwise(path)])  # (N, 2)
+    params = torch.as_tensor(scene.to_params(), dtype=torch.float64)[None]
+    sdf = scene_sdf(torch.as_tensor(points)[None], params, len(scene.boxes), len(scene.cylinders))
+    return float(sdf.min())
 
 
 def length(path: np.ndarray) -> float:

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from envs.observations import yaw_from_quat
 from envs.planner_dataset import load_planner_dataset
+from envs.planner_runtime import gate_offsets
 from envs.tasks.g1_planner import (
     G1CostConfig,
     g1_joystick_cost,
@@ -149,7 +150,7 @@ def task_params(
     """Cost parameters ``(n, P)`` of windows ``w`` (their ``episode``, ``step`` and recorded ``command``), one task
     each drawn from ``cfg.task_mix``: the joystick with the recorded command, or a waypoint at the root position
     ``lookahead_s`` later in the same episode, in the plan frame of the window's current root."""
-    layout = {entry["params"][0].removesuffix("_gate"): int(entry["offset"]) for entry in costs.param_layout()}
+    layout = gate_offsets(costs.param_layout())
     e, k = w["episode"].numpy(), w["step"].numpy()
     n, P, T = len(e), int(costs.param_dim), arrays["root_pos"].shape[1]
     rng = np.random.default_rng(seed)

@@ -188,7 +188,7 @@ def expert_task(expert: Path) -> LocomotionConfig:
 
 def joystick_params(meta: dict[str, Any]) -> Any:
     """``params_fn(env) -> (N, P)``: every world's joystick term on, with its current command."""
-    gates = gate_offsets(meta)
+    gates = gate_offsets(meta["cost_terms"])
     P = int(meta["cost_param_dim"])
 
     def joystick(env: G1LocomotionEnv) -> torch.Tensor:
@@ -286,7 +286,7 @@ def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str
     )
     with_obstacle = row != "waypoint"
     env = ObstacleRecordingEnv(env_cfg, Conditions()) if with_obstacle else RecordingEnv(env_cfg, Conditions())
-    gates, P = gate_offsets(meta), int(meta["cost_param_dim"])
+    gates, P = gate_offsets(meta["cost_terms"]), int(meta["cost_param_dim"])
     start_xy = env.qpos[:, :2].copy()
     goals = start_xy + dist[:, None] * direction
     scene_params = None
