@@ -241,3 +241,52 @@ def test_tiny_real_run_on_ballrun(tmp_path: Path):
     again = load_dsrl(path=collect.main(CollectConfig(task="BallRun", out_dir=tmp_path / "again", **args)))
     for key, value in data.as_dict().items():  # pybullet and the seeded global RNG reproduce the episodes
         np.testing.assert_array_equal(value, again.as_dict()[key], err_msg=key)
+
+
+def test_interrupted_build_resumes_to_the_uninterrupted_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(collect, "make_dsrl_env", _fake_bullet)
+    args = dict(task="BallRun", cost_limits=(20.0, 60.0), env_steps_per_agent=3200, episodes_per_policy=3)
+    reference = load_dsrl(path=collect.main(CollectConfig(out_dir=tmp_path / "a", **args)))
+
+    calls = {"learn": 0, "record": 0}
+    learn, record = PPOLagrangian.learn_iteration, collect.record_episodes
+
+    def counted_learn(self):
+        calls["learn"] += 1
+        if calls["learn"] == kill_at["learn"]:
+            raise KeyboardInterrupt
+        return learn(self)
+
+    def counted_record(*a, **k):
+        calls["record"] += 1
+        if calls["record"] == kill_at["record"]:
+            raise KeyboardInterrupt
+        return record(*a, **k)
+
+    monkeypatch.setattr(PPOLagrangian, "learn_iteration", counted_learn)
+    monkeypatch.setattr(collect, "record_episodes", counted_record)
+    out = tmp_path / "b"
+    kill_at = {"learn": 6, "record": 0}  # 4 iterations per agent: killed in the second agent's second iteration
+    with pytest.raises(KeyboardInterrupt):
+        collect.main(CollectConfig(out_dir=out, **args))
+    work = out / "BallRun-v0-seed0-small"
+    assert (work / "agents/0_limit_20/done.json").is_file() and not (work / "agents/1_limit_60/done.json").exists()
+    calls.update(learn=0, record=0)
+    kill_at = {"learn": 0, "record": 5}  # now killed while recording the fifth variant
+    with pytest.raises(KeyboardInterrupt):
+        collect.main(CollectConfig(out_dir=out, **args))
+    assert calls["learn"] == 4  # only the unfinished agent trained again, from its start
+    assert len(list((work / "episodes").glob("*.npz"))) == 4
+    calls.update(learn=0, record=0)
+    kill_at = {"learn": 0, "record": 0}
+    resumed = load_dsrl(path=collect.main(CollectConfig(out_dir=out, **args)))
+    assert calls["learn"] == 0 and calls["record"] == 16 - 4  # 2 agents x 4 checkpoints x 2 noise stds in all
+    for key, value in reference.as_dict().items():
+        np.testing.assert_array_equal(value, resumed.as_dict()[key], err_msg=key)
+
+    for file in out.glob("BallRun-v0-*.*"):
+        file.unlink()
+    changed = dict(args, episodes_per_policy=4)
+    with pytest.raises(FileExistsError, match=r"different configuration \(changed: \['episodes_per_policy'\]\)"):
+        collect.main(CollectConfig(out_dir=out, **changed))
+    assert (work / "agents/0_limit_20/done.json").is_file()  # refused, nothing lost

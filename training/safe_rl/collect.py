@@ -13,14 +13,21 @@ As DSRL (Liu et al., "Datasets and Benchmarks for Offline Safe RL"), the data mu
 
 Agents, checkpoints (safetensors + JSON) and TensorBoard logs go to ``<out_dir>/<Task>-v0-seed<seed>-<preset>/``.
 Everything is derived from ``--seed``: the same command on the same machine (and ``num_threads``) rebuilds the
-same arrays. ``--preset small`` builds ~100 trajectories in about a minute on 2 cores; ``--preset dsrl`` aims at
+same arrays. A long build resumes: a finished agent leaves ``done.json`` in its folder and every recorded variant an
+``episodes/<v>.npz``; rerunning the same command after a kill reuses them (an agent killed half-way is trained
+again from its start), and every agent and recording is seeded on its own, so the result is the uninterrupted one.
+A work folder made by a different configuration is refused (``--overwrite`` discards it).
+
+``--preset small`` builds ~100 trajectories in about a minute on 2 cores; ``--preset dsrl`` aims at
 DSRL's sizes (BallRun 940 x 100 steps, ...; hours on a CPU).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,6 +42,7 @@ from tqdm import tqdm
 
 from envs.safe_rl.dsrl_data import DSRL_KEYS, dsrl_file_name, make_dsrl_env, write_dsrl
 from envs.safe_rl.tasks import DSRLTask, get_task
+from robot.files import atomic_write, atomic_write_text
 from training.safe_rl.ppo_lagrangian import (
     OBS_GROUP,
     GymVecEnv,
@@ -156,14 +164,26 @@ def seed_everything(seed: int) -> None:
 def train_agent(
     env: GymVecEnv, cost_limit: float, cfg: PPOLagrangianConfig, sizes: CollectPreset, seed: int, folder: Path
 ) -> list[Path]:
-    """Train one PPO-Lagrangian agent (TensorBoard in ``folder/tb``); returns its checkpoint folders in order."""
+    """Train one agent (TensorBoard in ``folder/tb``); returns its checkpoint folders in order.
+
+    An agent that finished before (``folder/done.json``) is not trained again; one that was interrupted is
+    trained again from its start (its folder is cleared first).
+    """
+    done = folder / "done.json"
+    if done.is_file():
+        saved = [folder / name for name in json.loads(done.read_text())["checkpoints"]]
+        if all((path / "checkpoint.json").is_file() for path in saved):
+            print(f"PPO-L d={cost_limit:g}: finished before, reusing {len(saved)} checkpoints in {folder}")
+            return saved
+    if folder.exists():
+        shutil.rmtree(folder)
     seed_everything(seed)
     env.reset(seed=seed)
     agent = PPOLagrangian(env, cost_limit, cfg)
     iterations = max(1, math.ceil(sizes.env_steps_per_agent / (env.num_envs * agent.steps_per_env)))
     marks = {math.ceil(iterations * (k + 1) / sizes.checkpoints_per_agent) for k in range(sizes.checkpoints_per_agent)}
     writer = SummaryWriter(str(folder / "tb"))
-    saved: list[Path] = []
+    saved = []
     bar = tqdm(range(1, iterations + 1), desc=f"PPO-L d={cost_limit:g}", unit="it", dynamic_ncols=True)
     try:
         for it in bar:
@@ -183,6 +203,8 @@ def train_agent(
                 saved.append(save_actor_checkpoint(folder / "checkpoints" / f"{it:06d}", agent, stats))
     finally:
         writer.close()
+    checkpoints = [str(path.relative_to(folder)) for path in saved]
+    atomic_write_text(done, json.dumps({"iterations": iterations, "checkpoints": checkpoints}, indent=1) + "\n")
     return saved
 
 
@@ -293,10 +315,33 @@ def existing_datasets(out_dir: Path, task: DSRLTask) -> list[Path]:
     return sorted(out_dir.glob(f"{task.name}-v0-*-*.hdf5")) if out_dir.is_dir() else []
 
 
+def save_episodes(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
+    """Write recorded episodes to one ``.npz`` atomically (concatenated DSRL arrays plus ``lengths``)."""
+    lengths = np.array([len(e["rewards"]) for e in episodes], dtype=np.int64)
+    arrays = {key: np.concatenate([e[key] for e in episodes]) for key in DSRL_KEYS}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as file:
+            np.savez(file, lengths=lengths, **arrays)
+
+    atomic_write(path, write)
+
+
+def load_episodes(path: Path) -> list[dict[str, np.ndarray]]:
+    """The episodes of :func:`save_episodes`."""
+    with np.load(path) as data:
+        bounds = np.concatenate([[0], np.cumsum(data["lengths"])])
+        arrays = {key: data[key] for key in DSRL_KEYS}
+    return [{key: value[a:b] for key, value in arrays.items()} for a, b in itertools.pairwise(bounds)]
+
+
 def build_episodes(
     cfg: CollectConfig, task: DSRLTask, sizes: CollectPreset, limits: list[float], work: Path
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, Any]]]:
-    """Train one agent per cost limit, then record every (checkpoint, noise std); returns episodes and sources."""
+    """Train one agent per cost limit, then record every (checkpoint, noise std); returns episodes and sources.
+
+    Finished agents and recorded variants found in ``work`` are reused (module docstring).
+    """
     ppo_cfg = cfg.ppo if cfg.ppo.reward_scale is not None else replace(cfg.ppo, reward_scale=task.reward_scale)
     seed_everything(cfg.seed)
     length = task.max_episode_steps
@@ -315,7 +360,12 @@ def build_episodes(
         variants = [(a, path, std) for a, path in checkpoints for std in sizes.noise_stds]
         for v, (a, path, std) in enumerate(tqdm(variants, desc="record", unit="policy", dynamic_ncols=True)):
             actor, meta = load_actor_checkpoint(path)
-            found = record_episodes(recorder, actor, std, sizes.episodes_per_policy, seed_from(cfg.seed, 1, v))
+            cache = work / "episodes" / f"{v:04d}.npz"
+            if cache.is_file():
+                found = load_episodes(cache)
+            else:
+                found = record_episodes(recorder, actor, std, sizes.episodes_per_policy, seed_from(cfg.seed, 1, v))
+                save_episodes(cache, found)
             episodes += found
             source = {"agent": a, "cost_limit": limits[a], "iteration": meta["iteration"], "noise_std": std}
             sources += [dict(source) for _ in found]
@@ -323,6 +373,31 @@ def build_episodes(
         env.close()
         recorder.close()
     return episodes, sources
+
+
+def prepare_work_folder(work: Path, run_config: dict[str, Any], overwrite: bool) -> None:
+    """Create ``work`` or check that it was made by ``run_config`` (``overwrite``: discard one that was not)."""
+    path = work / "config.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != run_config:
+            if not overwrite:
+                changed = sorted(
+                    {
+                        key
+                        for part in ("collect", "sizes")
+                        for key in set(before.get(part, {})) | set(run_config[part])
+                        if before.get(part, {}).get(key) != run_config[part].get(key)
+                    }
+                )
+                raise FileExistsError(
+                    f"{work}: made by a different configuration (changed: {changed or ['limits']}); pass --overwrite "
+                    "to discard its agents and recordings, or use another --out-dir"
+                )
+            print(f"{work}: made by a different configuration, discarding it (--overwrite)")
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(run_config, indent=2) + "\n")
 
 
 def select_episodes(
@@ -352,9 +427,10 @@ def main(cfg: CollectConfig) -> Path:
     torch.set_num_threads(cfg.num_threads)
     limits = [round(f * task.cost_max, 6) for f in sizes.cost_limit_fractions]
     work = cfg.out_dir / f"{task.name}-v0-seed{cfg.seed}-{cfg.preset}"
-    work.mkdir(parents=True, exist_ok=True)
-    run_config = {"collect": asdict(cfg) | {"out_dir": str(cfg.out_dir)}, "sizes": asdict(sizes), "limits": limits}
-    (work / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    collect_config = asdict(cfg) | {"out_dir": str(cfg.out_dir)}
+    collect_config.pop("overwrite")  # not part of what the work folder holds
+    run_config = json.loads(json.dumps({"collect": collect_config, "sizes": asdict(sizes), "limits": limits}))
+    prepare_work_folder(work, run_config, cfg.overwrite)
     episodes, sources = build_episodes(cfg, task, sizes, limits, work)
     keep, returns, costs = select_episodes(episodes, max_cost, sizes.num_trajectories, seed_from(cfg.seed, 2))
     target = sizes.num_trajectories or len(keep)
