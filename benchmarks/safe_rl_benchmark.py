@@ -2,7 +2,8 @@
 
     python benchmarks/safe_rl_benchmark.py --dataset PATH [--task NAME] [--steps N] [--batch-size B]
         [--seeds 0 1 2] [--episodes 10] [--cost-limit 10] [--algorithms fisor bc_all bc_safe bcq_lag]
-        [--device cpu] [--out-dir outputs/bench/safe_rl | --run-root DIR] [--checkpoint-every N] [--quick] [--json PATH]
+        [--device cpu] [--threads N] [--fisor-precision fp32|bf16]
+        [--out-dir outputs/bench/safe_rl | --run-root DIR] [--checkpoint-every N] [--quick] [--json PATH]
 
 Each algorithm trains ``--steps`` gradient steps per seed with its reference hyperparameters (``--batch-size``
 overrides every batch size; BC-Safe and BCQ-Lag use ``--cost-limit`` as their constraint and BCQ-Lag the task's
@@ -19,6 +20,10 @@ Rerunning with a larger ``--steps`` continues the same runs (the learning-rate s
 budget), so the figures at 25k, 50k, 100k ... steps come from one training run per seed. ``s/100k`` is the
 wall-clock training time per 100k gradient steps measured over the steps trained by this call.
 
+``--fisor-precision bf16`` trains FISOR's actor under bfloat16 autocast (about 1.8x faster per step on a CPU with
+avx512_bf16; fp32, the reference, is the default); ``--threads`` sets torch's CPU threads, so that two benchmark
+processes on disjoint ``--seeds`` or ``--algorithms`` can share a run root, one core each.
+
 ``--quick`` is a smoke run (20 steps, one seed, one episode, small networks): its figures mean nothing.
 """
 
@@ -30,7 +35,9 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/safe_rl_benchmark.py`
 
@@ -55,14 +62,21 @@ QUICK_BASELINE = {"actor_hidden": (64, 64), "critic_hidden": (64, 64), "vae_hidd
 
 
 def algorithm_config(
-    name: str, task: DSRLTask, steps: int, batch_size: int | None, cost_limit: float, quick: bool
+    name: str,
+    task: DSRLTask,
+    steps: int,
+    batch_size: int | None,
+    cost_limit: float,
+    quick: bool,
+    fisor_precision: Literal["fp32", "bf16"] = "fp32",
 ) -> FISORConfig | BCConfig | BCQLagConfig:
     """The reference config of ``name`` with the benchmark's step budget, batch size and cost limit."""
     batch = {} if batch_size is None else {"batch_size": batch_size}
     if name == "fisor":
         if batch_size is not None:
             batch["critic_batch_size"] = min(256, batch_size)
-        return FISORConfig(num_steps=steps, **batch, **(QUICK_FISOR if quick else {}))
+        extra = QUICK_FISOR if quick else {}
+        return FISORConfig(num_steps=steps, actor_precision=fisor_precision, **batch, **extra)
     if name in ("bc_all", "bc_safe"):
         return BCConfig(mode=name[3:], cost_limit=cost_limit, num_steps=steps, **batch)
     extra = QUICK_BASELINE if quick else {}
@@ -87,7 +101,9 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: argparse.Namespace, run
         return json.loads(done.read_text())
     last = run_dir / "checkpoints" / "last.pt"
     config = TrainConfig(
-        algorithm=algorithm_config(name, task, args.steps, args.batch_size, args.cost_limit, args.quick),
+        algorithm=algorithm_config(
+            name, task, args.steps, args.batch_size, args.cost_limit, args.quick, args.fisor_precision
+        ),
         dataset=args.dataset,
         task=task.name,
         seed=seed,
@@ -162,7 +178,15 @@ def main() -> int:
         "--run-root", type=Path, default=None, help="fixed folder of the runs: rerun to reuse or resume them"
     )
     parser.add_argument("--checkpoint-every", type=int, default=5000, help="checkpoint period of every run (steps)")
+    parser.add_argument(
+        "--fisor-precision", choices=["fp32", "bf16"], default="fp32", help="FISOR actor training precision"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads: expected >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     args.steps = args.steps or (20 if args.quick else 20_000)
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     args.episodes = args.episodes or (1 if args.quick else 10)

@@ -6,6 +6,7 @@ The data-side and optimisation fields are read by the data pipeline and the trai
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -87,6 +88,10 @@ class FISORConfig:
     """actor updates per step (halves of 1024 in the reference)"""
     critic_batch_size: int = 256
     """the critics train on the first critic_batch_size rows of the batch"""
+    actor_precision: Literal["fp32", "bf16"] = "fp32"
+    """matmul precision of the actor's training forward/backward: fp32 (the reference) or bf16 (CPU/CUDA autocast
+    to bfloat16 with fp32 weights, optimiser and loss; about 1.8x faster per step on a CPU with avx512_bf16);
+    the critics, the EMA and inference stay fp32"""
 
     def __post_init__(self) -> None:
         _check_open_unit("reward_expectile", self.reward_expectile)
@@ -100,6 +105,8 @@ class FISORConfig:
         for name in ("violation_h", "infeasible_temperature", "feasible_temperature", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected a value > 0, got {getattr(self, name)}")
+        if self.actor_precision not in ("fp32", "bf16"):
+            raise ValueError(f"actor_precision: expected 'fp32' or 'bf16', got {self.actor_precision!r}")
         if not 0.0 <= self.infeasible_weight_min <= self.infeasible_weight_max:
             raise ValueError(
                 "infeasible weight clip: expected 0 <= infeasible_weight_min <= infeasible_weight_max, got "

@@ -207,11 +207,17 @@ class FISOR(Policy):
     def actor_loss(
         self, batch: Batch, generator: Optional[torch.Generator] = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted noise-prediction loss ``mean_B(w * sum_A (eps_hat - eps)^2)`` (the reference sums over A)."""
+        """Weighted noise-prediction loss ``mean_B(w * sum_A (eps_hat - eps)^2)`` (the reference sums over A).
+
+        With ``actor_precision = "bf16"`` the noise network runs under bfloat16 autocast (fp32 weights, loss and
+        weights); the default fp32 is the reference.
+        """
         obs, act = self.normalize(batch["observations"]), batch["actions"]
         weights, region = self.actor_weights(batch)
         x0 = rearrange(act, "b a -> b 1 a")  # (B, 1, A)
-        per_sample = self.actor.loss(x0, cond=obs, generator=generator) * self.act_dim  # (B,)
+        bf16 = self.config.actor_precision == "bf16"
+        with torch.autocast(act.device.type, dtype=torch.bfloat16, enabled=bf16):  # weights above stay fp32
+            per_sample = self.actor.loss(x0, cond=obs, generator=generator).float() * self.act_dim  # (B,)
         loss = (weights * per_sample).mean()
         metrics = {
             "actor_loss": _scalar(loss),

@@ -134,3 +134,13 @@ def test_planner_bc_probe_runs_both_probes_and_scores_the_planner(tmp_path) -> N
     assert [r["model"] for r in payload["rows"]] == ["MLP probe", "MLP probe + command"]
     assert all(r["fit_steps"] > 0 and r["val_leg_rmse"] > 0 and 0 <= r["fall_rate"] <= 1 for r in payload["rows"])
     assert set(payload["planner"]) == {"x_T = 0", "x_T ~ N(0, I)"}
+
+
+def test_safe_rl_step_runs_every_algorithm_and_writes_json(tmp_path) -> None:
+    out = tmp_path / "step.json"
+    result = _run(["benchmarks/safe_rl_step.py", "--quick", "--threads", "1", "--steps", "1", "--json", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["row"] for r in rows] == ["fisor fp32", "fisor bf16", "bc_all", "bc_safe", "bcq_lag"]
+    assert rows[0]["ratio"] == 1.0 and all(r["ms_per_step"] > 0 for r in rows)
+    assert rows[1]["config"]["actor_precision"] == "bf16" and "vs fisor fp32" in result.stdout

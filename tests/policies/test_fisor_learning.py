@@ -43,7 +43,8 @@ def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow  # ~15 s alone on 2 cores
-def test_fisor_ends_with_lower_cost_than_bc_all() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fisor_ends_with_lower_cost_than_bc_all(precision: str) -> None:
     torch.manual_seed(0)
     data = make_dataset()
     # small networks and fast target / EMA rates so that a short run settles; the algorithm is unchanged
@@ -56,6 +57,7 @@ def test_fisor_ends_with_lower_cost_than_bc_all() -> None:
         actor_dropout=0.0,
         polyak=0.05,
         ema_rate=0.05,
+        actor_precision=precision,
     )
     fisor = FISOR(1, 1, cfg)
     fisor_data = _tensors(fisor_transitions(data, reward_scale=1.0))

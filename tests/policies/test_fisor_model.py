@@ -161,3 +161,22 @@ def test_ema_and_target_updates_and_state_dict_round_trip() -> None:
         clone.act(obs, generator=torch.Generator().manual_seed(3)),
         model.act(obs, generator=torch.Generator().manual_seed(3)),
     )
+
+
+def test_bf16_actor_precision_changes_only_the_noise_network_pass() -> None:
+    torch.manual_seed(0)
+    fp32 = FISOR(5, 3, FISORConfig(**SMALL))
+    bf16 = FISOR(5, 3, FISORConfig(**SMALL, actor_precision="bf16"))
+    bf16.load_state_dict(fp32.state_dict())
+    batch = _batch()
+    seen: list[torch.dtype] = []
+    bf16.actor.denoiser.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    loss32, m32 = fp32.actor_loss(batch, generator=torch.Generator().manual_seed(3))
+    loss16, m16 = bf16.actor_loss(batch, generator=torch.Generator().manual_seed(3))
+    assert seen == [torch.bfloat16] and loss16.dtype == torch.float32
+    assert m16["weight_mean"] == m32["weight_mean"]  # the critics' weights are computed in fp32 either way
+    assert abs(loss16.item() - loss32.item()) <= 0.05 * abs(loss32.item()) + 1e-3
+    loss16.backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in bf16.actor_parameters())
+    with pytest.raises(ValueError, match="actor_precision"):
+        FISORConfig(actor_precision="fp16")
