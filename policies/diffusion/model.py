@@ -71,6 +71,8 @@ class Diffusion(nn.Module):
     sampler_kind: str
     eta: float
     clip_x0: float
+    clip_sample: float
+    beta_variance: bool
     guidance_mode: str
     max_grad_norm: float
     cfg_weight: float
@@ -109,6 +111,8 @@ class Diffusion(nn.Module):
         self.sampler_kind = sampler.kind
         self.eta = float(sampler.eta)
         self.clip_x0 = float(sampler.clip_x0)
+        self.clip_sample = float(sampler.clip_sample)
+        self.beta_variance = sampler.ddpm_variance == "beta"
         self.guidance_mode = guidance.mode
         self.max_grad_norm = float(guidance.max_grad_norm)
         self.cfg_weight = float(guidance.cfg_weight)
@@ -287,9 +291,11 @@ class Diffusion(nn.Module):
             else:
                 z = torch.zeros_like(x)
             if self.sampler_kind == "ddpm":
-                x_new = ddpm_step(x, x0, abar_c, abar_n, z)
+                x_new = ddpm_step(x, x0, abar_c, abar_n, z, self.beta_variance)
             else:
                 x_new = ddim_step(x, x0, eps, abar_c, abar_n, self.eta, z)
+            if self.clip_sample > 0.0:
+                x_new = x_new.clamp(-self.clip_sample, self.clip_sample)
             x = torch.where((t_next != t_cur).unsqueeze(-1), x_new.detach(), x)
             if known_mask is not None and known_values is not None:
                 x = torch.where(known_mask, known_values, x)

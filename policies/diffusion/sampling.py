@@ -13,7 +13,12 @@ DDPM ancestral step (Ho et al. 2020) with the strided posterior q(x_n | x_c, x0)
 does for a subsequence): beta' = 1 - abar_c / abar_n,
 
     mean = sqrt(abar_n) beta' / (1 - abar_c) x0_hat + sqrt(1 - beta') (1 - abar_n) / (1 - abar_c) x_c
-    var  = (1 - abar_n) / (1 - abar_c) beta'        ("fixed_small": the posterior variance)
+    var  = (1 - abar_n) / (1 - abar_c) beta'        (``ddpm_variance="posterior"``, "fixed_small")
+    var  = beta'                                      (``ddpm_variance="beta"``, "fixed_large", Ho et al.'s other
+                                                       choice and FISOR's reference sampler)
+
+With an unclipped ``x0_hat`` the mean is Ho et al.'s ``(x_c - beta' / sqrt(1 - abar_c) eps_hat) / sqrt(1 - beta')``.
+``clip_sample`` clamps every new sample ``x_next`` (FISOR's reference clips its samples, not ``x0_hat``).
 
 ``x0_hat`` and ``eps_hat`` must be consistent with ``x_c`` (see ``schedules.eps_from_x0``) once guidance or
 clipping has moved ``x0_hat``.
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 SAMPLER_KINDS = ("ddim", "ddpm")
+DDPM_VARIANCES = ("posterior", "beta")
 SPACINGS = ("trailing", "leading")
 
 
@@ -39,6 +45,10 @@ class SamplerConfig:
     """ddim stochasticity in [0, 1]: 0 is deterministic, 1 matches the ancestral variance"""
     clip_x0: float = 0.0
     """clamp the predicted x0 to [-clip_x0, clip_x0] at every step (0 disables)"""
+    clip_sample: float = 0.0
+    """clamp every new sample x_next to [-clip_sample, clip_sample] (0 disables; FISOR's reference uses 1)"""
+    ddpm_variance: str = "posterior"
+    """ddpm noise variance: posterior (fixed_small) or beta (fixed_large, FISOR's reference)"""
     spacing: str = "trailing"
     """trailing starts at step T-1 (better for few steps, Lin et al. 2024); leading is diffusers' default"""
 
@@ -51,6 +61,10 @@ class SamplerConfig:
             raise ValueError(f"eta: expected a value in [0, 1], got {self.eta}")
         if self.clip_x0 < 0.0:
             raise ValueError(f"clip_x0: expected >= 0 (0 disables), got {self.clip_x0}")
+        if self.clip_sample < 0.0:
+            raise ValueError(f"clip_sample: expected >= 0 (0 disables), got {self.clip_sample}")
+        if self.ddpm_variance not in DDPM_VARIANCES:
+            raise ValueError(f"ddpm_variance: expected one of {DDPM_VARIANCES}, got {self.ddpm_variance!r}")
         if self.spacing not in SPACINGS:
             raise ValueError(f"spacing: expected one of {SPACINGS}, got {self.spacing!r}")
 
@@ -98,12 +112,14 @@ def ddpm_step(
     abar_c: torch.Tensor,
     abar_n: torch.Tensor,
     noise: torch.Tensor,
+    beta_variance: bool = False,
 ) -> torch.Tensor:
-    """One ancestral DDPM update with the strided posterior; see the module docstring."""
+    """One ancestral DDPM update with the strided posterior mean; variance ``beta'`` when ``beta_variance``, else
+    the posterior variance (module docstring)."""
     one_minus_c = (1.0 - abar_c).clamp_min(1e-12)
     beta = 1.0 - abar_c / abar_n
     coef_x0 = abar_n.sqrt() * beta / one_minus_c
     coef_xt = (1.0 - beta).sqrt() * (1.0 - abar_n) / one_minus_c
-    var = ((1.0 - abar_n) / one_minus_c * beta).clamp_min(1e-20)
+    var = (beta if beta_variance else (1.0 - abar_n) / one_minus_c * beta).clamp_min(1e-20)
     std = torch.where(abar_n < 1.0, var.sqrt(), torch.zeros_like(var))
     return coef_x0 * x0_hat + coef_xt * x_t + std * noise

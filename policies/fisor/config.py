@@ -67,7 +67,8 @@ class FISORConfig:
     actor_dropout: float = 0.1
     """dropout at the entry of every residual block (training only)"""
     clip_sample: float = 1.0
-    """clip the predicted clean action to [-clip_sample, clip_sample] at every sampler step"""
+    """clip the sample to [-clip_sample, clip_sample] after every sampler step (the reference's clip_sampler;
+    its DDPM steps add noise of variance beta_t)"""
     ema_rate: float = 0.001
     """rate of the EMA copy of the actor, the copy used at inference"""
 

@@ -23,8 +23,10 @@ online value nets)::
     w = 0                                            otherwise                      (feasible state, unsafe action)
     L(actor) = E[ w * ||eps_theta(a_t, t, s) - eps||^2 ]
 
-Inference: the EMA actor samples ``N = 16`` candidates with 5 DDPM steps (x0 clipped to [-1, 1] each step) and
-the candidate with the lowest ``max_i Qbar_h,i(s, a)`` is taken.
+Inference: the EMA actor samples ``N = 16`` candidates with the reference's 5-step DDPM sampler
+``x_{t-1} = clip((x_t - beta_t / sqrt(1 - abar_t) eps_hat) / sqrt(alpha_t) + sqrt(beta_t) z, -1, 1)`` (noise variance
+beta_t, the sample clipped after every step, no noise at the last) and the candidate with the lowest
+``max_i Qbar_h,i(s, a)`` is taken.
 """
 
 import copy
@@ -116,7 +118,7 @@ class FISOR(Policy):
                 kind="vp", num_train_steps=T, vp_beta_min=config.vp_beta_min, vp_beta_max=config.vp_beta_max
             ),
             prediction_type="epsilon",
-            sampler=SamplerConfig(kind="ddpm", num_steps=T, clip_x0=config.clip_sample),
+            sampler=SamplerConfig(kind="ddpm", num_steps=T, clip_sample=config.clip_sample, ddpm_variance="beta"),
         )
         self.actor = Diffusion(diffusion_config, denoiser)
         self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False).eval()

@@ -180,3 +180,30 @@ def test_bf16_actor_precision_changes_only_the_noise_network_pass() -> None:
     assert all(p.grad is None or p.grad.dtype == torch.float32 for p in bf16.actor_parameters())
     with pytest.raises(ValueError, match="actor_precision"):
         FISORConfig(actor_precision="fp16")
+
+
+def test_candidates_follow_the_reference_ddpm_sampler() -> None:
+    """FISOR's jaxrl5 ddpm_sampler, written out: eps-form mean, noise of variance beta_t, the sample clipped."""
+    torch.manual_seed(0)
+    model = FISOR(5, 2, FISORConfig(**SMALL))
+    T = model.config.diffusion_steps
+    abar = model.actor_ema.schedule.abar(torch.arange(T))  # (T,)
+    alpha = abar / torch.cat([torch.ones(1), abar[:-1]])
+    beta = 1 - alpha
+    # FACTS.md: the VP schedule of b_min 0.1, b_max 10 with T = 5
+    torch.testing.assert_close(beta, torch.tensor([0.196, 0.459, 0.636, 0.755, 0.835]), atol=1e-3, rtol=0)
+    obs = torch.randn(3, 5)
+    N = 16
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn((3 * N, 1, 2), generator=gen)
+    noise = torch.randn((T, 3 * N, 1, 2), generator=gen)
+    cond = obs.repeat_interleave(N, 0)
+    with torch.no_grad():
+        for i, t in enumerate(range(T - 1, -1, -1)):
+            eps = model.actor_ema.denoiser(x, torch.full((3 * N, 1), t), cond, None)
+            x = (x - beta[t] / (1 - abar[t]).sqrt() * eps) / alpha[t].sqrt()
+            x = (x + (t > 0) * beta[t].sqrt() * noise[i]).clamp(-1, 1)
+    expected = x.reshape(3, N, 2)
+    got = model.candidate_actions(obs, N, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert not bool(((got.abs() - 1).abs() < 1e-7).all())  # not every candidate sits on the clip

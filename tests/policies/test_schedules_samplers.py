@@ -74,7 +74,9 @@ def test_prediction_targets_convert_exactly(prediction_type: str) -> None:
     assert torch.allclose(to_eps(target, x_t, abar, prediction_type), eps, atol=1e-12)
 
 
-def _exact_law(kind: str, T: int, sampler: str, K: int, eta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _exact_law(
+    kind: str, T: int, sampler: str, K: int, eta: float = 0.0, variance: str = "posterior"
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of a sampler's output on N(MU, SIGMA), written from the papers' formulas.
 
     With the exact posterior-mean denoiser every update is affine in x plus Gaussian noise, so the law of the
@@ -96,16 +98,19 @@ def _exact_law(kind: str, T: int, sampler: str, K: int, eta: float = 0.0) -> tup
         else:  # Ho et al. 2020 posterior q(x_n | x_c, x0) with the strided beta
             beta = 1 - ac / an
             cx0, cxt = math.sqrt(an) * beta / (1 - ac), math.sqrt(1 - beta) * (1 - an) / (1 - ac)
-            M, c, std = cx0 * G + cxt * eye, cx0 * g0, math.sqrt((1 - an) / (1 - ac) * beta)
+            std = math.sqrt((1 - an) / (1 - ac) * beta if variance == "posterior" else (beta if tn >= 0 else 0.0))
+            M, c = cx0 * G + cxt * eye, cx0 * g0
         m, C = M @ m + c, M @ C @ M.T + std**2 * eye
     return m, C
 
 
-def _sample_gaussian(kind: str, T: int, sampler: str, K: int, eta: float, N: int, prediction_type: str = "x0"):
+def _sample_gaussian(
+    kind: str, T: int, sampler: str, K: int, eta: float, N: int, prediction_type: str = "x0", variance="posterior"
+):
     cfg = DiffusionConfig(
         schedule=ScheduleConfig(kind=kind, num_train_steps=T),
         prediction_type=prediction_type,
-        sampler=SamplerConfig(kind=sampler, num_steps=K, eta=eta),
+        sampler=SamplerConfig(kind=sampler, num_steps=K, eta=eta, ddpm_variance=variance),
     )
     model = Diffusion(cfg, GaussianDenoiser(MU, SIGMA, NoiseSchedule(cfg.schedule), prediction_type))
     gen = torch.Generator().manual_seed(123)
@@ -140,6 +145,25 @@ def test_samplers_reproduce_exact_law_of_their_discretisation(kind, T, sampler, 
     mean_tol, cov_tol = _moment_tolerances(C_law, N)
     assert np.all(np.abs(m - m_law) < mean_tol), (m, m_law)
     assert np.all(np.abs(C - C_law) < cov_tol), (C, C_law)
+
+
+@pytest.mark.parametrize(("kind", "T", "K"), [("vp", 5, 5), ("cosine", 100, 5), ("cosine", 100, 100)])
+def test_ddpm_with_beta_variance_reproduces_its_exact_law(kind: str, T: int, K: int) -> None:
+    """Ho et al.'s sigma_t^2 = beta_t choice (FISOR's reference sampler): same mean, more noise than the posterior."""
+    N = 20_000
+    m_law, C_law = _exact_law(kind, T, "ddpm", K, variance="beta")
+    m, C = _sample_gaussian(kind, T, "ddpm", K, 0.0, N, "epsilon", variance="beta")
+    mean_tol, cov_tol = _moment_tolerances(C_law, N)
+    assert np.all(np.abs(m - m_law) < mean_tol), (m, m_law)
+    assert np.all(np.abs(C - C_law) < cov_tol), (C, C_law)
+    assert np.all(np.diag(C_law) > np.diag(_exact_law(kind, T, "ddpm", K)[1]))
+
+
+def test_sampler_config_rejects_bad_clip_and_variance() -> None:
+    with pytest.raises(ValueError, match="clip_sample"):
+        SamplerConfig(clip_sample=-1.0)
+    with pytest.raises(ValueError, match="ddpm_variance"):
+        SamplerConfig(ddpm_variance="large")
 
 
 @pytest.mark.parametrize(("sampler", "K"), [("ddpm", 1000), ("ddim", 1000), ("ddim", 5), ("ddpm", 5)])
