@@ -272,7 +272,18 @@ def plot_return_vs_cost(
 ) -> Path:
     """A PNG scatter of episode return (y) against episode cost (x), one dot per trajectory, coloured by group."""
     width, height, left, right, top, bottom = 800, 560, 80, 150, 40, 60
-    palette = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+    palette = [  # matplotlib's tab10: DSRL-size builds have 7 agents, each gets its own colour
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ]
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
