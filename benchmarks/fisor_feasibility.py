@@ -4,12 +4,13 @@
 
 FISOR's critics (Q_r, V_r, Q_h, V_h) learn from the dataset's own actions and never read the actor, so this trains
 them alone with FISOR's reference schedule (one V step, then one Q step on 256 transitions, then the target update)
-at about 20 ms a step instead of a full FISOR step's ~300 ms, and reproduces the critic path of a FISOR run of the
-same config. Every ``--every`` steps it prints the share of states with ``V_h(s) <= 0`` (FISOR's feasible region)
-among all states, among states whose own episode incurs no more cost from there on ("zero future cost": feasible
-by the data's own evidence) and among the rest, plus ``V_h`` at the episodes' initial states. While the initial states
-read infeasible (``V_h(s_0) > 0``) the actor learns the infeasible-region objective (reduce future violation) and
-the candidate selection the lowest Q_h, which on BallRun is a ball that does not move.
+at about 20 ms a step instead of a full FISOR step's ~300 ms: the same critic updates as a FISOR run of that
+config, on other random batches (FISOR draws 2048 rows and its actor draws noise from the same generator), so the
+same dynamics but not the same numbers as a given run. Every ``--every`` steps it prints the share of states with
+``V_h(s) <= 0`` (FISOR's feasible region) among all states, among states whose own episode incurs no more cost from
+there on ("zero future cost": feasible by the data's own evidence) and among the rest, plus ``V_h`` at the episodes'
+initial states. While the initial states read infeasible (``V_h(s_0) > 0``) the actor learns the infeasible-region
+objective (reduce future violation) and the candidate selection takes the lowest Q_h.
 """
 
 import argparse
