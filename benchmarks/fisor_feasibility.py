@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks._common import add_common_args, machine_info, write_json
 from envs.safe_rl import DSRLData, load_dsrl
+from envs.safe_rl.preprocess import episode_bounds
 from policies.fisor import FISORConfig
 from training.safe_rl.algorithms import FISORAlgorithm, _step
 from training.safe_rl.train import resolve_task
@@ -33,18 +34,12 @@ from training.safe_rl.train import resolve_task
 
 def future_cost(data: DSRLData) -> tuple[np.ndarray, np.ndarray]:
     """``(cost from each step to its episode's end (N,), index of every episode's first step (E,))``."""
+    bounds = episode_bounds(data)
     costs = np.asarray(data.costs, dtype=np.float64)
-    ends = np.logical_or(np.asarray(data.terminals) > 0, np.asarray(data.timeouts) > 0)
-    ends[-1] = True
-    starts = np.r_[0, np.flatnonzero(ends)[:-1] + 1]
-    remaining = np.zeros_like(costs)
-    total = 0.0
-    for i in range(len(costs) - 1, -1, -1):
-        if ends[i]:
-            total = 0.0
-        total += costs[i]
-        remaining[i] = total
-    return remaining, starts
+    remaining = np.empty_like(costs)
+    for start, end in bounds:  # summed from the episode's end, so a costless tail is exactly 0
+        remaining[start:end] = np.cumsum(costs[start:end][::-1])[::-1]
+    return remaining, bounds[:, 0]
 
 
 def main() -> int:
