@@ -1,18 +1,12 @@
 """The FISOR feasibility probe counts future cost per episode correctly and runs end to end (--quick)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks.fisor_feasibility import future_cost
 from envs.safe_rl import load_dsrl
-from tests.training.helpers import write_tiny_dataset
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.training.helpers import run_python, write_tiny_dataset
 
 
 def test_future_cost_restarts_at_every_episode_end(tmp_path) -> None:
@@ -27,14 +21,7 @@ def test_future_cost_restarts_at_every_episode_end(tmp_path) -> None:
 def test_probe_quick_run_writes_shares_between_zero_and_one(tmp_path) -> None:
     data = write_tiny_dataset(tmp_path)
     out = tmp_path / "probe.json"
-    result = subprocess.run(
-        [sys.executable, "benchmarks/fisor_feasibility.py", "--quick", "--dataset", str(data), "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    result = run_python(["benchmarks/fisor_feasibility.py", "--quick", "--dataset", str(data), "--json", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
     # 12 episodes of 10 steps: 6 safe, 6 costly whose last step has no cost after it
     assert "55.0% of states have zero future cost, 50.0% of episodes" in result.stdout

@@ -2,16 +2,10 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.training.helpers import write_tiny_dataset
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.training.helpers import run_python, write_tiny_dataset
 
 
 @pytest.mark.slow  # ~15 s: four trainings and four episodes in the real BallRun environment
@@ -21,14 +15,7 @@ def test_safe_rl_benchmark_quick_writes_every_algorithm(tmp_path) -> None:
     data = write_tiny_dataset(tmp_path)
     out = tmp_path / "bench.json"
     args = ["benchmarks/safe_rl_benchmark.py", "--quick", "--dataset", str(data), "--json", str(out)]
-    result = subprocess.run(
-        [sys.executable, *args, "--out-dir", str(tmp_path / "runs")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # small networks: threads only contend on a busy machine
-    )
+    result = run_python([*args, "--out-dir", str(tmp_path / "runs")])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row["algorithm"]: row for row in json.loads(out.read_text())["rows"]}
     assert sorted(rows) == ["bc_all", "bc_safe", "bcq_lag", "fisor"]
@@ -49,21 +36,8 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
     def bench(steps: int) -> dict:
         out = tmp_path / f"bench{steps}.json"
         args = ["--quick", "--dataset", str(data), "--algorithms", "bc_all", "--steps", str(steps), "--json", str(out)]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "benchmarks/safe_rl_benchmark.py",
-                *args,
-                "--run-root",
-                str(root),
-                "--checkpoint-every",
-                "5",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        result = run_python(
+            ["benchmarks/safe_rl_benchmark.py", *args, "--run-root", str(root), "--checkpoint-every", "5"]
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(out.read_text())["rows"][0]["per_seed"][0]

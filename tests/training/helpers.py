@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from policies.fisor import FISORConfig
 from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from training.safe_rl.config import EvalConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 OBS_DIM, ACT_DIM = 7, 2  # BallRun's dimensions, so the task is inferred from the file name
 
@@ -184,3 +189,16 @@ def export_tiny_planner(folder: Path) -> Path:
     model = tiny_planner_model(folder / "planner_model.pt")
     pt, _ = export_main(ExportPlannerConfig(model=model, out=folder / "planner.pt", sampler_steps=2))
     return pt
+
+
+def run_python(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python ARGS`` from the repository root, output captured, one OpenMP thread (small networks: more threads
+    only contend on a busy machine)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )

@@ -3,20 +3,15 @@ checkpoints, the best-checkpoint wiring and resume's option checks."""
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.training.helpers import FakeEnvFactory, tiny_algorithm, train_config, write_tiny_dataset
+from tests.training.helpers import FakeEnvFactory, run_python, tiny_algorithm, train_config, write_tiny_dataset
 from training.safe_rl.checkpoint import CheckpointError, EvalScore, load_checkpoint
 from training.safe_rl.evaluate import EpisodeResult, EvalResult, load_algorithm
 from training.safe_rl.train import train
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -60,14 +55,7 @@ def test_cli_trains_fisor_on_a_tiny_dsrl_file(tmp_path) -> None:
     tiny += ["--algorithm.batch-size", "32", "--algorithm.critic-batch-size", "16", "--algorithm.num-steps", "6"]
     args = ["--dataset", str(data), "--run-dir", str(run), "--checkpoint-every", "4", "--log-every", "2"]
     args += ["--eval-every", "0", "--no-progress", "algorithm:fisor", *tiny]
-    result = subprocess.run(
-        [sys.executable, "-m", "training.safe_rl.train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    result = run_python(["-m", "training.safe_rl.train", *args], timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"run folder: {run} (step 6)" in result.stdout
     record = json.loads((run / "config.json").read_text())
