@@ -165,9 +165,36 @@ def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_join
     expected = robot[:, C.MIRROR_JOINT_INDEX.tolist()] * torch.tensor(C.MIRROR_JOINT_SIGN.tolist())
     assert torch.allclose(mirrored[3:], expected[:, :12])
 
-    with pytest.raises(ValueError, match="cannot initialise an all-joint"):
-        back = dataclasses.replace(cfg, actuated="all", init_from=tmp_path / "legs" / "weights.pt")
-        Trainer(dataclasses.replace(back, run_dir=tmp_path / "x"))
+
+def test_legs_only_run_initialises_a_legs_and_waist_run(tmp_path):
+    """The added waist joints start at the default pose (mean 0) with their own small noise; the legs carry over."""
+    from robot.g1 import constants as C
+    from training.locomotion.train import action_joints, deterministic_actor
+
+    legs = Trainer(_cfg(tmp_path / "legs", 1))
+    legs.run()
+    cfg = dataclasses.replace(
+        _cfg(tmp_path / "waist", 1),
+        actuated="legs_waist",
+        init_from=tmp_path / "legs" / "weights.pt",
+        added_joint_action_std=0.07,
+    )
+    waist = Trainer(cfg)
+    assert waist.env.num_actions == 15 and action_joints(cfg) == tuple(C.LEG_JOINT_IDS) + tuple(C.WAIST_JOINT_IDS)
+    obs = torch.randn(5, 98)
+    before = deterministic_actor(legs.ppo, action_joints(legs.cfg))(obs)
+    after = deterministic_actor(waist.ppo, action_joints(cfg))(obs)
+    assert torch.allclose(after[:, :12], before[:, :12], atol=1e-6)
+    assert torch.all(after[:, 12:] == 0)
+    std = waist.ppo.get_policy().distribution.std_param.detach()
+    assert torch.allclose(std[:12], legs.ppo.get_policy().distribution.std_param.detach())
+    assert torch.allclose(std[12:], torch.full((3,), 0.07))
+    waist.run()
+    assert torch.jit.load(str(tmp_path / "waist" / "policy.pt"))(obs)[:, 15:].abs().max() == 0  # arms held
+
+    with pytest.raises(ValueError, match="added_joint_action_std"):
+        bad = dataclasses.replace(cfg, run_dir=tmp_path / "x", added_joint_action_std=0.0)
+        Trainer(bad)
 
 
 def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):

@@ -316,12 +316,14 @@ def expert_action_joints(policy_path: Path) -> tuple[int, ...]:
 
 
 def actuated_joint_ids(actuated: str) -> tuple[int, ...]:
-    """Indices of the joints a policy trained with ``--actuated legs`` or ``all`` drives."""
+    """Indices of the joints a policy trained with ``--actuated legs``, ``legs_waist`` or ``all`` drives."""
     if actuated == "legs":
         return tuple(C.LEG_JOINT_IDS)
+    if actuated == "legs_waist":
+        return tuple(C.LEG_JOINT_IDS) + tuple(C.WAIST_JOINT_IDS)
     if actuated == "all":
         return tuple(range(C.NUM_JOINTS))
-    raise ValueError(f"unknown 'actuated' value {actuated!r} (legs or all)")
+    raise ValueError(f"unknown 'actuated' value {actuated!r} (legs, legs_waist or all)")
 
 
 def summary_ok(results: list[EvalResult]) -> bool:

@@ -127,11 +127,14 @@ class TrainConfig:
     iteration count start fresh. Ignored with ``--resume``."""
     reset_action_std: float | None = None
     """With ``init_from``: set the actor's action noise std to this value instead of the loaded one."""
-    actuated: Literal["legs", "all"] = "legs"
+    actuated: Literal["legs", "legs_waist", "all"] = "legs"
     """Joints the policy drives: the 12 leg joints, with waist and arms held at the default pose by their PD (as
-    unitree_rl_gym's G1 walking task does; 17 fewer noisy action dimensions to explore), or all 29. The exported
-    actor always outputs all 29 joints (zeros for the held ones), so evaluation, data collection and deployment do
-    not depend on this."""
+    unitree_rl_gym's G1 walking task does; 17 fewer noisy action dimensions to explore), the legs and the 3 waist
+    joints (the torso can counter-rotate against the swing leg), or all 29. The exported actor always outputs all 29
+    joints (zeros for the held ones), so evaluation, data collection and deployment do not depend on this."""
+    added_joint_action_std: float = 0.1
+    """With ``init_from`` a run that drives fewer joints: the action noise std of the joints the source did not
+    drive (their mean actions start at zero, the default pose the source held them at)."""
     action_reference: float = 0.0
     """Policy actions are residuals on the swing-leg reference gait of the ``ref_joint_pos`` reward (read off the
     gait clock), times this factor: the robot steps in place at zero policy output, and the policy learns to balance
@@ -302,7 +305,12 @@ class Trainer:
         ppo_state = data["ppo"]
         source = data.get("config", {}).get("actuated", "all")  # runs before the option drove all joints
         if source != self.cfg.actuated:
-            ppo_state = {**ppo_state, "actor_state_dict": self._select_actor_outputs(ppo_state["actor_state_dict"])}
+            try:
+                source_joints = actuated_joint_ids(source)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
+            actor = self._map_actor_outputs(ppo_state["actor_state_dict"], source_joints)
+            ppo_state = {**ppo_state, "actor_state_dict": actor}
         try:
             self.ppo.load(ppo_state, load_cfg={"actor": True, "critic": True}, strict=True)
         except RuntimeError as err:
@@ -318,17 +326,35 @@ class Trainer:
                 else:
                     dist.log_std_param.fill_(float(np.log(action_std)))
 
-    def _select_actor_outputs(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """An all-joint actor's weights cut to this run's driven joints (its output layer and noise rows)."""
-        if self.cfg.actuated != "legs":
-            raise ValueError("init_from: a legs-only actor cannot initialise an all-joint one (29 outputs needed)")
+    def _map_actor_outputs(
+        self, state: dict[str, torch.Tensor], source_joints: tuple[int, ...]
+    ) -> dict[str, torch.Tensor]:
+        """An actor's weights for ``source_joints`` re-laid onto this run's driven joints: the output layer and noise
+        rows of shared joints are copied, rows of joints the source did not drive start at mean 0 (its default pose)
+        with noise std ``added_joint_action_std``, and rows of joints this run does not drive are dropped."""
+        std = self.cfg.added_joint_action_std
+        bound = self.cfg.ppo.max_action_std
+        if std <= 0.0 or (bound is not None and std > bound):
+            raise ValueError(f"added_joint_action_std: expected in (0, ppo.max_action_std={bound}], got {std}")
         ours = self.ppo.get_policy().state_dict()
         joints = list(action_joints(self.cfg))
+        rows = [(k, source_joints.index(j)) for k, j in enumerate(joints) if j in source_joints]
         out = {}
         for name, value in state.items():
             mine = ours.get(name)
-            if mine is not None and value.shape != mine.shape and value.shape[0] == C.NUM_JOINTS:
-                value = value[joints]
+            if mine is not None and value.shape != mine.shape and value.shape[0] == len(source_joints):
+                if mine.shape[0] != len(joints) or mine.shape[1:] != value.shape[1:]:
+                    raise ValueError(f"init_from: {name} has shape {tuple(value.shape)}, this run {tuple(mine.shape)}")
+                if name.endswith("log_std_param"):
+                    fill = float(np.log(std))
+                elif name.endswith("std_param"):
+                    fill = std
+                else:
+                    fill = 0.0
+                mapped = torch.full(mine.shape, fill, dtype=value.dtype)
+                for k, src in rows:
+                    mapped[k] = value[src]
+                value = mapped
             out[name] = value
         return out
 
