@@ -85,6 +85,18 @@ def test_gait_statistics_see_the_reference_gait_step(tmp_path):
     assert stepping.touchdowns_per_s > still.touchdowns_per_s, (still, stepping)
 
 
+def test_stride_yaw_error_leaves_out_the_yaw_wobble_within_a_stride():
+    """The committed expert's pelvis yaws back and forth at its stepping frequency: averaging the yaw rate over a gait
+    period can only lower the error (|mean| <= mean of | |), and does so clearly."""
+    from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY
+
+    policy, train = load_exported_policy(DEFAULT_EXPERT_POLICY)
+    cfg = EvalConfig(episodes=4, episode_length_s=3.0, command_interval_s=3.0, settle_s=0.5, train=train, num_threads=1)
+    r = evaluate(policy, cfg, Conditions(), progress=False)
+    assert r.fall_rate == 0.0
+    assert 0.0 < r.stride_yaw_err_rad_per_s < 0.9 * r.settled_yaw_err_rad_per_s, r
+
+
 def test_falls_are_counted_once_per_episode(tmp_path):
     policy, train = load_exported_policy(export_policy(tmp_path, env=_high_fall_line()))
     cfg = EvalConfig(episodes=3, episode_length_s=0.5, train=train, num_threads=1)

@@ -150,6 +150,10 @@ class EvalResult:
     touchdowns_per_s: float
     """Foot touchdowns per second of standing-up time (both feet): the step frequency."""
     ok: bool
+    stride_yaw_err_rad_per_s: float = float("nan")
+    """Diagnostic, not the target: yaw-rate error of the pelvis yaw rate averaged over the last gait period (one
+    stride of both legs), over settled steps whose window lies inside one command. What the per-step error has
+    beyond it is the pelvis yawing back and forth within a stride."""
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         """JSON-ready fields."""
@@ -233,6 +237,9 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
     counts = np.zeros(2)  # all, settled
     speed = 0.0
     air, touchdowns = 0.0, 0.0
+    window = max(1, round(env.loco.gait_period_s / dt))  # one stride of yaw rates, per env
+    recent = np.zeros((window, n))
+    stride_sum, stride_count = 0.0, 0
     _, _, contact = env._feet()
     obs = env.get_observations()["policy"]
     for t in tqdm(range(steps), desc=c.name, unit="step", disable=None if progress else True, leave=False):
@@ -249,6 +256,10 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
         settled = alive & ((t + 1) % interval_steps >= settle_steps)
         sums += [lin[alive].sum(), yaw[alive].sum(), lin[settled].sum(), yaw[settled].sum()]
         counts += [alive.sum(), settled.sum()]
+        recent[t % window] = env.base_velocity()[:, 2]
+        if (t + 1) % interval_steps >= max(settle_steps, window):  # the window lies inside the current command
+            stride = np.abs(command[:, 2] - recent.mean(axis=0))[settled]
+            stride_sum, stride_count = stride_sum + float(stride.sum()), stride_count + int(stride.size)
         speed += float(np.linalg.norm(command[alive, :2], axis=1).sum())
         previous, (_, _, contact) = contact, env._feet()  # a finished env's contacts are of its reset state
         air += float((~contact[alive]).sum())
@@ -271,6 +282,7 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
         foot_air_fraction=air / max(2.0 * counts[0], 1.0),
         touchdowns_per_s=touchdowns / max(counts[0] * dt, dt),
         ok=bool(ok),
+        stride_yaw_err_rad_per_s=stride_sum / stride_count if stride_count else float("nan"),
     )
 
 
