@@ -223,6 +223,16 @@ def action_joints(cfg: TrainConfig) -> tuple[int, ...]:
     return actuated_joint_ids(cfg.actuated)
 
 
+def noise_param_value(name: str, std: float) -> float | None:
+    """What the action-noise parameter ``name`` of an rsl-rl actor stores for noise std ``std`` (``std_param``: the
+    std, ``log_std_param``: its log); None when ``name`` is not a noise parameter."""
+    if name.endswith("log_std_param"):
+        return float(np.log(std))
+    if name.endswith("std_param"):
+        return std
+    return None
+
+
 def deterministic_actor(
     ppo: Any,
     joints: tuple[int, ...] = tuple(range(C.NUM_JOINTS)),
@@ -316,15 +326,17 @@ class Trainer:
         except RuntimeError as err:
             raise ValueError(f"{path}: its networks do not fit this run's config: {err}") from err
         if action_std is not None:
-            bound = self.cfg.ppo.max_action_std
-            if action_std <= 0.0 or (bound is not None and action_std > bound):
-                raise ValueError(f"reset_action_std: expected in (0, ppo.max_action_std={bound}], got {action_std}")
-            dist = self.ppo.get_policy().distribution
+            self._check_action_std("reset_action_std", action_std)
             with torch.no_grad():
-                if hasattr(dist, "std_param"):
-                    dist.std_param.fill_(action_std)
-                else:
-                    dist.log_std_param.fill_(float(np.log(action_std)))
+                for name, param in self.ppo.get_policy().distribution.named_parameters():
+                    value = noise_param_value(name, action_std)
+                    if value is not None:
+                        param.fill_(value)
+
+    def _check_action_std(self, option: str, std: float) -> None:
+        bound = self.cfg.ppo.max_action_std
+        if std <= 0.0 or (bound is not None and std > bound):
+            raise ValueError(f"{option}: expected in (0, ppo.max_action_std={bound}], got {std}")
 
     def _map_actor_outputs(
         self, state: dict[str, torch.Tensor], source_joints: tuple[int, ...]
@@ -333,9 +345,7 @@ class Trainer:
         rows of shared joints are copied, rows of joints the source did not drive start at mean 0 (its default pose)
         with noise std ``added_joint_action_std``, and rows of joints this run does not drive are dropped."""
         std = self.cfg.added_joint_action_std
-        bound = self.cfg.ppo.max_action_std
-        if std <= 0.0 or (bound is not None and std > bound):
-            raise ValueError(f"added_joint_action_std: expected in (0, ppo.max_action_std={bound}], got {std}")
+        self._check_action_std("added_joint_action_std", std)
         ours = self.ppo.get_policy().state_dict()
         joints = list(action_joints(self.cfg))
         rows = [(k, source_joints.index(j)) for k, j in enumerate(joints) if j in source_joints]
@@ -345,13 +355,8 @@ class Trainer:
             if mine is not None and value.shape != mine.shape and value.shape[0] == len(source_joints):
                 if mine.shape[0] != len(joints) or mine.shape[1:] != value.shape[1:]:
                     raise ValueError(f"init_from: {name} has shape {tuple(value.shape)}, this run {tuple(mine.shape)}")
-                if name.endswith("log_std_param"):
-                    fill = float(np.log(std))
-                elif name.endswith("std_param"):
-                    fill = std
-                else:
-                    fill = 0.0
-                mapped = torch.full(mine.shape, fill, dtype=value.dtype)
+                fill = noise_param_value(name, std)
+                mapped = torch.full(mine.shape, 0.0 if fill is None else fill, dtype=value.dtype)
                 for k, src in rows:
                     mapped[k] = value[src]
                 value = mapped
