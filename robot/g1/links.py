@@ -14,6 +14,18 @@ from dataclasses import dataclass
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]
 
+_AXES: dict[str, Vec3] = {"pitch": (0.0, 1.0, 0.0), "roll": (1.0, 0.0, 0.0), "yaw": (0.0, 0.0, 1.0)}
+
+
+def joint_axis(joint_name: str) -> Vec3:
+    """Hinge axis of a G1 joint in its link frame, from the joint's name (pitch: y, roll: x, yaw: z)."""
+    for key, axis in _AXES.items():
+        if f"_{key}_" in joint_name:
+            return axis
+    if "knee" in joint_name or "elbow" in joint_name:
+        return _AXES["pitch"]
+    raise KeyError(f"no axis rule for joint {joint_name!r}")
+
 
 @dataclass(frozen=True)
 class LinkSpec:

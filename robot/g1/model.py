@@ -21,13 +21,12 @@ import mujoco
 import numpy as np
 
 from robot.g1 import constants as C
-from robot.g1.links import CENTRAL_LINKS, COLLISION_SHAPES, FOOT_SITE_POS_M, IMU_SITE_POS_M, LINKS
+from robot.g1.links import CENTRAL_LINKS, COLLISION_SHAPES, FOOT_SITE_POS_M, IMU_SITE_POS_M, LINKS, joint_axis
 
 ROBOT_CONTYPE = 2
 """Collision bit of robot geoms: they touch the world, not each other (unless self-collision is enabled)."""
 WORLD_CONTYPE = 1
 """Collision bit of the floor and obstacles."""
-_AXES = {"pitch": (0.0, 1.0, 0.0), "roll": (1.0, 0.0, 0.0), "yaw": (0.0, 0.0, 1.0)}
 
 
 @dataclass
@@ -60,15 +59,6 @@ class G1ModelConfig:
 
 class G1ModelMismatchError(ValueError):
     """A user MJCF whose joints do not match the G1 description."""
-
-
-def _joint_axis(joint_name: str) -> tuple[float, float, float]:
-    for key, axis in _AXES.items():
-        if f"_{key}_" in joint_name:
-            return axis
-    if "knee" in joint_name or "elbow" in joint_name:
-        return _AXES["pitch"]
-    raise KeyError(f"no axis rule for joint {joint_name!r}")
 
 
 def _mirror(v: tuple[float, ...]) -> list[float]:
@@ -194,7 +184,7 @@ def build_g1_spec(cfg: G1ModelConfig | None = None) -> mujoco.MjSpec:
         joint = body.add_joint()
         joint.name = link.joint
         joint.type = mujoco.mjtJoint.mjJNT_HINGE
-        joint.axis = _joint_axis(link.joint)
+        joint.axis = joint_axis(link.joint)
         joint.range = (spec_j.lower_rad, spec_j.upper_rad)
         joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE
         joint.armature = float(C.ARMATURE_KGM2[i])
