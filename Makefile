@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,rl,onnx,hardware,video,safe-rl]'
+	$(PY) -m pip install -q -e '.[dev,rl,onnx,video,safe-rl]'
+	# The hardware extra (cyclonedds==0.10.2, the robot's version) builds against Debian's C library.
+	bash .ci/install_cyclonedds.sh $(PY)
 	# DSRL's environments; --no-deps because their metadata pins versions that conflict or do not build.
 	$(PY) -m pip install -q --no-deps bullet-safety-gym==1.4.0 dsrl==0.1.0
 	@touch $(STAMP)
@@ -27,6 +29,8 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: lint
+	# Cyclone DDS 0.10.2 for the Unitree DDS tests (a no-op when installed; says what is missing otherwise).
+	bash .ci/install_cyclonedds.sh $(PY)
 	$(PY) -m pytest -m "not hardware and not gpu" -q
 
 bench: $(STAMP)

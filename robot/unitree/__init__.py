@@ -6,5 +6,6 @@
 - :mod:`robot.unitree.dds_robot`: :class:`~robot.unitree.dds_robot.DdsRobot`, the hardware backend;
 - :mod:`robot.unitree.sim_bridge`: the robot double, ``python -m robot.unitree.sim_bridge``.
 
-Everything but :mod:`robot.unitree.crc` needs the ``hardware`` extra (``cyclonedds==11.0.1``).
+Everything but :mod:`robot.unitree.crc` needs the ``hardware`` extra: ``cyclonedds==0.10.2``, the Cyclone DDS
+version of Unitree's robots and SDKs, built against Debian's ``cyclonedds-dev`` by ``.ci/install_cyclonedds.sh``.
 """

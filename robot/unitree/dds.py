@@ -1,9 +1,12 @@
 """Cyclone DDS set-up shared by the G1 backend and its robot double: domain configuration and QoS.
 
-Version: we run the ``cyclonedds`` 11.0.1 wheel; Unitree's robots run Cyclone DDS 0.10.x. FACTS.md section 4
-records that an 11.0.1 process and a 0.10.2 process did not exchange data in a loopback test (type-information
-mismatch) while 11.0.1 talked to 11.0.1, which is all the robot double here exercises: the link to a real robot is
-unverified until tested against the version the robot runs.
+Version: Cyclone DDS 0.10.2, C library and Python binding, the version Unitree's robots and SDKs run
+(``unitree_sdk2_python`` pins ``cyclonedds==0.10.2``). Measured on loopback with the robot double on 0.10.2: a
+``DdsRobot`` on the 0.10.2 binding connects at once and exchanges ``rt/lowstate`` / ``rt/lowcmd`` with valid CRCs;
+the same code on the ``cyclonedds`` 11.0.1 wheel receives nothing (the 0.10.2 side logs ``ddsi_xt_type_init_impl
+with invalid type object``: 11.x sends XTypes type information that 0.10.x cannot parse, so the endpoints never
+match). Hence the ``hardware`` extra pins 0.10.2, built against Debian's ``cyclonedds-dev`` by
+``.ci/install_cyclonedds.sh``; :func:`binding_version_problem` says when another binding is loaded.
 
 Threads: Cyclone delivers a sample to readers in the same process from the writing thread, and the Python binding
 writes holding the GIL. A Python listener on a topic that this process also writes, from more than one thread or
@@ -29,15 +32,39 @@ try:
     from cyclonedds.domain import Domain, DomainParticipant
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        "robot.unitree needs Cyclone DDS for Python: pip install -e '.[hardware]' (cyclonedds==11.0.1)"
+        "robot.unitree needs Cyclone DDS 0.10.2 for Python: run .ci/install_cyclonedds.sh (as root it installs "
+        "Debian's cyclonedds-dev and builds the cyclonedds==0.10.2 binding against it)"
     ) from exc
 
+ROBOT_DDS_SERIES = "0.10"
+"""Cyclone DDS release series of Unitree's robots and SDKs: the binding must be from it to reach a real robot."""
 LOOPBACK = "lo"
 MAX_LOOPBACK_PARTICIPANTS = 16
 """Participants on one loopback domain that find each other (ports of unicast discovery probed per peer)."""
 
 _DOMAINS: dict[int, tuple[str | None, Domain | None]] = {}
 _DOMAINS_LOCK = threading.Lock()
+
+
+def binding_version() -> str:
+    """Version of the installed ``cyclonedds`` Python binding (its C library is the same release)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cyclonedds")
+    except PackageNotFoundError:  # pragma: no cover - importable but not installed as a distribution
+        return "unknown"
+
+
+def binding_version_problem() -> str | None:
+    """Why this binding cannot talk to a real robot (not the 0.10 series), or None when it can."""
+    found = binding_version()
+    if found.split(".")[:2] == ROBOT_DDS_SERIES.split("."):
+        return None
+    return (
+        f"cyclonedds {found} is loaded, but Unitree's robots run Cyclone DDS {ROBOT_DDS_SERIES}.x and the two do not "
+        "exchange data (type-information mismatch); run .ci/install_cyclonedds.sh to install cyclonedds==0.10.2"
+    )
 
 
 def cyclonedds_config_xml(network_interface: str | None) -> str | None:

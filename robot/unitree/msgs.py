@@ -32,7 +32,8 @@ try:
     from cyclonedds.idl._support import Buffer, Endianness
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        "robot.unitree needs Cyclone DDS for Python: pip install -e '.[hardware]' (cyclonedds==11.0.1)"
+        "robot.unitree needs Cyclone DDS 0.10.2 for Python: run .ci/install_cyclonedds.sh (as root it installs "
+        "Debian's cyclonedds-dev and builds the cyclonedds==0.10.2 binding against it)"
     ) from exc
 
 TOPIC_LOWCMD = "rt/lowcmd"

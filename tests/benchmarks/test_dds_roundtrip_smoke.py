@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("cyclonedds", reason="needs the hardware extra (cyclonedds==11.0.1)")
+pytest.importorskip("cyclonedds", reason="needs cyclonedds 0.10.2: run .ci/install_cyclonedds.sh")
 
 ROOT = Path(__file__).resolve().parents[2]
 

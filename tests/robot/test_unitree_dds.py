@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("cyclonedds", reason="needs the hardware extra (cyclonedds==11.0.1)")
+pytest.importorskip("cyclonedds", reason="needs cyclonedds 0.10.2: run .ci/install_cyclonedds.sh")
 
 import cyclonedds.idl as idl
 from cyclonedds.core import Policy, Qos
