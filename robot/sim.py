@@ -8,8 +8,16 @@ publishes a state sample. Two ways to drive it:
   possible with ``realtime=False``), like the robot's own computer;
 - manual (``threaded=False``): the caller advances time with :meth:`MujocoRobot.step` (tests, envs).
 
-Optional realism: Gaussian sensor noise and a command latency (commands take effect ``command_latency_s``
-of simulated time after they are sent). The clock of the robot is the simulation time.
+Optional realism: a command latency (commands take effect ``command_latency_s`` of simulated time after they
+are sent), a sensor model (:mod:`robot.sensor_model`: IMU white noise and drifting biases, encoder noise,
+attitude error) and state jitter (a sample reaches the reader up to ``state_jitter_steps`` physics steps late,
+in order, so readers see repeated and skipped samples as over DDS). The clock of the robot is the simulation
+time; every sample carries the time it was measured.
+
+Ground truth: with ``oracle=True`` (the default for now) samples carry the exact base position and velocity, which
+a real G1 does not publish; ``oracle=False`` leaves them empty, as on hardware. :meth:`MujocoRobot.ground_truth`
+always returns the exact base state, foot contacts and sensor biases at the time of the last delivered sample,
+for measuring an estimator.
 """
 
 from __future__ import annotations
@@ -27,8 +35,31 @@ from robot.g1 import constants as C
 from robot.g1.model import G1ModelConfig, build_g1_model, joint_dof_adr, joint_qpos_adr
 from robot.interface import RobotCommand, RobotInterface, RobotState
 from robot.safety import SafetyConfig, SafetyLayer
+from robot.sensor_model import SensorModel, SensorModelConfig
 
 INITIAL_MODES = ("hold", "damping", "zero_torque")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The exact simulated state behind one published sample (never published by a real robot)."""
+
+    timestamp_s: float
+    """Simulation time of the sample."""
+    base_pos_m: np.ndarray
+    """(3,) pelvis origin in the world."""
+    base_quat_wxyz: np.ndarray
+    """(4,) pelvis orientation in the world."""
+    base_lin_vel_m_per_s: np.ndarray
+    """(3,) pelvis origin velocity in the world frame."""
+    base_ang_vel_rad_per_s: np.ndarray
+    """(3,) pelvis angular velocity in the pelvis frame."""
+    foot_contact: np.ndarray
+    """(2,) bool: left, right foot geom touching the floor."""
+    gyro_bias_rad_per_s: np.ndarray
+    """(3,) gyro bias of the sensor model at that time."""
+    accel_bias_m_per_s2: np.ndarray
+    """(3,) accelerometer bias of the sensor model at that time."""
 
 
 @dataclass
@@ -53,6 +84,14 @@ class SimRobotConfig:
     """Std of Gaussian noise on the reported gyro."""
     accel_noise_m_per_s2: float = 0.0
     """Std of Gaussian noise on the reported accelerometer."""
+    sensors: SensorModelConfig = field(default_factory=SensorModelConfig)
+    """IMU biases, attitude error and encoder noise (ideal by default; ``SensorModelConfig.g1_mems()`` for the
+    G1's class of sensors). Its white noise adds to the four noise fields above."""
+    state_jitter_steps: int = 0
+    """A sample reaches ``read_state``/``step`` up to this many physics steps late (uniform), never out of order."""
+    oracle: bool = True
+    """Publish the exact base position and velocity in every sample (a real G1 does not; False: empty, as there).
+    Ground truth stays available through ``MujocoRobot.ground_truth()`` either way."""
     initial_mode: str = "hold"
     """Before the first command: ``hold`` the default pose with stand gains, ``damping`` or ``zero_torque``."""
     seed: int = 0
@@ -67,6 +106,8 @@ class SimRobotConfig:
         for name in ("gyro_noise_rad_per_s", "accel_noise_m_per_s2"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if self.state_jitter_steps < 0:
+            raise ValueError(f"state_jitter_steps: expected >= 0, got {self.state_jitter_steps}")
 
 
 class MujocoRobot(RobotInterface):
@@ -89,6 +130,12 @@ class MujocoRobot(RobotInterface):
             for name in (C.SENSOR_IMU_QUAT, C.SENSOR_IMU_GYRO, C.SENSOR_IMU_ACCEL)
         }
         self._rng = np.random.default_rng(self.cfg.seed)
+        # its own stream, so that adding the sensor model leaves the legacy noise draws unchanged
+        self._sensor_model = SensorModel(self.cfg.sensors, np.random.default_rng([self.cfg.seed, 1]))
+        self._feet_geoms = [self.model.geom(name).id for name in C.FEET_GEOMS]
+        self._samples: collections.deque[tuple[RobotState, GroundTruth]] = collections.deque(
+            maxlen=self.cfg.state_jitter_steps + 1
+        )
         self._lock = threading.RLock()
         self._pending: collections.deque[tuple[float, RobotCommand]] = collections.deque()
         self._thread: threading.Thread | None = None
@@ -142,6 +189,10 @@ class MujocoRobot(RobotInterface):
                 self.data.qvel[self._vadr] = joint_vel_rad_per_s
             self.safety.reset()
             self._pending.clear()
+            self._sensor_model.reset()
+            self._samples.clear()
+            self._last_publish_s: float | None = None
+            self._delivered_s = -np.inf
             if self.cfg.initial_mode == "hold":
                 initial = RobotCommand.position(q0, C.STAND_KP_NM_PER_RAD, C.STAND_KD_NMS_PER_RAD)
             elif self.cfg.initial_mode == "damping":
@@ -158,6 +209,11 @@ class MujocoRobot(RobotInterface):
         """Latest published sample (noisy if configured)."""
         with self._lock:
             return self._state.copy()
+
+    def ground_truth(self) -> GroundTruth:
+        """Exact base state, foot contacts and sensor biases behind the latest delivered sample."""
+        with self._lock:
+            return self._truth
 
     def _now_s(self) -> float:
         return float(self.data.time)
@@ -217,7 +273,10 @@ class MujocoRobot(RobotInterface):
             self._publish()
 
     def _publish(self) -> None:
-        d, cfg, rng = self.data, self.cfg, self._rng
+        d, cfg, rng, sensors = self.data, self.cfg, self._rng, self._sensor_model
+        now = float(d.time)
+        sensors.advance(0.0 if self._last_publish_s is None else now - self._last_publish_s)
+        self._last_publish_s = now
         q = d.qpos[self._qadr].copy()
         dq = d.qvel[self._vadr].copy()
         gyro = d.sensordata[self._sensor[C.SENSOR_IMU_GYRO]].copy()
@@ -230,18 +289,51 @@ class MujocoRobot(RobotInterface):
             gyro += rng.normal(0.0, cfg.gyro_noise_rad_per_s, 3)
         if cfg.accel_noise_m_per_s2 > 0.0:
             accel += rng.normal(0.0, cfg.accel_noise_m_per_s2, 3)
-        self._state = RobotState(
+        quat = d.sensordata[self._sensor[C.SENSOR_IMU_QUAT]].copy()
+        if not cfg.sensors.ideal:
+            quat, gyro, accel = sensors.imu(quat, gyro, accel)
+            q, dq = sensors.joints(q, dq)
+        truth = GroundTruth(
+            timestamp_s=now,
+            base_pos_m=d.qpos[:3].copy(),
+            base_quat_wxyz=d.qpos[3:7].copy(),
+            base_lin_vel_m_per_s=d.qvel[:3].copy(),
+            base_ang_vel_rad_per_s=d.qvel[3:6].copy(),
+            foot_contact=self._foot_contacts(),
+            gyro_bias_rad_per_s=sensors.gyro_bias_rad_per_s.copy(),
+            accel_bias_m_per_s2=sensors.accel_bias_m_per_s2.copy(),
+        )
+        state = RobotState(
             joint_pos_rad=q,
             joint_vel_rad_per_s=dq,
-            imu_quat_wxyz=d.sensordata[self._sensor[C.SENSOR_IMU_QUAT]].copy(),
+            imu_quat_wxyz=quat,
             imu_gyro_rad_per_s=gyro,
             imu_accel_m_per_s2=accel,
-            timestamp_s=float(d.time),
+            timestamp_s=now,
             joint_torque_nm=d.actuator_force.copy(),
             damping=self.safety.damping,
-            base_pos_m=d.qpos[:3].copy(),
-            base_lin_vel_m_per_s=d.qvel[:3].copy(),
+            base_pos_m=truth.base_pos_m.copy() if cfg.oracle else np.zeros(0),
+            base_lin_vel_m_per_s=truth.base_lin_vel_m_per_s.copy() if cfg.oracle else np.zeros(0),
         )
+        self._samples.append((state, truth))
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Hand the reader a sample up to ``state_jitter_steps`` old, never older than the one it already has."""
+        lag = int(self._rng.integers(0, len(self._samples))) if self.cfg.state_jitter_steps else 0
+        state, truth = self._samples[-1 - lag]
+        if state.timestamp_s < self._delivered_s:
+            return  # in-order delivery: the reader keeps (sees again) the newer sample it has
+        self._state, self._truth, self._delivered_s = state, truth, state.timestamp_s
+
+    def _foot_contacts(self) -> np.ndarray:
+        d, world_geom = self.data, self.model.geom_bodyid == 0
+        touching = set()
+        for i in range(d.ncon):
+            g1, g2 = int(d.contact[i].geom1), int(d.contact[i].geom2)
+            if world_geom[g1] != world_geom[g2]:
+                touching.add(g2 if world_geom[g1] else g1)
+        return np.array([g in touching for g in self._feet_geoms])
 
     def _run(self) -> None:
         dt = self.model.opt.timestep
