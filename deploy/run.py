@@ -1,9 +1,18 @@
-"""``python -m deploy.run``: drive the simulated G1 (MuJoCo in its real-time thread) with an exported policy.
+"""``python -m deploy.run``: drive the G1 with an exported policy, simulated or real, with one command.
 
-The operator input is a scripted command file (:class:`deploy.teleop.ScriptedTeleop`, the default script stands
-up, holds, then runs the policy with a few velocity commands), the keyboard, or a gamepad. At exit it prints the
-mode transitions and the timing report, and writes ``timing.csv``, ``tb/`` (TensorBoard, ``timing/`` tags) and
-``summary.json`` under ``--out-dir``.
+- ``--robot sim`` (default): MuJoCo in its real-time thread; ``--viewer`` opens MuJoCo's passive viewer on it.
+- ``--robot g1 --g1.network-interface IFACE [--g1.domain-id 0]``: the real robot over DDS, or its robot double
+  (``python -m robot.unitree.sim_bridge``, interface ``lo``, domain 1). Start-up (:mod:`deploy.g1_backend`) waits
+  for the LowState, refuses a robot whose ``mode_machine`` or joint order differs from the policy's metadata, then
+  the same loop and safety state machine run: zero torque -> default pose -> hold -> policy, damping one button
+  away. ``--dry-run`` connects, prints the state and commands nothing. See docs/deploy_g1.md.
+
+The same policy file, loop (:mod:`deploy.loop`), safety state machine and teleop run on both. The operator input
+is a scripted command file (:class:`deploy.teleop.ScriptedTeleop`, the default script stands up, holds, then runs
+the policy with a few velocity commands), the keyboard, a gamepad, or the Unitree remote (``--teleop
+unitree-remote``, G1 only: its bytes come in the LowState). A prompt says what the operator must do whenever the
+mode changes. At exit it prints the mode transitions and the timing report, and writes ``timing.csv``, ``tb/``
+(TensorBoard, ``timing/`` tags) and ``summary.json`` under ``--out-dir``.
 
 Without ``--policy`` it exports and runs a zero-action MLP (holds the default pose with the stand gains): there is
 no trained walking expert yet, and that policy shows the runtime, the safety state machine and the timing.
@@ -23,13 +32,15 @@ from typing import Any, Literal
 import numpy as np
 import tyro
 
+from deploy.g1_backend import G1LinkConfig, G1StartupError, connect_g1, dry_run
 from deploy.loop import ControlLoop, LoopConfig
+from deploy.operator_guide import OperatorGuide, OperatorKeys
 from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, export_policy, load_policy
 from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
 from envs.g1_env import G1EnvConfig
 from envs.observations import quat_rotate_inverse
-from robot.interface import RobotState
+from robot.interface import RobotInterface, RobotState
 from robot.sim import MujocoRobot, SimRobotConfig
 
 DEFAULT_SCRIPT: tuple[ScriptEvent, ...] = (
@@ -119,12 +130,20 @@ class MotionMonitor:
 
 @dataclass
 class RunConfig:
-    """Run an exported policy on the simulated G1 in real time."""
+    """Run an exported policy on the G1 in real time: simulated (--robot sim) or over DDS (--robot g1)."""
 
     policy: Path | None = None
     """Exported policy (.pt with its .json); None: export a zero-action hold policy into --out-dir."""
-    teleop: Literal["script", "keyboard", "gamepad"] = "script"
-    """Operator input."""
+    robot: Literal["sim", "g1"] = "sim"
+    """sim: MuJoCo in this process; g1: the real G1 (or its robot double) over DDS, see --g1.*."""
+    teleop: Literal["script", "keyboard", "gamepad", "unitree-remote"] = "script"
+    """Operator input (unitree-remote: the remote paired with the G1, --robot g1 only)."""
+    g1: G1LinkConfig = field(default_factory=G1LinkConfig)
+    """How --robot g1 reaches the robot."""
+    dry_run: bool = False
+    """--robot g1: connect, check, print the state for --g1.dry-run-s and command nothing."""
+    viewer: bool = False
+    """--robot sim: open MuJoCo's passive viewer (needs a display)."""
     script: Path | None = None
     """Command file for --teleop script (None: the built-in stand/walk script, also written to --out-dir)."""
     duration_s: float = 12.0
@@ -141,6 +160,15 @@ class RunConfig:
             raise ValueError(f"duration_s: expected > 0, got {self.duration_s}")
         if self.policy is not None and not self.policy.is_file():
             raise ValueError(f"policy: expected an exported .pt file, got {self.policy} (not found)")
+        if self.teleop == "unitree-remote" and self.robot != "g1":
+            raise ValueError(
+                "teleop unitree-remote: the remote's bytes arrive in the G1's LowState, so it needs --robot g1 "
+                "(the robot double: --robot g1 --g1.network-interface lo --g1.domain-id 1)"
+            )
+        if self.dry_run and self.robot != "g1":
+            raise ValueError("dry_run: expected --robot g1 (a dry run checks the link to a robot)")
+        if self.viewer and self.robot != "sim":
+            raise ValueError("viewer: expected --robot sim (the viewer shows the simulation in this process)")
 
 
 def hold_policy(out_dir: Path) -> ExportedPolicy:
@@ -152,8 +180,15 @@ def hold_policy(out_dir: Path) -> ExportedPolicy:
     return load_policy(path)
 
 
-def make_teleop(cfg: RunConfig, ranges: CommandRanges) -> TeleopSource:
-    """The operator input chosen by ``cfg``."""
+def make_teleop(cfg: RunConfig, ranges: CommandRanges, robot: RobotInterface | None = None) -> TeleopSource:
+    """The operator input chosen by ``cfg`` (``robot``: the connected G1 for the Unitree remote)."""
+    if cfg.teleop == "unitree-remote":
+        from deploy.unitree_remote import UnitreeRemoteTeleop
+
+        source = getattr(robot, "wireless_remote", None)
+        if source is None:
+            raise ValueError("teleop unitree-remote: expected a robot that reports the remote (--robot g1)")
+        return UnitreeRemoteTeleop(source, ranges)
     if cfg.teleop == "keyboard":
         return KeyboardTeleop(ranges)
     if cfg.teleop == "gamepad":
@@ -164,37 +199,87 @@ def make_teleop(cfg: RunConfig, ranges: CommandRanges) -> TeleopSource:
     return ScriptedTeleop.from_file(path, ranges)
 
 
+def _open_robot(cfg: RunConfig, policy: ExportedPolicy) -> RobotInterface:
+    """The robot of ``cfg.robot``: a G1 connected and checked (:func:`deploy.g1_backend.connect_g1`) or the
+    simulator (connected by the caller, after the policy's warm-up)."""
+    if cfg.robot == "g1":
+        return connect_g1(cfg.g1, policy.metadata)
+    if cfg.viewer:
+        from deploy.viewer import require_display
+
+        require_display()  # before anything starts: without a display, say so and exit
+    return MujocoRobot(SimRobotConfig(threaded=True, realtime=True, initial_mode="damping"))
+
+
+def _drive(cfg: RunConfig, loop: ControlLoop, robot: RobotInterface) -> tuple[Any, float, float]:
+    """Connect (sim), run the loop until the duration ends, the viewer closes or Ctrl-C; the robot ends damped.
+
+    Returns the timing statistics, the physics thread start time and the final pelvis height (NaN on the G1)."""
+    viewer = None
+    with robot:
+        t_connect = time.perf_counter()
+        if cfg.viewer and isinstance(robot, MujocoRobot):
+            from deploy.viewer import ViewerSync, open_viewer
+
+            viewer = ViewerSync(robot, open_viewer(robot)).start()
+        try:
+            stats = loop.run(cfg.duration_s, stop=(lambda: viewer.closed) if viewer else None)
+        except KeyboardInterrupt:  # loop.run has already latched and sent damping
+            print("stopped by the operator (Ctrl-C): damping sent", flush=True)
+            stats = loop.stats
+        finally:
+            if viewer is not None:
+                viewer.close()
+        base_height_m = float(robot.data.qpos[2]) if isinstance(robot, MujocoRobot) else math.nan
+    return stats, t_connect, base_height_m
+
+
 def main(cfg: RunConfig) -> dict[str, Any]:
-    """Run, print the timing and motion reports, write the logs; returns the summary written to summary.json."""
+    """Run, print the timing and motion reports, write the logs; returns the summary written to summary.json.
+
+    Raises :class:`deploy.g1_backend.G1StartupError` when the G1 start-up refuses (nothing was commanded) and
+    :class:`deploy.viewer.ViewerUnavailableError` for --viewer without a display."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     policy = load_policy(cfg.policy) if cfg.policy else hold_policy(cfg.out_dir)
     meta = policy.metadata
-    teleop = make_teleop(cfg, CommandRanges(tuple(meta.command_low), tuple(meta.command_high)))
-    robot = MujocoRobot(SimRobotConfig(threaded=True, realtime=True, initial_mode="damping"))
+    robot = _open_robot(cfg, policy)
+    if cfg.dry_run:
+        try:
+            report = dry_run(robot, cfg.g1.dry_run_s)
+        finally:
+            robot.close()
+        summary = {"dry_run": report, "config": json.loads(json.dumps(asdict(cfg), default=str))}
+        (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+    teleop = make_teleop(cfg, CommandRanges(tuple(meta.command_low), tuple(meta.command_high)), robot)
     print(f"policy {policy.path} ({meta.gain_profile} gains, {meta.control_freq_hz:.0f} Hz), {cfg.duration_s} s")
-    monitor = MotionMonitor()
+    motion, guide = MotionMonitor(), OperatorGuide(OperatorKeys.for_teleop(cfg.teleop))
+
+    def monitor(now_s: float, state: RobotState, command: np.ndarray, mode: Mode) -> None:
+        motion(now_s, state, command, mode)
+        guide(now_s, state, command, mode)
+
     loop = ControlLoop(robot, policy, teleop, cfg=cfg.loop, monitor=monitor)
     loop.prepare()  # before the physics thread starts: the robot starts in damping and sags until the first tick
-    with robot:
-        t_connect = time.perf_counter()
-        stats = loop.run(cfg.duration_s)
-        base_height_m = float(robot.data.qpos[2])
+    stats, t_connect, base_height_m = _drive(cfg, loop, robot)
     print(stats.report())
     first_tick_ms = 1e3 * (stats.column("start_s")[0] - t_connect) if stats.n else math.nan
-    print(f"first tick {first_tick_ms:.1f} ms after the physics thread started")
-    print(monitor.report())
+    print(f"first tick {first_tick_ms:.1f} ms after the robot connected")
+    print(motion.report())
     stats.write_csv(cfg.out_dir / "timing.csv")
     if cfg.tensorboard:
         stats.write_tensorboard(cfg.out_dir / "tb")
     damping_reasons = [t.reason for t in loop.fsm.transitions if t.target.value == "damping"]
     summary = {
         **stats.summary(),
+        "robot": cfg.robot,
         "base_height_m": base_height_m,
-        "motion": monitor.summary(),
+        "motion": motion.summary(),
         "first_tick_after_connect_ms": first_tick_ms,
         "transitions": [str(t) for t in loop.fsm.transitions],
         "first_damping_reason": damping_reasons[0] if damping_reasons else None,
+        "operator_prompts": guide.prompts,
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
     }
     (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -202,5 +287,17 @@ def main(cfg: RunConfig) -> dict[str, Any]:
     return summary
 
 
+def cli() -> int:
+    """Entry point: a refused start or a missing display is a message and exit code 1, not a traceback."""
+    from deploy.viewer import ViewerUnavailableError
+
+    try:
+        main(tyro.cli(RunConfig))
+    except (G1StartupError, ViewerUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main(tyro.cli(RunConfig))
+    sys.exit(cli())

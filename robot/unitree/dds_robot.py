@@ -186,6 +186,12 @@ class DdsRobot(RobotInterface):
         self._writer = None
 
     @property
+    def mode_machine(self) -> int | None:
+        """Robot type reported in the latest LowState (5: G1 29-DoF rev 1.0); None before the first."""
+        with self._state_cond:
+            return self._mode_machine
+
+    @property
     def is_connected(self) -> bool:
         """Whether ``connect()`` succeeded and ``close()`` was not called."""
         return self._connected

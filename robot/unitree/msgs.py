@@ -46,6 +46,8 @@ MODE_PR = 0
 """``LowCmd_.mode_pr``: ankle and waist linkages commanded as pitch/roll joints (1 would be the A/B motors)."""
 MODE_MACHINE_G1_29DOF = 5
 """``LowState_.mode_machine`` reported by the G1 29-DoF rev 1.0; commands echo the robot's value."""
+MODE_MACHINE_BY_ROBOT = {"unitree_g1_29dof": MODE_MACHINE_G1_29DOF}
+"""Robot model name (``PolicyMetadata.robot``) -> the ``mode_machine`` that robot reports."""
 
 
 @dataclass

@@ -10,6 +10,10 @@ only by what the motors can do), so whatever guards the robot has to be on the c
 side, every valid LowCmd is compared with the G1's limits (joint range, velocity, effort, the default
 :class:`robot.safety.SafetyConfig` gain bounds) and violations are counted.
 
+``--remote-file PATH``: the remote the double reports in ``LowState.wireless_remote``, re-read whenever the file
+changes: ``{"buttons": ["R1", "A"], "lx": 0.0, "ly": 0.5, "rx": 0.0, "ry": 0.0}``, or ``{"remote": false}`` for
+no remote (all-zero bytes). Without a file the remote is on and idle.
+
 ``LowState.reserve[0]`` echoes ``reserve[0]`` of the last applied LowCmd (a sequence number for latency
 measurements; the real robot leaves it 0). With ``--echo-immediately`` a LowState is also published as soon as a
 command arrives, which measures the DDS link without the wait for the next physics tick. ``--stats-json PATH``
@@ -39,6 +43,7 @@ from robot.sim import MujocoRobot, SimRobotConfig
 from robot.unitree.convert import command_from_lowcmd, lowcmd_crc_ok, lowstate_from_state
 from robot.unitree.dds import open_participant, reader_qos, writer_qos
 from robot.unitree.msgs import MODE_MACHINE_G1_29DOF, TOPIC_LOWCMD, TOPIC_LOWSTATE, LowCmd_, LowState_
+from robot.unitree.remote import NO_REMOTE, pack_wireless_remote
 
 STOP_GRACE_S = 5.0
 """After SIGINT/SIGTERM the process exits within this long even if the DDS teardown blocks."""
@@ -68,6 +73,8 @@ class SimBridgeConfig:
     """Also publish a LowState the moment a valid LowCmd arrives (transport latency measurements)."""
     stats_json: Path | None = None
     """Write the counters (:class:`BridgeStats`) here when stopping."""
+    remote_file: Path | None = None
+    """JSON file with the remote's state (module docstring); None: the remote is on and idle."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.domain_id <= 232:
@@ -148,6 +155,8 @@ class SimBridge:
         self._sequence = 0
         self._stop = threading.Event()
         self._writer: Any = None
+        self._remote = pack_wireless_remote()
+        self._remote_mtime_ns = -1
 
     def stop(self) -> None:
         """Ask ``run()`` to return (thread- and signal-safe)."""
@@ -183,8 +192,29 @@ class SimBridge:
             return  # stopping
         state = self.robot.read_state()
         tick_ms = round(state.timestamp_s * 1000.0)
-        self._writer.write(lowstate_from_state(state, tick_ms, self.cfg.mode_machine, sequence=self._sequence))
+        self._writer.write(
+            lowstate_from_state(state, tick_ms, self.cfg.mode_machine, self._remote_bytes(), sequence=self._sequence)
+        )
         self.stats.states_published += 1
+
+    def _remote_bytes(self) -> bytes:
+        """The remote's bytes, re-read from ``remote_file`` when it changed (a bad file keeps the last remote)."""
+        path = self.cfg.remote_file
+        if path is None:
+            return self._remote
+        try:
+            mtime = path.stat().st_mtime_ns
+            if mtime != self._remote_mtime_ns:
+                self._remote_mtime_ns = mtime
+                spec = json.loads(path.read_text())
+                if spec.get("remote", True):
+                    axes = {k: float(spec.get(k, 0.0)) for k in ("lx", "ly", "rx", "ry")}
+                    self._remote = pack_wireless_remote(spec.get("buttons", ()), **axes)
+                else:
+                    self._remote = NO_REMOTE
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            self.stats.extra["remote_file_error"] = str(err)
+        return self._remote
 
     def _apply_pending(self) -> None:
         if self._pending is None:
@@ -259,6 +289,7 @@ def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:
     p.add_argument("--initial-mode", default=d.initial_mode, choices=("hold", "damping", "zero_torque"))
     p.add_argument("--echo-immediately", action="store_true", help="publish a LowState as soon as a command arrives")
     p.add_argument("--stats-json", type=Path, default=None, help="write the counters here when stopping")
+    p.add_argument("--remote-file", type=Path, default=None, help="JSON remote state, re-read when it changes")
     a = p.parse_args(argv)
     return SimBridgeConfig(
         domain_id=a.domain_id,
@@ -269,6 +300,7 @@ def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:
         initial_mode=a.initial_mode,
         echo_immediately=a.echo_immediately,
         stats_json=a.stats_json,
+        remote_file=a.remote_file,
     )
 
 

@@ -81,7 +81,8 @@ def test_wireless_remote_bytes_round_trip_and_axis_mapping():
         parse_wireless_remote(raw[:10])
 
     latest = {"data": raw, "t": 5.0}
-    teleop = UnitreeRemoteTeleop(lambda: (latest["data"], latest["t"]), CommandRanges(deadzone=0.0))
+    single = RemoteButtons(stand="start", walk="A", estop="select", deadman="L1")  # one button per role
+    teleop = UnitreeRemoteTeleop(lambda: (latest["data"], latest["t"]), CommandRanges(deadzone=0.0), single)
     s = teleop.read(5.0)
     np.testing.assert_allclose(s.command, [-0.25, -0.25, -1.0])  # vx = ly, vy = -lx (0.5 of 0.5 m/s), wz = -rx
     assert s.deadman and not s.estop and s.request is ModeRequest.STAND
@@ -92,6 +93,31 @@ def test_wireless_remote_bytes_round_trip_and_axis_mapping():
     assert not UnitreeRemoteTeleop(lambda: None).read(0.0).connected
     with pytest.raises(ValueError, match="deadman: expected one of"):
         RemoteButtons(deadman="L3")
+
+
+def test_remote_default_buttons_are_beyondmimics_combos():
+    latest = {"data": pack_wireless_remote(), "t": 0.0}
+    teleop = UnitreeRemoteTeleop(lambda: (latest["data"], latest["t"]))
+    assert teleop.buttons.describe() == {"stand": "L1+A", "walk": "R1+A", "estop": "B", "deadman": "R1"}
+
+    def press(buttons, t, **axes):
+        latest["data"], latest["t"] = pack_wireless_remote(buttons, **axes), t
+        return teleop.read(t)
+
+    assert press({"A"}, 0.0).request is ModeRequest.NONE  # A alone does nothing
+    assert press({"L1", "A"}, 0.02).request is ModeRequest.STAND
+    assert press({"L1", "A"}, 0.04).request is ModeRequest.NONE  # held: one edge only
+    s = press({"R1"}, 0.06)
+    assert s.deadman and s.request is ModeRequest.NONE
+    s = press({"R1", "A"}, 0.08, ly=1.0, lx=0.5, rx=-1.0)
+    assert s.request is ModeRequest.WALK and s.deadman
+    np.testing.assert_allclose(s.command, [1.0, -0.5 * (0.5 - 0.05) / 0.95, 1.0])  # vx = ly, vy = -lx, wz = -rx
+    assert press({"R1", "L1", "A"}, 0.1).request is ModeRequest.STAND  # L1+A while R1 held: stand wins
+    s = press({"B"}, 0.12)
+    assert s.estop and not s.deadman
+    latest["data"] = bytes(40)  # the robot hears no remote
+    s = teleop.read(0.14)
+    assert not s.connected and not s.deadman and np.all(s.command == 0.0)
 
 
 def test_gamepad_events_deadzone_buttons_and_disconnect():
