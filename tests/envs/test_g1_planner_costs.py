@@ -94,7 +94,11 @@ def test_costs_prefer_the_right_plans_and_script():
     joy = g1_joystick_cost(cfg)
     cmd = torch.tensor([[0.8, 0.0, 0.0]]).expand(2, -1)
     j = joy(x, cmd)
-    assert j[0] < 1e-3 < j[1]
+    # 1/2 sum_i (||v_i - v*||^2 + w (yaw_i - yaw*)^2) over the 20 steps: the forward arc matches the velocity exactly
+    # and leaves only its 0.01 rad/s yaw rate; the backward one is 1.6 m/s off at every step.
+    yaw_term = 0.5 * 20 * cfg.yaw_rate_weight * 0.01**2
+    assert float(j[0]) == pytest.approx(yaw_term, rel=1e-4)
+    assert float(j[1]) == pytest.approx(0.5 * 20 * 1.6**2 + yaw_term, rel=1e-4)
     way = g1_waypoint_cost(history, DT)
     goal = torch.tensor([[3.0, 0.0]]).expand(2, -1)  # ahead of the current heading
     w = way(x, goal)
