@@ -64,12 +64,17 @@ class OperatorGuide:
             Mode.ZERO_TORQUE: f"ZERO TORQUE: the motors are limp; keep the robot on its gantry. Press {k.stand} to "
             f"move to the default pose. {stop}.",
             Mode.MOVE_TO_DEFAULT: f"MOVING to the default pose; wait for HOLD. {stop}.",
-            Mode.HOLD: f"HOLD: default pose held. To start the policy hold {k.deadman} and press {k.walk}. {stop}.",
+            Mode.HOLD: f"HOLD: default pose held. Press {k.walk} to start the policy and keep {k.deadman} held while "
+            f"it runs. {stop}.",
             Mode.POLICY: f"POLICY running: {k.sticks}; keep {k.deadman} held (releasing it damps); {k.stand} back to "
             f"the default pose. {stop}.",
             Mode.DAMPING: "DAMPING: the joints brake and the robot sinks; lower it onto the gantry or the floor. "
             "Restart the command to go again.",
         }[mode]
+
+    def start(self, mode: Mode = Mode.ZERO_TORQUE) -> None:
+        """Show the prompt of the mode the loop starts in, before its first tick."""
+        self(0.0, None, np.zeros(3), mode)  # type: ignore[arg-type]  # the prompt reads no state
 
     def __call__(self, now_s: float, state: RobotState, command: np.ndarray, mode: Mode) -> None:
         if mode is not self.mode:

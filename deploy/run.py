@@ -262,6 +262,7 @@ def main(cfg: RunConfig) -> dict[str, Any]:
 
     loop = ControlLoop(robot, policy, teleop, cfg=cfg.loop, monitor=monitor)
     loop.prepare()  # before the physics thread starts: the robot starts in damping and sags until the first tick
+    guide.start(loop.fsm.mode)
     stats, t_connect, base_height_m = _drive(cfg, loop, robot)
     print(stats.report())
     first_tick_ms = 1e3 * (stats.column("start_s")[0] - t_connect) if stats.n else math.nan

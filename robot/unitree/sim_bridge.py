@@ -193,7 +193,9 @@ class SimBridge:
         state = self.robot.read_state()
         tick_ms = round(state.timestamp_s * 1000.0)
         self._writer.write(
-            lowstate_from_state(state, tick_ms, self.cfg.mode_machine, self._remote_bytes(), sequence=self._sequence)
+            lowstate_from_state(
+                state, tick_ms, self.cfg.mode_machine, wireless_remote=self._remote_bytes(), sequence=self._sequence
+            )
         )
         self.stats.states_published += 1
 
@@ -290,6 +292,7 @@ def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:
     p.add_argument("--echo-immediately", action="store_true", help="publish a LowState as soon as a command arrives")
     p.add_argument("--stats-json", type=Path, default=None, help="write the counters here when stopping")
     p.add_argument("--remote-file", type=Path, default=None, help="JSON remote state, re-read when it changes")
+    p.add_argument("--mode-machine", type=int, default=d.mode_machine, help="robot type reported (5: G1 29-DoF)")
     a = p.parse_args(argv)
     return SimBridgeConfig(
         domain_id=a.domain_id,
@@ -301,6 +304,7 @@ def parse_args(argv: list[str] | None = None) -> SimBridgeConfig:
         echo_immediately=a.echo_immediately,
         stats_json=a.stats_json,
         remote_file=a.remote_file,
+        mode_machine=a.mode_machine,
     )
 
 
