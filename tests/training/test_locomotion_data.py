@@ -16,7 +16,16 @@ from envs.vec_env import DomainRandomizationConfig
 from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
-from training.locomotion.collect import CollectConfig, OUNoise, OUNoiseConfig, RecordingEnv, collect, main
+from training.locomotion.collect import (
+    CollectConfig,
+    OUNoise,
+    OUNoiseConfig,
+    PhysicsRandomizationConfig,
+    RandomizedRecordingEnv,
+    RecordingEnv,
+    collect,
+    main,
+)
 from training.locomotion.evaluate import Conditions, EvalConfig, evaluate, load_exported_policy
 from training.locomotion.train import TrainConfig
 
@@ -210,6 +219,56 @@ def test_collect_fails_clearly_when_the_expert_keeps_falling(tmp_path):
     with pytest.raises(RuntimeError, match="kept only 0 of 2 episodes in 2 waves"):
         collect(cfg)
     assert not cfg.out.exists()
+
+
+def test_randomized_collection_draws_each_worlds_physics_within_the_ranges():
+    ranges = PhysicsRandomizationConfig(
+        mass_scale_range=(0.8, 1.2), link_mass_jitter_range=(1.0, 1.0), latency_range_s=(0.0, 0.010)
+    )
+    env = RandomizedRecordingEnv(quiet_locomotion_config(num_envs=8), ranges, seed=3)
+    try:
+        nominal_mass = env._nominal_mass.sum()
+        scales = np.array([m.body_mass.sum() / nominal_mass for m in env.models])
+        np.testing.assert_allclose(scales, env.physics[:, 0], rtol=1e-9)  # one whole-robot scale per world
+        assert np.all((scales >= 0.8) & (scales <= 1.2)) and scales.std() > 0.05
+        friction = np.array([m.geom_friction[env._friction_geoms[0], 0] for m in env.models])
+        np.testing.assert_allclose(friction, env._nominal_friction[0] * env.physics[:, 1])
+        assert np.all((env.physics[:, 1] >= 0.6) & (env.physics[:, 1] <= 1.3))
+        assert set(env._latency.tolist()) <= {0, 1, 2} and len(set(env._latency.tolist())) > 1  # 5 ms physics
+        np.testing.assert_allclose(env.physics[:, 4], env._latency * 0.005)
+        gains = np.array([m.actuator_gainprm[0, 0] for m in env.models])
+        np.testing.assert_allclose(gains, env.physics[:, 2])
+        before = env.physics.copy()
+        env.reset()
+        assert not np.allclose(before, env.physics)  # every reset draws again
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="at most one control period"):
+        RandomizedRecordingEnv(quiet_locomotion_config(), PhysicsRandomizationConfig(latency_range_s=(0.0, 0.03)), 0)
+    with pytest.raises(ValueError, match=r"mass_scale_range: expected \(low, high\)"):
+        PhysicsRandomizationConfig(mass_scale_range=(1.2, 0.8))
+
+
+def test_collect_randomize_records_the_physics_of_every_recorded_world(tmp_path):
+    policy = export_policy(tmp_path / "expert")
+    cfg = CollectConfig(
+        out=tmp_path / "dr.h5",
+        policy=policy,
+        episodes=3,
+        num_envs=3,
+        episode_length_s=0.2,
+        push_interval_s=0.0,
+        num_threads=1,
+        randomize=True,
+    )
+    data = collect(cfg)
+    c = data.collection
+    assert c["config"]["randomize"] is True and c["physics_columns"][-1] == "kept"
+    physics = np.array(c["physics"])
+    assert physics.shape == (c["episodes_recorded"], 6) and physics[:, 5].sum() == c["episodes_kept"] == 3
+    assert len(set(physics[:, 0].tolist())) == 3  # three worlds, three robots
+    nominal = collect(dataclasses.replace(cfg, randomize=False))
+    assert "physics" not in nominal.collection
 
 
 def test_nominal_randomization_still_pushes():

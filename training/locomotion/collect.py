@@ -8,6 +8,12 @@ commands (resampled every few seconds), pushes, and Ornstein-Uhlenbeck noise on 
 waist and arms hold the default pose as in its training). Every world that falls is dropped from its wave; waves repeat
 until ``episodes`` episodes are kept. With ``mirror`` each kept episode is also stored mirrored (left-right),
 doubling the data. The file format is :mod:`envs.planner_dataset`; the rate (kept transitions/s) is printed.
+
+With ``randomize`` every world draws its physics at each reset (:class:`PhysicsRandomizationConfig`: whole-robot
+mass, friction, motor strength, PD gain error, action latency, as scales of the nominal robot like the evaluation's
+:class:`~training.locomotion.evaluate.Conditions`), so the planner sees how the expert walks a heavier, lighter,
+slipperier or slower-reacting robot (domain randomization, Tobin et al. 2017; Peng et al. 2018). The default
+ranges cover the sim-to-sim rows of the expert benchmark.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from envs.locomotion import CommandConfig, LocomotionConfig
 from envs.planner_dataset import PlannerDataset, mirror_episodes, phase_float32, write_planner_dataset
 from envs.planner_state import PlannerStateEstimator
 from envs.vec_env import DomainRandomizationConfig
+from robot.actuation import set_pd_gains
 from robot.configio import to_jsonable
+from robot.g1 import constants as C
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
     Conditions,
@@ -76,6 +84,44 @@ class OUNoise:
 
 
 @dataclass
+class PhysicsRandomizationConfig:
+    """Per-world physics of a randomized collection, drawn uniformly at every reset, relative to the nominal robot."""
+
+    mass_scale_range: tuple[float, float] = (0.75, 1.25)
+    """Scale of every link mass and inertia, one draw per world (the whole robot heavier or lighter)."""
+    link_mass_jitter_range: tuple[float, float] = (0.95, 1.05)
+    """Further independent scale per link on top of the whole-robot scale (how the mass is distributed)."""
+    friction_scale_range: tuple[float, float] = (0.6, 1.3)
+    """Scale of the floor and foot sliding friction."""
+    motor_strength_range: tuple[float, float] = (0.9, 1.1)
+    """Scale of all actuator torques."""
+    gain_error_range: tuple[float, float] = (-0.1, 0.1)
+    """Relative error of kp and kd, per joint."""
+    latency_range_s: tuple[float, float] = (0.0, 0.015)
+    """Action latency, rounded to whole physics steps (at most one control period)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "mass_scale_range",
+            "link_mass_jitter_range",
+            "friction_scale_range",
+            "motor_strength_range",
+            "gain_error_range",
+            "latency_range_s",
+        ):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name}: expected (low, high) with low <= high, got {(lo, hi)}")
+        for name in ("mass_scale_range", "link_mass_jitter_range", "friction_scale_range", "motor_strength_range"):
+            if getattr(self, name)[0] <= 0.0:
+                raise ValueError(f"{name}: expected scales > 0, got {getattr(self, name)}")
+        if self.gain_error_range[0] <= -1.0:
+            raise ValueError(f"gain_error_range: expected low > -1 (gains stay positive), got {self.gain_error_range}")
+        if self.latency_range_s[0] < 0.0:
+            raise ValueError(f"latency_range_s: expected >= 0, got {self.latency_range_s}")
+
+
+@dataclass
 class CollectConfig:
     """Planner-data collection run."""
 
@@ -111,6 +157,10 @@ class CollectConfig:
     """Largest horizontal velocity change of a push."""
     mirror: bool = True
     """Also store the left-right mirror image of every kept episode."""
+    randomize: bool = False
+    """Draw every world's physics at each reset from ``randomization`` (off: the nominal robot everywhere)."""
+    randomization: PhysicsRandomizationConfig = field(default_factory=PhysicsRandomizationConfig)
+    """Physics ranges of a randomized collection."""
     num_threads: int = 2
     """Physics worker threads."""
     seed: int = 0
@@ -166,14 +216,58 @@ class RecordingEnv(FixedConditionsEnv):
         return record
 
 
+PHYSICS_COLUMNS = ("mass_scale", "friction_scale", "motor_strength", "mean_abs_kp_error", "latency_s")
+"""What :class:`RandomizedRecordingEnv` reports of each world's draw (the collection metadata keeps them)."""
+
+
+class RandomizedRecordingEnv(RecordingEnv):
+    """A :class:`RecordingEnv` whose worlds draw their physics at every reset (:class:`PhysicsRandomizationConfig`)
+    from their own seeded generator, so the commands, pushes and initial states stay those of the nominal run."""
+
+    def __init__(self, cfg: LocomotionConfig, randomization: PhysicsRandomizationConfig, seed: int) -> None:
+        physics_dt_s = cfg.env.robot.model.physics_dt_s
+        lo, hi = (round(s / physics_dt_s) for s in randomization.latency_range_s)
+        if hi > cfg.env.substeps:
+            raise ValueError(
+                f"latency_range_s: expected at most one control period ({cfg.env.ctrl_dt_s} s), "
+                f"got {randomization.latency_range_s}"
+            )
+        self.randomization = randomization
+        self.latency_substeps_range = (lo, hi)
+        self._physics_rng = np.random.default_rng(seed)
+        self.physics = np.zeros((cfg.num_envs, len(PHYSICS_COLUMNS)))
+        """(N, 5) each world's current draw (:data:`PHYSICS_COLUMNS`)."""
+        super().__init__(cfg, Conditions())
+
+    def _randomize(self, i: int) -> None:
+        super()._randomize(i)  # the nominal robot; every quantity drawn below overwrites its nominal value
+        r, rng, m = self.randomization, self._physics_rng, self.models[i]
+        scale = rng.uniform(*r.mass_scale_range)
+        mass = scale * rng.uniform(*r.link_mass_jitter_range, size=m.nbody)  # (bodies,)
+        m.body_mass[:] = self._nominal_mass * mass
+        m.body_inertia[:] = self._nominal_inertia * mass[:, None]
+        friction = rng.uniform(*r.friction_scale_range)
+        m.geom_friction[self._friction_geoms, 0] = self._nominal_friction * friction
+        strength = rng.uniform(*r.motor_strength_range)
+        kp_err, kd_err = rng.uniform(*r.gain_error_range, size=(2, C.NUM_JOINTS))
+        kp = C.KP_NM_PER_RAD * (1.0 + kp_err)
+        set_pd_gains(m, kp, C.KD_NMS_PER_RAD * (1.0 + kd_err), strength)
+        self._kp[i] = kp
+        self._latency[i] = rng.integers(self.latency_substeps_range[0], self.latency_substeps_range[1] + 1)
+        dt = self.cfg.env.robot.model.physics_dt_s
+        self.physics[i] = (scale, friction, strength, np.abs(kp_err).mean(), self._latency[i] * dt)
+
+
 def _wave(
     env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int, joints: tuple[int, ...]
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One wave from a fresh reset: arrays (N, T, ...) and the mask (N,) of worlds that never fell.
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+    """One wave from a fresh reset: arrays (N, T, ...), the mask (N,) of worlds that never fell and, in a
+    randomized env, every world's physics draw (N, 5) for this wave.
 
     The noise (N, len(joints)) goes on the expert's actions of ``joints`` only.
     """
     env.reset()
+    physics = env.physics.copy() if isinstance(env, RandomizedRecordingEnv) else None
     noise.reset()
     obs = env.get_observations()["policy"]
     kept = np.ones(env.num_envs, dtype=bool)
@@ -191,7 +285,7 @@ def _wave(
         groups, _, terminated, _, _ = env.step(torch.from_numpy(action).float())
         kept &= ~terminated.numpy()
         obs = groups["policy"]
-    return {k: np.stack(v, axis=1) for k, v in per_step.items()}, kept
+    return {k: np.stack(v, axis=1) for k, v in per_step.items()}, kept, physics
 
 
 def collect(cfg: CollectConfig) -> PlannerDataset:
@@ -209,20 +303,27 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
         commands=cfg.commands,
         seed=cfg.seed,
     )
-    env = RecordingEnv(env_cfg, Conditions())
+    env = (
+        RandomizedRecordingEnv(env_cfg, cfg.randomization, cfg.seed + 2)
+        if cfg.randomize
+        else RecordingEnv(env_cfg, Conditions())
+    )
     dt = env.cfg.env.ctrl_dt_s
     steps = round(cfg.episode_length_s / dt)
     joints = expert_action_joints(cfg.policy)  # a legs-only expert never saw its waist and arms move
     noise = OUNoise(cfg.noise, (cfg.num_envs, len(joints)), dt, cfg.seed + 1)
     chunks: list[dict[str, np.ndarray]] = []
+    draws: list[np.ndarray] = []  # (N, 6) per wave: the physics of every recorded world and whether it was kept
     kept_total, recorded, start = 0, 0, time.perf_counter()
     bar = tqdm(total=cfg.episodes, desc="episodes kept", unit="ep")
     try:
         for wave in range(cfg.max_waves):
-            arrays, kept = _wave(env, policy, noise, steps, joints)
+            arrays, kept, physics = _wave(env, policy, noise, steps, joints)
             recorded += cfg.num_envs
             take = np.flatnonzero(kept)[: cfg.episodes - kept_total]
             chunks.append({k: v[take] for k, v in arrays.items()})
+            if physics is not None:
+                draws.append(np.concatenate([physics, kept[:, None]], axis=1))
             kept_total += len(take)
             bar.update(len(take))
             bar.set_postfix(wave=wave + 1, fall=f"{1 - kept.mean():.1%}")
@@ -252,6 +353,9 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
         "kept_transitions_per_s": kept_total * steps / seconds,
         "config": {k: v for k, v in to_jsonable(cfg).items() if k not in ("out", "policy")},
     }
+    if draws:
+        collection["physics_columns"] = [*PHYSICS_COLUMNS, "kept"]
+        collection["physics"] = np.round(np.concatenate(draws), 4).tolist()
     return PlannerDataset(arrays=arrays, ctrl_dt_s=dt, collection=collection)
 
 
