@@ -123,3 +123,33 @@ def test_data_problems_are_named(tmp_path):
         _cfg(short, tmp_path / "z", steps=1, action_key="torques")
     with pytest.raises(ValueError, match="no such file"):
         PlannerTrainer(_cfg(tmp_path / "missing.h5", tmp_path / "w", steps=1))
+
+
+def test_init_from_starts_at_the_source_weights_with_a_fresh_schedule(tmp_path):
+    source_data = _dataset(tmp_path / "source.h5", seed=0)
+    source = PlannerTrainer(_cfg(source_data, tmp_path / "src", steps=4, vae_steps=0, latent=0))
+    source.run()
+    model = tmp_path / "src" / "planner_model.pt"
+    weights = load_checkpoint(model)["weights"]
+    new_data = _dataset(tmp_path / "new.h5", seed=1)  # other data: its own normaliser fit would differ
+    cfg = _cfg(new_data, tmp_path / "ft", steps=3, vae_steps=0, latent=0, init_from=model)
+    tuned = PlannerTrainer(cfg)
+    own = tuned.planner.weights()
+    for k, v in weights.items():  # normalisers included: the network sees inputs scaled as it learned them
+        torch.testing.assert_close(own[k], v, msg=k)
+    assert tuned.step == 0 and tuned.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr)  # not the source's floor
+    tuned.run()
+    assert tuned.step == 3
+    assert any(not torch.equal(tuned.ema.weights()[k], v) for k, v in weights.items())  # it did train
+    fresh = PlannerTrainer(_cfg(new_data, tmp_path / "fresh", steps=3, vae_steps=0, latent=0))
+    assert any(not torch.equal(fresh.planner.weights()[k], v) for k, v in weights.items())
+
+
+def test_init_from_names_the_network_fields_that_differ(tmp_path):
+    data = _dataset(tmp_path / "d.h5")
+    PlannerTrainer(_cfg(data, tmp_path / "src", steps=1, vae_steps=0, latent=0)).run()
+    model = tmp_path / "src" / "planner_model.pt"
+    with pytest.raises(ValueError, match=r"'latent_dim': \(4, 0\)"):
+        PlannerTrainer(_cfg(data, tmp_path / "ft", steps=1, vae_steps=0, latent=4, init_from=model))
+    with pytest.raises(ValueError, match="pass --vae-steps 0"):
+        _cfg(data, tmp_path / "ft2", steps=1, vae_steps=3, latent=4, init_from=model)

@@ -3,6 +3,8 @@
     python -m training.locomotion.collect --out data/planner/g1_walk.h5 --episodes 400
     python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner
     python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner --resume
+    python -m training.planner.train --data data/planner/g1_walk_dr.h5 --run-dir runs/g1_planner_ft \
+        --init-from assets/g1_planner/checkpoint/planner_model.pt --steps 3000 --planner.latent-dim 0
 
 Windows of ``history + horizon`` consecutive steps are cut from every episode (:mod:`envs.planner_dataset`).
 Token ``k`` of a window holds the planner state ``s_k`` and the action ``a_{k-1}`` that led to it, so at run
@@ -16,6 +18,10 @@ Two stages when the planner has an action latent (``planner.latent_dim > 0``, Be
 action autoencoder (``vae_steps``), which is then frozen and its latent normaliser fitted; then the denoiser.
 With ``latent_dim = 0`` the planner diffuses raw actions (the state-action variant) and stage one is skipped.
 An EMA copy of the planner is what gets evaluated and exported.
+
+``init_from`` fine-tunes: the run starts from a trained planner's weights (its ``planner_model.pt``, normalisers
+included, so the network sees its inputs scaled as it learned them) with a fresh optimizer, learning-rate schedule
+and EMA; a latent planner keeps its autoencoder and latent normaliser and trains the denoiser only.
 
 Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (step, stage, train loss, validation loss of
 the EMA model, steps/s), ``last.pt`` (full training state, atomic, every ``save_every`` steps, on SIGINT /
@@ -44,15 +50,29 @@ from envs.planner_dataset import PlannerDataset, load_planner_dataset
 from envs.planner_state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
-from robot.configio import to_jsonable
+from robot.configio import from_jsonable, to_jsonable
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.stop import graceful_stop
 
 ACTION_KEYS = ("expert_action", "action")
+NETWORK_FIELDS = (
+    "state_dim",
+    "action_dim",
+    "history",
+    "horizon",
+    "latent_dim",
+    "denoiser",
+    "num_layers",
+    "num_heads",
+    "width",
+    "attention",
+    "mlp_blocks",
+)
+"""PlannerConfig fields that shape the networks: a planner initialised from another must agree on them."""
 METRIC_FIELDS = ("step", "stage", "loss", "val_loss", "steps_per_s", "wall_s")
 
 
@@ -119,6 +139,8 @@ class PlannerTrainConfig:
     """Stop with a checkpoint after this much wall time (continue with --resume)."""
     resume: bool = False
     """Continue from run_dir/last.pt."""
+    init_from: Path | None = None
+    """Start from this trained planner's ``planner_model.pt`` (fresh optimizer and schedule; ignored on resume)."""
     seed: int = 0
     """Seed of the split, batches, noise and initialisation."""
     torch_threads: int = 2
@@ -134,6 +156,11 @@ class PlannerTrainConfig:
         for name in ("eval_every", "save_every", "val_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.init_from is not None and self.planner.latent_dim > 0 and self.vae_steps > 0:
+            raise ValueError(
+                f"vae_steps: a latent planner started from {self.init_from} keeps its autoencoder; expected 0, "
+                f"got {self.vae_steps} (pass --vae-steps 0)"
+            )
 
     @property
     def total_steps(self) -> int:
@@ -209,6 +236,8 @@ class PlannerTrainer:
         if cfg.resume:
             self._load(cfg.run_dir / "last.pt")
         else:
+            if cfg.init_from is not None:
+                self._init_weights(cfg.init_from)
             (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
             (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
 
@@ -235,9 +264,25 @@ class PlannerTrainer:
             self.opt, max(1, self._stage_steps()), eta_min=0.1 * self.cfg.lr
         )
 
+    def _init_weights(self, path: Path) -> None:
+        """Load a trained planner's weights (normalisers included) into the planner being trained."""
+        model = load_planner_model(path)
+        source = from_jsonable(PlannerConfig, model["planner_config"], f"{path}:planner_config")
+        differ = {
+            f: (getattr(self.cfg.planner, f), getattr(source, f))
+            for f in NETWORK_FIELDS
+            if getattr(self.cfg.planner, f) != getattr(source, f)
+        }
+        if differ:
+            raise ValueError(
+                f"init_from {path}: the planner config differs in its networks (field: this run, the file): {differ}; "
+                "pass the file's values (e.g. --planner.latent-dim 0)"
+            )
+        self.planner.load_weights(model["weights"], without_action_head=True)
+
     def _enter_denoiser_stage(self) -> None:
         """After the autoencoder: fit the latent normaliser on the training data, start the EMA and optimizer."""
-        if self.latent:
+        if self.latent and self.cfg.init_from is None:
             idx = self.data.train[torch.randperm(len(self.data.train), generator=self.gen)[:20000]]
             b = self.data.batch(idx)
             self.planner.fit_latent_normalizer(b["states"], b["actions"])
