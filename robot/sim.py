@@ -132,7 +132,8 @@ class MujocoRobot(RobotInterface):
         self._rng = np.random.default_rng(self.cfg.seed)
         # its own stream, so that adding the sensor model leaves the legacy noise draws unchanged
         self._sensor_model = SensorModel(self.cfg.sensors, np.random.default_rng([self.cfg.seed, 1]))
-        self._feet_geoms = [self.model.geom(name).id for name in C.FEET_GEOMS]
+        self._feet_geoms = np.array([self.model.geom(name).id for name in C.FEET_GEOMS])
+        self._world_geom = self.model.geom_bodyid == 0
         self._samples: collections.deque[tuple[RobotState, GroundTruth]] = collections.deque(
             maxlen=self.cfg.state_jitter_steps + 1
         )
@@ -327,13 +328,10 @@ class MujocoRobot(RobotInterface):
         self._state, self._truth, self._delivered_s = state, truth, state.timestamp_s
 
     def _foot_contacts(self) -> np.ndarray:
-        d, world_geom = self.data, self.model.geom_bodyid == 0
-        touching = set()
-        for i in range(d.ncon):
-            g1, g2 = int(d.contact[i].geom1), int(d.contact[i].geom2)
-            if world_geom[g1] != world_geom[g2]:
-                touching.add(g2 if world_geom[g1] else g1)
-        return np.array([g in touching for g in self._feet_geoms])
+        pairs = self.data.contact.geom  # (ncon, 2)
+        world = self._world_geom[pairs]  # (ncon, 2)
+        robot_side = np.where(world[:, 0], pairs[:, 1], pairs[:, 0])[world[:, 0] != world[:, 1]]
+        return np.isin(self._feet_geoms, robot_side)
 
     def _run(self) -> None:
         dt = self.model.opt.timestep
