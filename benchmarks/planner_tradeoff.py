@@ -79,7 +79,12 @@ def main() -> int:
             )
             latency = plan_latency_ms(out, calls)
             cfg = PlannerEvalConfig(
-                planner=out, rows=("joystick",), episodes=episodes, episode_length_s=seconds, num_threads=1
+                planner=out,
+                rows=("joystick",),
+                conditions=("nominal",),
+                episodes=episodes,
+                episode_length_s=seconds,
+                num_threads=1,
             )
             track = run(cfg)[0]
             rows.append(

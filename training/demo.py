@@ -221,6 +221,7 @@ def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
         expert=cfg.expert,
         episodes=cfg.trials,
         waypoint_time_s=cfg.trial_time_s,
+        goal_distance_m=(2.0, 5.0),  # the demo's short trials
         seed=cfg.seed + 1,
         num_threads=1,
     )

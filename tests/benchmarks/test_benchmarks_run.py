@@ -85,8 +85,15 @@ def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
         "2",
         "--seconds",
         "0.2",
+        "--waypoint-seconds",
+        "0.2",
         "--latency-calls",
         "5",
+        "--seed",
+        "9",
+        "--conditions",
+        "nominal",
+        "latency 10 ms",
         "--json",
         str(out),
     ]
@@ -94,8 +101,13 @@ def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
     assert result.returncode == 1, result.stderr[-2000:]  # an untrained planner reaches no waypoint
     payload = json.loads(out.read_text())
     assert [r["name"] for r in payload["rows"]][:3] == ["expert", "joystick", "unguided"]
+    latency_rows = [r["name"] for r in payload["rows"] if r["condition"] == "latency 10 ms"]
+    assert latency_rows == ["expert", "joystick", "waypoint"]
+    assert payload["seed"] == 9 and payload["state_source"] == "ground_truth"
     assert payload["latency_ms"]["p99_ms"] > 0.0 and any(not t["met"] for t in payload["targets"])
-    assert "| waypoint success >= 90 % | NO |" in result.stdout
+    assert "| nominal: waypoint success >= 90 % | NO |" in result.stdout
+    assert "| latency 10 ms: joystick v err <= 1.5x expert |" in result.stdout
+    assert "mean |v - v_cmd| / mean |v_cmd|" in result.stdout
 
 
 @pytest.mark.slow

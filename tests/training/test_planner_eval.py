@@ -1,5 +1,8 @@
 """Closed-loop planner evaluation: histories fed right, every row runs, obstacle contacts are seen."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +15,7 @@ from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
 from training.planner.evaluate import (
     ROWS,
+    STATE_SOURCES,
     ObstacleRecordingEnv,
     PlannerController,
     PlannerEvalConfig,
@@ -75,10 +79,12 @@ def test_every_row_runs_and_reports(exported, tmp_path):
         command_interval_s=0.1,
         waypoint_time_s=0.1,
         num_threads=1,
+        conditions=("nominal",),
         json_out=tmp_path / "rows.json",
     )
     rows = run(cfg)
     assert [r["name"] for r in rows] == list(ROWS)
+    assert {r["condition"] for r in rows} == {"nominal"}
     for r in rows:
         if "lin_err_m_per_s" in r:
             assert np.isfinite(r["lin_err_m_per_s"]) and 0.0 <= r["fall_rate"] <= 1.0
@@ -87,6 +93,89 @@ def test_every_row_runs_and_reports(exported, tmp_path):
     table = format_table(rows)
     assert "| joystick |" in table and "| obstacles_off |" in table
     assert (tmp_path / "rows.json").exists()
+
+
+def test_sim_to_sim_rows_run_under_each_condition_with_the_expert_beside(exported, tmp_path):
+    cfg = PlannerEvalConfig(
+        planner=exported,
+        rows=("expert", "joystick", "unguided", "waypoint"),
+        conditions=("nominal", "mass x1.2", "physics 0.002 s x 10"),
+        episodes=2,
+        episode_length_s=0.2,
+        command_interval_s=0.1,
+        waypoint_time_s=0.1,
+        num_threads=1,
+        seed=5,
+        json_out=tmp_path / "rows.json",
+    )
+    rows = run(cfg)
+    got = [(r["condition"], r["name"]) for r in rows]
+    assert got == [
+        ("nominal", "expert"),
+        ("nominal", "joystick"),
+        ("nominal", "unguided"),
+        ("nominal", "waypoint"),
+        ("mass x1.2", "expert"),
+        ("mass x1.2", "joystick"),
+        ("mass x1.2", "waypoint"),  # unguided runs on the nominal robot only
+        ("physics 0.002 s x 10", "expert"),
+        ("physics 0.002 s x 10", "joystick"),
+        ("physics 0.002 s x 10", "waypoint"),
+    ]
+    by = {(r["condition"], r["name"]): r for r in rows}
+    for c in cfg.conditions:
+        j, e = by[(c, "joystick")], by[(c, "expert")]
+        assert j["expert_ratio"] == pytest.approx(j["lin_err_m_per_s"] / e["lin_err_m_per_s"])
+        assert j["relative_lin_err"] == pytest.approx(j["lin_err_m_per_s"] / j["mean_command_speed_m_per_s"])
+        assert j["mean_command_speed_m_per_s"] == e["mean_command_speed_m_per_s"]  # same seeds, same commands
+    # the conditions reach the physics: the same expert and commands track differently on a heavier robot
+    assert by[("mass x1.2", "expert")]["lin_err_m_per_s"] != by[("nominal", "expert")]["lin_err_m_per_s"]
+    assert by[("physics 0.002 s x 10", "expert")]["lin_err_m_per_s"] != by[("nominal", "expert")]["lin_err_m_per_s"]
+    payload = json.loads((tmp_path / "rows.json").read_text())
+    assert payload["state_source"] == "ground_truth" and payload["seed"] == 5
+    assert all(r["state_source"] == "ground_truth" for r in payload["rows"])
+    s = payload["summary"]
+    assert s["joystick_max_expert_ratio"] == max(by[(c, "joystick")]["expert_ratio"] for c in cfg.conditions)
+    assert s["waypoint_min_success_rate"] == 0.0
+    other = run(dataclasses.replace(cfg, seed=6, conditions=("nominal",), rows=("expert",), json_out=None))
+    assert other[0]["mean_command_speed_m_per_s"] != by[("nominal", "expert")]["mean_command_speed_m_per_s"]
+    with pytest.raises(ValueError, match="conditions: unknown"):
+        PlannerEvalConfig(conditions=("mass x2",))
+
+
+def test_a_registered_state_source_feeds_the_planner(exported, monkeypatch):
+    module, meta = load_planner(exported)
+    calls = []
+
+    class Offset:
+        name = "offset"
+
+        def __call__(self, env, fresh):
+            calls.append(fresh.copy())
+            return env.planner_states() + 1.0
+
+    monkeypatch.setitem(STATE_SOURCES, "offset", lambda env: Offset())
+    seen = []
+
+    def spy(states, actions, params, noise, prev):
+        seen.append(states.clone())
+        return module(states, actions, params, noise, prev)
+
+    env = _env()
+    ctrl = PlannerController(spy, meta, lambda e: None, seed=0, state_source="offset")
+    ctrl.bind(env)
+    try:
+        truth = torch.from_numpy(env.planner_states()).float()
+        a = ctrl(env.get_observations()["policy"])
+        env.step(a)
+        ctrl(env.get_observations()["policy"])
+    finally:
+        env.close()
+    torch.testing.assert_close(seen[0][:, -1], truth + 1.0)
+    assert calls[0].all() and not calls[1].any()  # fresh worlds at the start only
+    assert PlannerEvalConfig(state_source="offset").state_source == "offset"
+    with pytest.raises(ValueError, match="state_source"):
+        PlannerController(spy, meta, lambda e: None, seed=0, state_source="kalman_unregistered")
 
 
 def test_obstacle_contact_is_detected():
@@ -133,7 +222,13 @@ def test_pipeline_collect_train_export_evaluate_on_simulated_data(tmp_path):
     trainer.run()
     pt, _ = export_main(ExportPlannerConfig(model=tmp_path / "run" / "planner_model.pt", out=tmp_path / "p.pt"))
     cfg = PlannerEvalConfig(
-        planner=pt, expert=expert, rows=("joystick",), episodes=2, episode_length_s=0.2, num_threads=1
+        planner=pt,
+        expert=expert,
+        rows=("joystick",),
+        episodes=2,
+        episode_length_s=0.2,
+        num_threads=1,
+        conditions=("nominal",),
     )
     (row,) = run(cfg)
     assert row["name"] == "joystick" and np.isfinite(row["lin_err_m_per_s"])

@@ -1,13 +1,13 @@
-"""Closed-loop evaluation of an exported G1 planner in MuJoCo: joystick tracking, waypoints, obstacles.
+"""Closed-loop evaluation of an exported G1 planner in MuJoCo: joystick tracking, waypoints, obstacles, under the
+sim-to-sim conditions of the expert benchmark.
 
-    python -m training.planner.evaluate --planner assets/g1_planner/planner.pt
+    python -m training.planner.evaluate --planner assets/g1_planner/planner.pt --seed 7
 
-The planner is the TorchScript file of ``python -m deploy.export_planner`` (what the deploy runtime runs). Every
-control step each world's planner state is read from the simulator, the last ``Hh`` states and the ``Hh``
-actions before the current one are inpainted, and the first planned action is executed (receding horizon; the
-previous plan warm-starts the next when the export has ``rolling_start > 0``).
+The planner is the TorchScript file of ``python -m deploy.export_planner`` (what the deploy runtime runs), driven
+by :class:`training.planner.control.PlannerController`; its state comes from a named state source
+(``state_source``; :data:`training.planner.control.STATE_SOURCES`, the simulator's ground truth by default).
 
-Rows (fixed seeds, so reruns give the same figures):
+Rows (fixed seeds, so reruns give the same figures; ``seed`` draws other commands, initial states, goals and noise):
 
 - ``expert``: the walking expert the data came from, same worlds and commands (the reference);
 - ``joystick``: commands from the expert's ranges, changed every ``command_interval_s``, joystick cost on;
@@ -22,45 +22,51 @@ Rows (fixed seeds, so reruns give the same figures):
   barrier prevents);
 - ``obstacles_direct``: the same trials with the obstacle cost on and the waypoint cost on the goal itself (no
   route): the planner alone, whose 0.3 s horizon cannot see round the wall.
+
+Conditions: every row runs on the nominal robot; the rows in ``sim_to_sim_rows`` run again under each other
+condition of ``conditions`` (:data:`training.locomotion.evaluate.SIM_TO_SIM`, the expert benchmark's physics step,
+action latency, friction and mass rows), the expert on the same worlds and seeds, so ``expert_ratio`` (a tracking
+row's velocity error over the expert's in the same condition) compares like with like. ``relative_lin_err`` is
+mean |v - v_cmd| / mean |v_cmd| (the velocity tracking error BeyondMimic, Liao et al. 2025, reports in percent).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mujoco
-import numpy as np
 import torch
 import tyro
-from tqdm import tqdm
 
-from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
-from envs.observations import yaw_from_quat
-from envs.planner_runtime import ExportedPlanner, gate_offsets
-from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
-from envs.tasks.obstacles import BoxObstacle, ObstacleScene
-from envs.tasks.route import Route, RouteConfig
-from envs.vec_env import DomainRandomizationConfig
-from robot.configio import from_jsonable
-from robot.files import read_metadata_beside
+from envs.locomotion import G1LocomotionEnv
+from envs.planner_runtime import gate_offsets
+from envs.tasks.route import RouteConfig
+from robot.files import atomic_write_text, read_metadata_beside
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
+    SIM_TO_SIM,
     Conditions,
     EvalConfig,
     evaluate,
     load_exported_policy,
 )
+from training.planner.control import (  # noqa: F401 (re-exported: the evaluation's public names)
+    STATE_SOURCES,
+    ControlHistory,
+    PlannerController,
+    expert_task,
+)
+from training.planner.navigation import NAVIGATION_ROWS, ObstacleRecordingEnv, navigate  # noqa: F401
 
 DEFAULT_PLANNER = Path(__file__).resolve().parents[2] / "assets" / "g1_planner" / "planner.pt"
 """The committed G1 planner (``planner.pt`` + ``planner.json``)."""
-ROWS = ("expert", "joystick", "unguided", "waypoint", "obstacles", "obstacles_off", "obstacles_direct")
-NAVIGATION_ROWS = ("waypoint", "obstacles", "obstacles_off", "obstacles_direct")
+ROWS = ("expert", "joystick", "unguided", *NAVIGATION_ROWS)
+TRACKING_ROWS = ("expert", "joystick", "unguided")
+CONDITIONS = {c.name: c for c in SIM_TO_SIM}
+"""The expert benchmark's conditions by row name (one definition: ``SIM_TO_SIM``)."""
 
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
@@ -69,67 +75,6 @@ def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     if "ctrl_dt_s" not in meta.get("extra", {}):
         raise ValueError(f"{path.with_suffix('.json')}: not an exported G1 planner (export with deploy.export_planner)")
     return torch.jit.load(str(path), map_location="cpu").eval(), meta
-
-
-class ControlHistory:
-    """What a planner conditions on at each step of N worlds: the last ``Hh`` planner states and the ``Hh`` actions
-    executed before the current one (a world that has just reset repeats its first state and has zero actions)."""
-
-    def __init__(self, num_envs: int, history: int, action_dim: int) -> None:
-        self.history = history
-        self.states: torch.Tensor | None = None
-        self.actions = torch.zeros(num_envs, history, action_dim)
-        self.fresh = torch.ones(num_envs, dtype=torch.bool)
-
-    def observe(self, env: RecordingEnv) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the current state; returns ``states (N, Hh, S)`` (oldest first) and ``actions (N, Hh, A)``.
-        ``self.fresh (N,)`` marks the worlds whose episode has just begun."""
-        state = torch.from_numpy(env.step_record()["state"])  # (N, S)
-        fresh = torch.from_numpy(env.episode_length == 0)
-        self.fresh = fresh
-        if self.states is None:
-            self.states = state[:, None].repeat(1, self.history, 1)
-        else:
-            self.states = torch.cat([self.states[:, 1:], state[:, None]], dim=1)
-        self.states[fresh] = state[fresh, None]
-        self.actions[fresh] = 0.0
-        return self.states, self.actions
-
-    def executed(self, action: torch.Tensor) -> None:
-        """Record the actions ``(N, A)`` sent this step."""
-        self.actions = torch.cat([self.actions[:, 1:], action[:, None]], dim=1)
-
-
-class PlannerController:
-    """Receding-horizon control of N worlds with an exported planner (module docstring).
-
-    ``params_fn(env) -> (N, P)`` gives each world's cost parameters at this step (None: unguided sampling).
-    """
-
-    def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], params_fn: Any, seed: int) -> None:
-        self.planner = ExportedPlanner(module, meta, seed)
-        self.params_fn = params_fn
-        self.env: RecordingEnv | None = None
-
-    def bind(self, env: G1LocomotionEnv) -> None:
-        """Act in ``env`` (a :class:`RecordingEnv`: the planner state needs the tracked-body sensors)."""
-        if not isinstance(env, RecordingEnv):
-            raise TypeError(f"the planner needs a RecordingEnv (tracked-body sensors), got {type(env).__name__}")
-        self.env = env
-        self.history = ControlHistory(env.num_envs, self.planner.history, self.planner.action_dim)
-        self.planner.reset()
-
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        """Actions ``(N, A)`` for this step (``obs``, the expert's observation, is not used)."""
-        env = self.env
-        if env is None:
-            raise RuntimeError("PlannerController.bind(env) must be called first")
-        with torch.inference_mode(False):  # the histories take part in the guidance graph
-            states, actions = self.history.observe(env)
-            # A world that has just reset starts cold: its warm start would be the plan of its previous episode.
-            action = self.planner.plan(states, actions, self.params_fn(env), self.history.fresh)[:, 0]  # (N, A)
-            self.history.executed(action)
-        return action
 
 
 @dataclass
@@ -142,23 +87,29 @@ class PlannerEvalConfig:
     """Walking expert (its ``config.json`` beside it defines the simulated task: gains, periods, model)."""
     rows: tuple[str, ...] = ROWS
     """Which rows to run."""
+    conditions: tuple[str, ...] = tuple(CONDITIONS)
+    """Physics conditions (names in ``training.locomotion.evaluate.SIM_TO_SIM``); the first should be nominal."""
+    sim_to_sim_rows: tuple[str, ...] = ("expert", "joystick", "waypoint")
+    """Rows also run under the conditions other than nominal (the rest run on the nominal robot only)."""
+    state_source: str = "ground_truth"
+    """Where the planner's state comes from (``training.planner.control.STATE_SOURCES``)."""
     episodes: int = 32
     """Worlds per row (one episode or trial each)."""
     episode_length_s: float = 20.0
     """Joystick episode length."""
     command_interval_s: float = 5.0
     """Joystick: a new command every this long."""
-    goal_distance_m: tuple[float, float] = (2.0, 5.0)
+    goal_distance_m: tuple[float, float] = (2.0, 10.0)
     """Waypoint and obstacle trials: goal distance range."""
     reach_radius_m: float = 0.3
     """Waypoint success radius."""
-    waypoint_time_s: float = 20.0
-    """Time allowed per waypoint trial."""
+    waypoint_time_s: float = 30.0
+    """Time allowed per waypoint trial (10 m at the ~0.55 m/s the planner walks to a goal takes ~18 s)."""
     obstacle_half_width_m: float = 0.5
     """Obstacle trials: half width of the box placed halfway between start and goal, across the path."""
     obstacle_gate: float = 1.0
     """Obstacle trials: the obstacle cost's gate (its weight per call; the export's weight multiplies it)."""
-    route: RouteConfig = dataclasses.field(default_factory=RouteConfig)
+    route: RouteConfig = field(default_factory=RouteConfig)
     """Obstacle trials: the route round the wall that the waypoint cost follows (not in ``obstacles_direct``)."""
     seed: int = 1
     """Seed of commands, goals, initial states and sampling noise."""
@@ -170,20 +121,24 @@ class PlannerEvalConfig:
     """Also write the rows as JSON here."""
 
     def __post_init__(self) -> None:
-        unknown = set(self.rows) - set(ROWS)
-        if unknown:
-            raise ValueError(f"rows: unknown {sorted(unknown)}; expected some of {ROWS}")
+        for name, allowed in (("rows", ROWS), ("sim_to_sim_rows", ROWS), ("conditions", tuple(CONDITIONS))):
+            unknown = set(getattr(self, name)) - set(allowed)
+            if unknown:
+                raise ValueError(f"{name}: unknown {sorted(unknown)}; expected some of {list(allowed)}")
+        if not self.conditions:
+            raise ValueError(f"conditions: expected at least one of {list(CONDITIONS)}, got none")
+        if self.state_source not in STATE_SOURCES:
+            raise ValueError(f"state_source: expected one of {sorted(STATE_SOURCES)}, got {self.state_source!r}")
         if self.episodes < 1:
             raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
+        lo, hi = self.goal_distance_m
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"goal_distance_m: expected 0 < low <= high, got {self.goal_distance_m}")
 
-
-def expert_task(expert: Path) -> LocomotionConfig:
-    """The simulated task (gains, periods, model) of the expert whose data the planner learned: its training
-    ``config.json`` beside the exported policy."""
-    config_path = expert.with_name("config.json")
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: the expert's training config must sit beside {expert.name}")
-    return from_jsonable(LocomotionConfig, json.loads(config_path.read_text())["env"], f"{config_path}:env")
+    def rows_under(self, conditions: Conditions) -> tuple[str, ...]:
+        """The rows to run under ``conditions``, in :data:`ROWS` order."""
+        nominal = conditions == Conditions()
+        return tuple(r for r in ROWS if r in self.rows and (nominal or r in self.sim_to_sim_rows))
 
 
 def joystick_params(meta: dict[str, Any]) -> Any:
@@ -201,179 +156,85 @@ def joystick_params(meta: dict[str, Any]) -> Any:
     return joystick
 
 
-def joystick_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Expert, guided and unguided joystick tracking on the same worlds and commands."""
-    train = expert_task(cfg.expert)
+def joystick_rows(
+    cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], conditions: Conditions | None = None
+) -> list[dict[str, Any]]:
+    """Expert, guided and unguided joystick tracking on the same worlds and commands under ``conditions``."""
+    conditions = conditions or Conditions()
     ecfg = EvalConfig(
         episodes=cfg.episodes,
         episode_length_s=cfg.episode_length_s,
         command_interval_s=cfg.command_interval_s,
         num_threads=cfg.num_threads,
         seed=cfg.seed,
-        train=train,
+        train=expert_task(cfg.expert),
     )
     joystick = joystick_params(meta)
     rows = []
-    for row in ("expert", "joystick", "unguided"):
-        if row not in cfg.rows:
-            continue
+    for row in (r for r in TRACKING_ROWS if r in cfg.rows_under(conditions)):
         if row == "expert":
             policy, _ = load_exported_policy(cfg.expert)
-            result = evaluate(policy, ecfg, Conditions(name=row), env_cls=RecordingEnv)
+            result = evaluate(policy, ecfg, conditions, env_cls=RecordingEnv)
+            source = "ground_truth"  # the expert reads its own (noisy) observation, not the planner state
         else:
-            ctrl = PlannerController(module, meta, joystick if row == "joystick" else lambda env: None, cfg.seed)
-            result = evaluate(ctrl, ecfg, Conditions(name=row), env_cls=RecordingEnv)  # type: ignore[arg-type]
+            params = joystick if row == "joystick" else lambda env: None
+            ctrl = PlannerController(module, meta, params, cfg.seed, cfg.state_source)
+            result = evaluate(ctrl, ecfg, conditions, env_cls=RecordingEnv)  # type: ignore[arg-type]
+            source = cfg.state_source
         d = result.as_dict()
         d.pop("ok")
+        d.update(name=row, condition=conditions.name, state_source=source)
+        d["relative_lin_err"] = d["lin_err_m_per_s"] / max(d["mean_command_speed_m_per_s"], 1e-9)
         rows.append(d)
+    expert = next((r for r in rows if r["name"] == "expert"), None)
+    for r in rows:
+        if expert is not None and r is not expert:
+            r["expert_ratio"] = r["lin_err_m_per_s"] / max(expert["lin_err_m_per_s"], 1e-9)
     return rows
 
 
-class ObstacleRecordingEnv(RecordingEnv):
-    """RecordingEnv with one box obstacle per world (placed per world by :meth:`place_obstacles`) and contact
-    checks against it."""
-
-    def _modify_spec(self, spec: mujoco.MjSpec) -> None:
-        super()._modify_spec(spec)
-        ObstacleScene(boxes=[BoxObstacle(center_xy_m=(100.0, 0.0), half_extents_xy_m=(0.1, 0.1))]).add_to_spec(spec)
-
-    def place_obstacles(self, boxes: list[BoxObstacle]) -> None:
-        """Move world i's box to ``boxes[i]`` (every world has its own compiled model)."""
-        if len(boxes) != self.num_envs:
-            raise ValueError(f"expected one box per world ({self.num_envs}), got {len(boxes)}")
-        g = self.models[0].geom("obstacle_box_0").id
-        for m, box in zip(self.models, boxes, strict=True):
-            m.geom_pos[g, :2] = box.center_xy_m
-            m.geom_quat[g] = (math.cos(box.yaw_rad / 2.0), 0.0, 0.0, math.sin(box.yaw_rad / 2.0))
-            m.geom_size[g, :2] = box.half_extents_xy_m
-
-    def touching_obstacle(self) -> np.ndarray:
-        """(N,) bool: the robot touches its world's obstacle now."""
-        g = self.models[0].geom("obstacle_box_0").id
-        out = np.zeros(self.num_envs, dtype=bool)
-        for i in range(self.num_envs):
-            d = self.env_data(i)
-            c = d.contact[: d.ncon]
-            out[i] = bool(np.any((c.geom1 == g) | (c.geom2 == g)))
-        return out
-
-
-def navigation_rows(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Waypoint and obstacle trials (module docstring)."""
-    rows = []
-    for row in NAVIGATION_ROWS:
-        if row in cfg.rows:
-            rows.append(navigate(cfg, module, meta, row))
-    return rows
-
-
-def navigate(cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str) -> dict[str, Any]:
-    """One navigation row (:data:`NAVIGATION_ROWS`) of ``cfg.episodes`` trials."""
-    train = expert_task(cfg.expert)
-    n = cfg.episodes
-    rng = np.random.default_rng(cfg.seed + 17)
-    dist = rng.uniform(*cfg.goal_distance_m, size=n)
-    angle = rng.uniform(-math.pi, math.pi, size=n)
-    direction = np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    env_cfg = dataclasses.replace(
-        train,
-        num_envs=n,
-        num_threads=cfg.num_threads,
-        randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
-        episode_length_s=cfg.waypoint_time_s + 1.0,
-        commands=CommandConfig(standing_fraction=1.0, curriculum_initial_scale=1.0, curriculum_step=0.0),
-        seed=cfg.seed,
-    )
-    with_obstacle = row != "waypoint"
-    env = ObstacleRecordingEnv(env_cfg, Conditions()) if with_obstacle else RecordingEnv(env_cfg, Conditions())
-    gates, P = gate_offsets(meta["cost_terms"]), int(meta["cost_param_dim"])
-    start_xy = env.qpos[:, :2].copy()
-    goals = start_xy + dist[:, None] * direction
-    scene_params = None
-    boxes: list[BoxObstacle] = []
-    if isinstance(env, ObstacleRecordingEnv):
-        boxes = [  # a wall across the straight path, halfway to the goal
-            BoxObstacle(
-                center_xy_m=tuple(start_xy[i] + 0.5 * dist[i] * direction[i]),
-                half_extents_xy_m=(0.15, cfg.obstacle_half_width_m),
-                yaw_rad=float(angle[i]),
-            )
-            for i in range(n)
-        ]
-        env.place_obstacles(boxes)
-        scene_params = np.stack([ObstacleScene(boxes=[b]).to_params(1, 2) for b in boxes])
-        if scene_params.shape[1] != P - gates["obstacles"] - 1:
-            env.close()
-            raise ValueError("the planner's obstacle parameters do not hold one box and two cylinders")
-    routes = (
-        [Route(ObstacleScene(boxes=[b]), goals[i], cfg.route) for i, b in enumerate(boxes)]
-        if row in ("obstacles", "obstacles_off")
-        else None
-    )
-
-    def params_fn(e: G1LocomotionEnv) -> torch.Tensor:
-        qpos = e.qpos
-        yaw = yaw_from_quat(qpos[:, 3:7])
-        params = np.zeros((e.num_envs, P))
-        o = gates["waypoint"]
-        params[:, o] = 1.0
-        targets = goals if routes is None else np.stack([r.target(qpos[i, :2]) for i, r in enumerate(routes)])
-        params[:, o + 1 : o + 3] = points_to_plan_frame(targets, qpos[:, :2], yaw)
-        if scene_params is not None and row in ("obstacles", "obstacles_direct"):
-            o = gates["obstacles"]
-            params[:, o] = cfg.obstacle_gate
-            for i in range(e.num_envs):
-                params[i, o + 1 :] = scene_params_to_plan_frame(scene_params[i], 1, 2, qpos[i, :2], yaw[i])
-        return torch.from_numpy(params).float()
-
-    ctrl = PlannerController(module, meta, params_fn, cfg.seed)
-    ctrl.bind(env)
-    steps = round(cfg.waypoint_time_s / env.cfg.env.ctrl_dt_s)
-    reached = np.zeros(n, dtype=bool)
-    fell = np.zeros(n, dtype=bool)
-    collided = np.zeros(n, dtype=bool)
-    time_to_goal = np.full(n, np.nan)
-    obs = env.get_observations()["policy"]
-    try:
-        for t in tqdm(range(steps), desc=row, unit="step", leave=False):
-            active = ~(reached | fell)
-            with torch.inference_mode():
-                actions = ctrl(obs)
-            groups, _, terminated, _, _ = env.step(actions)
-            fell |= active & terminated.numpy()
-            if isinstance(env, ObstacleRecordingEnv):
-                collided |= active & env.touching_obstacle()
-            d = np.linalg.norm(env.qpos[:, :2] - goals, axis=1)
-            now = active & ~fell & (d < cfg.reach_radius_m)
-            time_to_goal[now] = (t + 1) * env.cfg.env.ctrl_dt_s
-            reached |= now
-            obs = groups["policy"]
-            if not active.any():
-                break
-        final = np.linalg.norm(env.qpos[:, :2] - goals, axis=1)
-    finally:
-        env.close()
-    success = reached & ~fell & ~collided
-    return {
-        "name": row,
-        "episodes": n,
-        "success_rate": float(success.mean()),
-        "reached_rate": float(reached.mean()),
-        "fall_rate": float(fell.mean()),
-        "collision_rate": float(collided.mean()) if with_obstacle else None,
-        "mean_time_to_goal_s": float(np.nanmean(time_to_goal)) if reached.any() else None,
-        "mean_final_distance_m": float(np.where(reached, 0.0, final).mean()),
-    }
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Figures over all conditions: worst joystick fall rate and expert ratio, the relative tracking error of the
+    joystick rows (sum of mean errors over sum of mean command speeds) and the worst waypoint success."""
+    out: dict[str, Any] = {}
+    for name in ("joystick", "expert"):
+        track = [r for r in rows if r["name"] == name]
+        if track:
+            speed = sum(r["mean_command_speed_m_per_s"] for r in track)
+            out[f"{name}_relative_lin_err"] = sum(r["lin_err_m_per_s"] for r in track) / max(speed, 1e-9)
+            out[f"{name}_max_fall_rate"] = max(r["fall_rate"] for r in track)
+    ratios = [r["expert_ratio"] for r in rows if r["name"] == "joystick" and "expert_ratio" in r]
+    if ratios:
+        out["joystick_max_expert_ratio"] = max(ratios)
+    waypoint = [r["success_rate"] for r in rows if r["name"] == "waypoint"]
+    if waypoint:
+        out["waypoint_min_success_rate"] = min(waypoint)
+    return out
 
 
 def run(cfg: PlannerEvalConfig) -> list[dict[str, Any]]:
-    """All requested rows."""
+    """All requested rows under every requested condition (module docstring)."""
     torch.set_num_threads(cfg.torch_threads)
     module, meta = load_planner(cfg.planner)
-    rows = joystick_rows(cfg, module, meta) + navigation_rows(cfg, module, meta)
+    rows: list[dict[str, Any]] = []
+    for name in cfg.conditions:
+        conditions = CONDITIONS[name]
+        rows += joystick_rows(cfg, module, meta, conditions)
+        rows += [
+            navigate(cfg, module, meta, row, conditions) for row in cfg.rows_under(conditions) if row in NAVIGATION_ROWS
+        ]
     if cfg.json_out is not None:
+        payload = {
+            "planner": str(cfg.planner),
+            "state_source": cfg.state_source,
+            "seed": cfg.seed,
+            "episodes": cfg.episodes,
+            "goal_distance_m": list(cfg.goal_distance_m),
+            "rows": rows,
+            "summary": summary(rows),
+        }
         cfg.json_out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json_out.write_text(json.dumps({"planner": str(cfg.planner), "rows": rows}, indent=2) + "\n")
+        atomic_write_text(cfg.json_out, json.dumps(payload, indent=2) + "\n")
     return rows
 
 
@@ -386,23 +247,28 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     out = []
     track = [r for r in rows if "lin_err_m_per_s" in r]
     if track:
-        out.append("| row | episodes | fall rate | v err (m/s) | yaw err (rad/s) | mean cmd speed (m/s) |")
-        out.append("|---|---|---|---|---|---|")
+        out.append(
+            "| condition | row | episodes | fall rate | v err (m/s) | x expert | v err / mean v cmd | yaw err (rad/s) |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|")
         for r in track:
             out.append(
-                f"| {r['name']} | {r['episodes']} | {f(r['fall_rate'])} | {f(r['lin_err_m_per_s'])} "
-                f"| {f(r['yaw_err_rad_per_s'])} | {f(r['mean_command_speed_m_per_s'])} |"
+                f"| {r.get('condition', 'nominal')} | {r['name']} | {r['episodes']} | {f(r['fall_rate'])} "
+                f"| {f(r['lin_err_m_per_s'])} | {f(r.get('expert_ratio'), 2)} | {f(r.get('relative_lin_err'))} "
+                f"| {f(r['yaw_err_rad_per_s'])} |"
             )
     nav = [r for r in rows if "success_rate" in r]
     if nav:
         out.append("")
-        out.append("| row | trials | success | reached | falls | collisions | time to goal (s) | final dist (m) |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append(
+            "| condition | row | trials | success | reached | falls | collisions | time to goal (s) | final dist (m) |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for r in nav:
             out.append(
-                f"| {r['name']} | {r['episodes']} | {f(r['success_rate'])} | {f(r['reached_rate'])} "
-                f"| {f(r['fall_rate'])} | {f(r['collision_rate'])} | {f(r['mean_time_to_goal_s'], 1)} "
-                f"| {f(r['mean_final_distance_m'], 2)} |"
+                f"| {r.get('condition', 'nominal')} | {r['name']} | {r['episodes']} | {f(r['success_rate'])} "
+                f"| {f(r['reached_rate'])} | {f(r['fall_rate'])} | {f(r['collision_rate'])} "
+                f"| {f(r['mean_time_to_goal_s'], 1)} | {f(r['mean_final_distance_m'], 2)} |"
             )
     return "\n".join(out)
 

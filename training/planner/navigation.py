@@ -1,0 +1,172 @@
+"""Navigation trials of an exported G1 planner: waypoints, and goals behind a wall (rows of
+:mod:`training.planner.evaluate`), under any :class:`~training.locomotion.evaluate.Conditions` of the expert
+benchmark."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any
+
+import mujoco
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
+from envs.observations import yaw_from_quat
+from envs.planner_runtime import gate_offsets
+from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
+from envs.tasks.obstacles import BoxObstacle, ObstacleScene
+from envs.tasks.route import Route
+from envs.vec_env import DomainRandomizationConfig
+from training.locomotion.collect import RecordingEnv
+from training.locomotion.evaluate import Conditions
+from training.planner.control import PlannerController, expert_task
+
+if TYPE_CHECKING:
+    from training.planner.evaluate import PlannerEvalConfig
+
+NAVIGATION_ROWS = ("waypoint", "obstacles", "obstacles_off", "obstacles_direct")
+
+
+def task_under(train: LocomotionConfig, conditions: Conditions) -> LocomotionConfig:
+    """The expert's task with the physics step of ``conditions`` (the other changes are applied per world by
+    :class:`~training.locomotion.evaluate.FixedConditionsEnv`)."""
+    robot = train.env.robot
+    robot = dataclasses.replace(robot, model=dataclasses.replace(robot.model, physics_dt_s=conditions.physics_dt_s))
+    return dataclasses.replace(train, env=dataclasses.replace(train.env, robot=robot))
+
+
+class ObstacleRecordingEnv(RecordingEnv):
+    """RecordingEnv with one box obstacle per world (placed per world by :meth:`place_obstacles`) and contact
+    checks against it."""
+
+    def _modify_spec(self, spec: mujoco.MjSpec) -> None:
+        super()._modify_spec(spec)
+        ObstacleScene(boxes=[BoxObstacle(center_xy_m=(100.0, 0.0), half_extents_xy_m=(0.1, 0.1))]).add_to_spec(spec)
+
+    def place_obstacles(self, boxes: list[BoxObstacle]) -> None:
+        """Move world i's box to ``boxes[i]`` (every world has its own compiled model)."""
+        if len(boxes) != self.num_envs:
+            raise ValueError(f"expected one box per world ({self.num_envs}), got {len(boxes)}")
+        g = self.models[0].geom("obstacle_box_0").id
+        for m, box in zip(self.models, boxes, strict=True):
+            m.geom_pos[g, :2] = box.center_xy_m
+            m.geom_quat[g] = (math.cos(box.yaw_rad / 2.0), 0.0, 0.0, math.sin(box.yaw_rad / 2.0))
+            m.geom_size[g, :2] = box.half_extents_xy_m
+
+    def touching_obstacle(self) -> np.ndarray:
+        """(N,) bool: the robot touches its world's obstacle now."""
+        g = self.models[0].geom("obstacle_box_0").id
+        out = np.zeros(self.num_envs, dtype=bool)
+        for i in range(self.num_envs):
+            d = self.env_data(i)
+            c = d.contact[: d.ncon]
+            out[i] = bool(np.any((c.geom1 == g) | (c.geom2 == g)))
+        return out
+
+
+def navigate(
+    cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str, conditions: Conditions | None = None
+) -> dict[str, Any]:
+    """One navigation row (:data:`NAVIGATION_ROWS`) of ``cfg.episodes`` trials under ``conditions`` (nominal when
+    None); the goals depend on ``cfg.seed`` only, so every condition sees the same trials."""
+    conditions = conditions or Conditions()
+    train = task_under(expert_task(cfg.expert), conditions)
+    n = cfg.episodes
+    rng = np.random.default_rng(cfg.seed + 17)
+    dist = rng.uniform(*cfg.goal_distance_m, size=n)
+    angle = rng.uniform(-math.pi, math.pi, size=n)
+    direction = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    env_cfg = dataclasses.replace(
+        train,
+        num_envs=n,
+        num_threads=cfg.num_threads,
+        randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
+        episode_length_s=cfg.waypoint_time_s + 1.0,
+        commands=CommandConfig(standing_fraction=1.0, curriculum_initial_scale=1.0, curriculum_step=0.0),
+        seed=cfg.seed,
+    )
+    with_obstacle = row != "waypoint"
+    env = ObstacleRecordingEnv(env_cfg, conditions) if with_obstacle else RecordingEnv(env_cfg, conditions)
+    gates, P = gate_offsets(meta["cost_terms"]), int(meta["cost_param_dim"])
+    start_xy = env.qpos[:, :2].copy()
+    goals = start_xy + dist[:, None] * direction
+    scene_params = None
+    boxes: list[BoxObstacle] = []
+    if isinstance(env, ObstacleRecordingEnv):
+        boxes = [  # a wall across the straight path, halfway to the goal
+            BoxObstacle(
+                center_xy_m=tuple(start_xy[i] + 0.5 * dist[i] * direction[i]),
+                half_extents_xy_m=(0.15, cfg.obstacle_half_width_m),
+                yaw_rad=float(angle[i]),
+            )
+            for i in range(n)
+        ]
+        env.place_obstacles(boxes)
+        scene_params = np.stack([ObstacleScene(boxes=[b]).to_params(1, 2) for b in boxes])
+        if scene_params.shape[1] != P - gates["obstacles"] - 1:
+            env.close()
+            raise ValueError("the planner's obstacle parameters do not hold one box and two cylinders")
+    routes = (
+        [Route(ObstacleScene(boxes=[b]), goals[i], cfg.route) for i, b in enumerate(boxes)]
+        if row in ("obstacles", "obstacles_off")
+        else None
+    )
+
+    def params_fn(e: G1LocomotionEnv) -> torch.Tensor:
+        qpos = e.qpos
+        yaw = yaw_from_quat(qpos[:, 3:7])
+        params = np.zeros((e.num_envs, P))
+        o = gates["waypoint"]
+        params[:, o] = 1.0
+        targets = goals if routes is None else np.stack([r.target(qpos[i, :2]) for i, r in enumerate(routes)])
+        params[:, o + 1 : o + 3] = points_to_plan_frame(targets, qpos[:, :2], yaw)
+        if scene_params is not None and row in ("obstacles", "obstacles_direct"):
+            o = gates["obstacles"]
+            params[:, o] = cfg.obstacle_gate
+            for i in range(e.num_envs):
+                params[i, o + 1 :] = scene_params_to_plan_frame(scene_params[i], 1, 2, qpos[i, :2], yaw[i])
+        return torch.from_numpy(params).float()
+
+    ctrl = PlannerController(module, meta, params_fn, cfg.seed, cfg.state_source)
+    ctrl.bind(env)
+    steps = round(cfg.waypoint_time_s / env.cfg.env.ctrl_dt_s)
+    reached = np.zeros(n, dtype=bool)
+    fell = np.zeros(n, dtype=bool)
+    collided = np.zeros(n, dtype=bool)
+    time_to_goal = np.full(n, np.nan)
+    obs = env.get_observations()["policy"]
+    try:
+        for t in tqdm(range(steps), desc=row, unit="step", leave=False):
+            active = ~(reached | fell)
+            with torch.inference_mode():
+                actions = ctrl(obs)
+            groups, _, terminated, _, _ = env.step(actions)
+            fell |= active & terminated.numpy()
+            if isinstance(env, ObstacleRecordingEnv):
+                collided |= active & env.touching_obstacle()
+            d = np.linalg.norm(env.qpos[:, :2] - goals, axis=1)
+            now = active & ~fell & (d < cfg.reach_radius_m)
+            time_to_goal[now] = (t + 1) * env.cfg.env.ctrl_dt_s
+            reached |= now
+            obs = groups["policy"]
+            if not active.any():
+                break
+        final = np.linalg.norm(env.qpos[:, :2] - goals, axis=1)
+    finally:
+        env.close()
+    success = reached & ~fell & ~collided
+    return {
+        "name": row,
+        "condition": conditions.name,
+        "state_source": cfg.state_source,
+        "episodes": n,
+        "success_rate": float(success.mean()),
+        "reached_rate": float(reached.mean()),
+        "fall_rate": float(fell.mean()),
+        "collision_rate": float(collided.mean()) if with_obstacle else None,
+        "mean_time_to_goal_s": float(np.nanmean(time_to_goal)) if reached.any() else None,
+        "mean_final_distance_m": float(np.where(reached, 0.0, final).mean()),
+    }
