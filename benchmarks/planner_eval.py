@@ -103,6 +103,7 @@ def main() -> int:
     parser.add_argument(
         "--conditions", nargs="*", default=list(CONDITIONS), help=f"physics conditions, from {list(CONDITIONS)}"
     )
+    parser.add_argument("--num-threads", type=int, default=2, help="physics worker threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of commands, initial states, goals and noise")
     parser.add_argument("--latency-calls", type=int, default=None, help="timed plans (default 300, quick 30)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -113,6 +114,7 @@ def main() -> int:
         rows=tuple(args.rows),
         conditions=tuple(args.conditions),
         seed=args.seed,
+        num_threads=args.num_threads,
         episodes=args.episodes or (4 if quick else 32),
         episode_length_s=args.seconds or (4.0 if quick else 20.0),
         waypoint_time_s=args.waypoint_seconds or (4.0 if quick else 30.0),
