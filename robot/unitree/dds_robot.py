@@ -7,9 +7,11 @@ Life of a :class:`DdsRobot`:
    yet: until the first ``send_command`` the robot stays under whatever controls it.
 2. ``send_command`` filters through the same :class:`robot.safety.SafetyLayer` as the MuJoCo backend (clamps,
    non-finite -> damping) and publishes a LowCmd at once (``mode_pr``, ``mode_machine`` echoed from the robot,
-   CRC filled in). From then on a publisher thread re-sends the last accepted command at ``publish_rate_hz``, as
-   Unitree's deploy stacks do, runs the watchdog (no new command for ``watchdog_timeout_s`` -> damping) and
-   trips damping when the state stream goes stale (no LowState for ``stale_state_timeout_s``).
+   CRC filled in). From then on the last accepted command is re-sent at ``publish_rate_hz``, as Unitree's deploy
+   stacks do, with a watchdog (no new command for ``watchdog_timeout_s`` -> damping) and damping when the state
+   stream goes stale (no LowState for ``stale_state_timeout_s``). By default the re-send, the watchdog and the
+   stale check run in a child process (:mod:`robot.unitree.resender`), so a GC pass or a busy thread holding this
+   process's GIL cannot delay damping; ``resend_in_process=False`` runs them in a thread of this process.
 3. ``close()`` latches damping, publishes it for ``close_damping_s`` and releases DDS.
 
 Clock: ``time.perf_counter`` (the deploy loop's clock). ``RobotState.timestamp_s`` is the time the LowState was
@@ -67,6 +69,9 @@ class DdsRobotConfig:
     and delayed the 0.1 s watchdog to 0.33 s (tests/robot/test_unitree_dds.py after the deploy tests). Objects alive
     at connect are never collected afterwards (cycles among them that die later stay in memory)."""
 
+    resend_in_process: bool = True
+    """Re-send, watchdog and stale check in a child process (module docstring); False: a thread of this process."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.domain_id <= 232:
             raise ValueError(f"domain_id: expected an integer in [0, 232], got {self.domain_id}")
@@ -104,9 +109,11 @@ class DdsRobot(RobotInterface):
         self._entities: list[Any] = []  # DDS entities, children before the participant
         self._writer: Any = None
         self._connected = False
+        self._resender: Any = None
+        self._child_latch_known = False
         self.num_states = 0
         self.num_bad_state_crc = 0
-        self.num_published = 0
+        self._num_published = 0
 
     # ----- lifecycle ------------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -125,10 +132,11 @@ class DdsRobot(RobotInterface):
         participant = open_participant(cfg.domain_id, cfg.network_interface)
         cmd_topic = Topic(participant, TOPIC_LOWCMD, LowCmd_)
         state_topic = Topic(participant, TOPIC_LOWSTATE, LowState_)
-        self._writer = DataWriter(participant, cmd_topic, qos=writer_qos())
+        if not cfg.resend_in_process:
+            self._writer = DataWriter(participant, cmd_topic, qos=writer_qos())
         listener = Listener(on_data_available=self._on_state)
         reader = DataReader(participant, state_topic, qos=reader_qos(), listener=listener)
-        self._entities = [reader, self._writer, cmd_topic, state_topic, participant]
+        self._entities = [e for e in (reader, self._writer, cmd_topic, state_topic, participant) if e is not None]
         self._connected = True
         with self._state_cond:
             got = self._state_cond.wait_for(lambda: self._state is not None, timeout=cfg.connect_timeout_s)
@@ -147,6 +155,8 @@ class DdsRobot(RobotInterface):
                 f"DdsRobot.connect: the robot reports mode_machine={found}, expected {cfg.expected_mode_machine} "
                 "(G1 29-DoF rev 1.0); set expected_mode_machine=None only if you know this robot's joint layout"
             )
+        if cfg.resend_in_process:
+            self._start_resender()
         if cfg.freeze_gc_on_connect:
             gc.collect()
             gc.freeze()
@@ -166,7 +176,10 @@ class DdsRobot(RobotInterface):
         with self._lock:
             self.safety.trip("closed")
             commanding = self._active is not None
-        if commanding:
+        if self._resender is not None:
+            self._resender.stop()  # damping for close_damping_s when commanding, then the child exits
+            self._resender = None
+        elif commanding:
             deadline = time.perf_counter() + self.cfg.close_damping_s
             while True:
                 with self._lock:
@@ -208,6 +221,8 @@ class DdsRobot(RobotInterface):
                 continue
             now = time.perf_counter()
             state = state_from_lowstate(msg, C.NUM_JOINTS, now)
+            if self._resender is not None:
+                self._resender.note_state(now)
             with self._state_cond:
                 self._state, self._state_received_s = state, now
                 self._wireless_remote = bytes(msg.wireless_remote)
@@ -252,7 +267,14 @@ class DdsRobot(RobotInterface):
         if not self._connected:
             raise RuntimeError("DdsRobot.send_command: not connected; call connect() first")
         with self._lock:
+            reset = self._sync_child_latch()
             super().send_command(command)
+            if reset:  # after the new command is in: cleared first, the child would judge the old command's age
+                self._resender.clear_damping()
+                self._child_latch_known = False
+            if self.safety.damping and self._resender is not None:
+                self._resender.request_damping()
+                self._child_latch_known = True
 
     def _apply_command(self, command: RobotCommand) -> None:
         self._active = command.copy()
@@ -267,7 +289,57 @@ class DdsRobot(RobotInterface):
                 return np.full(C.NUM_JOINTS, np.nan)  # the safety layer turns this into damping
             return self._state.joint_pos_rad.copy()
 
+    @property
+    def num_published(self) -> int:
+        """LowCmd samples published (by this process and by the re-send child)."""
+        return self._num_published + (self._resender.num_published if self._resender is not None else 0)
+
+    def _start_resender(self) -> None:
+        from robot.unitree.resender import Resender, ResenderConfig
+
+        cfg = self.cfg
+        self._resender = Resender(
+            ResenderConfig(
+                cfg.domain_id,
+                cfg.network_interface,
+                C.NUM_JOINTS,
+                cfg.publish_rate_hz,
+                cfg.safety.watchdog_timeout_s,
+                cfg.stale_state_timeout_s,
+                cfg.safety.damping_kd_nms_per_rad,
+                cfg.mode_pr,
+                cfg.close_damping_s,
+            )
+        )
+        self._resender.note_state(self._state_received_s)
+        self._resender.start(self._mode_machine or 0)
+
+    def _sync_child_latch(self) -> bool:
+        """Bring the child's damping latch into the safety layer; True when the layer was reset after it knew of
+        the latch (an operator reset: the caller clears the child's latch once the next command is in)."""
+        from robot.unitree.resender import DAMP_REQUESTED, DAMP_STALE, NO_DAMPING
+
+        if self._resender is None:
+            return False
+        code, gap_s, _ = self._resender.damping()
+        if code == NO_DAMPING:
+            return False
+        if not self._child_latch_known:
+            self._child_latch_known = True
+            timeout = self.cfg.stale_state_timeout_s if code == DAMP_STALE else self.cfg.safety.watchdog_timeout_s
+            what = "stale state: no LowState" if code == DAMP_STALE else "watchdog: no command"
+            self.safety.trip(
+                "damping requested" if code == DAMP_REQUESTED else f"{what} for {gap_s:.3f} s > {timeout} s"
+            )
+            return False
+        return not self.safety.damping
+
     def _publish(self, command: RobotCommand) -> None:
+        if self._resender is not None:
+            self._sequence += 1
+            self._resender.send(command, time.perf_counter(), self._sequence if self.cfg.stamp_sequence else 0)
+            self._last_publish_s = time.perf_counter()
+            return
         if self._writer is None:
             return
         self._sequence += 1
@@ -279,7 +351,7 @@ class DdsRobot(RobotInterface):
         )
         self._writer.write(msg)
         self._last_publish_s = time.perf_counter()
-        self.num_published += 1
+        self._num_published += 1
 
     def _run(self) -> None:
         period = 1.0 / self.cfg.publish_rate_hz
@@ -292,6 +364,9 @@ class DdsRobot(RobotInterface):
             if delay > 0.0 and self._stop.wait(delay):
                 break
             with self._lock:
+                if self._resender is not None:
+                    self._sync_child_latch()  # the child damps on its own; this only reports it here
+                    continue
                 if self._active is None:
                     continue  # not commanding yet: leave the robot to whatever controls it
                 tripped = self._safety_tick() is not None
