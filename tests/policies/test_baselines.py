@@ -110,9 +110,10 @@ def test_bcq_cost_threshold_matches_the_hand_value() -> None:
     assert BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ)).threshold == pytest.approx(cost_threshold(10.0, 0.99, 300))
 
 
-def test_bcq_critic_targets_use_the_soft_double_q_mix() -> None:
+@pytest.mark.parametrize("cost_target_mask", [False, True])
+def test_bcq_critic_targets_use_the_soft_double_q_mix(cost_target_mask) -> None:
     torch.manual_seed(0)
-    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ))
+    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ, cost_target_mask=cost_target_mask))
     for target, low, high in ((model.q_r_target, 1.0, 3.0), (model.q_c_target, 0.0, 8.0)):
         _set_constant(target.heads[0], low)
         _set_constant(target.heads[1], high)
@@ -122,7 +123,9 @@ def test_bcq_critic_targets_use_the_soft_double_q_mix() -> None:
     loss, metrics = model.critic_loss(batch)
     # mix = 0.75 * min + 0.25 * max over heads; the online heads predict 0, so each head's loss is mean(y^2)
     y_r = batch["rewards"] + 0.99 * batch["masks"] * (0.75 * 1.0 + 0.25 * 3.0)
-    y_c = batch["costs"] + 0.99 * batch["masks"] * (0.75 * 0.0 + 0.25 * 8.0)
+    # OSRL bootstraps the cost through episode ends (no mask) unless asked to stop like the reward critic
+    cost_mask = batch["masks"] if cost_target_mask else torch.ones_like(batch["masks"])
+    y_c = batch["costs"] + 0.99 * cost_mask * (0.75 * 0.0 + 0.25 * 8.0)
     assert metrics["q_r_loss"] == pytest.approx(2 * float((y_r**2).mean()), rel=1e-5)
     assert metrics["q_c_loss"] == pytest.approx(2 * float((y_c**2).mean()), rel=1e-5)
     assert loss.item() == pytest.approx(metrics["q_r_loss"] + metrics["q_c_loss"], rel=1e-6)
@@ -131,9 +134,9 @@ def test_bcq_critic_targets_use_the_soft_double_q_mix() -> None:
 
 
 @pytest.mark.parametrize(("cost_value", "direction"), [(50.0, 1.0), (0.0, -1.0)])
-def test_bcq_multiplier_rises_when_the_cost_is_over_the_threshold(cost_value, direction) -> None:
+def test_bcq_gradient_multiplier_rises_when_the_cost_is_over_the_threshold(cost_value, direction) -> None:
     torch.manual_seed(0)
-    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ))
+    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ, multiplier_update="gradient"))
     for head in model.q_c.heads:
         _set_constant(head, cost_value)
     opt = torch.optim.SGD([model.multiplier_raw], lr=0.01)
@@ -146,9 +149,41 @@ def test_bcq_multiplier_rises_when_the_cost_is_over_the_threshold(cost_value, di
     assert direction * (model.multiplier.item() - before) > 0
 
 
-def test_bcq_gradients_stay_in_their_part() -> None:
+def test_bcq_pid_multiplier_follows_the_hand_computed_controller() -> None:
+    """OSRL's PID Lagrangian (Stooke et al. 2020) with e_t = mean Q_c - d: hand-computed over three batches."""
     torch.manual_seed(0)
-    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ))
+    k_p, k_i, k_d = 0.1, 0.003, 0.001
+    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ, pid_gains=(k_p, k_i, k_d)))
+    assert model.multiplier.item() == 0.0  # OSRL's controller starts at lambda = 0
+    d = model.threshold
+    integral, last, expected = 0.0, 0.0, []
+    for q in (d + 5.0, d + 2.0, d - 10.0):  # over the threshold twice, then far under it
+        e = q - d
+        integral = max(0.0, integral + e)
+        expected.append(max(0.0, k_p * max(0.0, e) + k_i * integral + k_d * max(0.0, e - last)))
+        last = e
+    seen = []
+    for q, lam in zip((d + 5.0, d + 2.0, d - 10.0), expected, strict=True):
+        for head in model.q_c.heads:
+            _set_constant(head, q)
+        _, metrics = model.actor_loss(_batch())
+        seen.append(model.multiplier.item())
+        # the penalty uses the lambda of this very batch, as OSRL computes it before the actor step
+        assert metrics["qc_penalty"] == pytest.approx(lam * (q - d), rel=1e-4, abs=1e-6)
+    assert seen == pytest.approx(expected, rel=1e-5)
+    assert expected[0] > 0.5 and expected[2] == 0.0  # rises with the violation, drops to 0 when far under
+    _, metrics = model.multiplier_loss(_batch())
+    assert metrics["multiplier"] == pytest.approx(expected[-1], abs=1e-7)
+    with pytest.raises(ValueError, match="multiplier_update"):
+        BCQLagConfig(multiplier_update="adam")
+    with pytest.raises(ValueError, match="pid_gains"):
+        BCQLagConfig(pid_gains=(0.1, -1.0, 0.0))
+
+
+@pytest.mark.parametrize("update", ["pid", "gradient"])
+def test_bcq_gradients_stay_in_their_part(update) -> None:
+    torch.manual_seed(0)
+    model = BCQLag(3, 2, BCQLagConfig(**SMALL_BCQ, multiplier_update=update))
     batch = _batch()
     loss, metrics = model.actor_loss(batch)
     loss.backward()
@@ -160,7 +195,8 @@ def test_bcq_gradients_stay_in_their_part() -> None:
     total, metrics = model.loss(batch)
     total.backward()
     assert {"vae_loss", "q_r_loss", "q_c_loss", "actor_loss", "multiplier"} <= set(metrics)
-    assert model.multiplier_raw.grad is not None and all(p.grad is not None for p in model.vae.parameters())
+    assert (model.multiplier_raw.grad is not None) == (update == "gradient")  # the PID takes no gradient
+    assert all(p.grad is not None for p in model.vae.parameters())
     assert all(p.grad is None for p in model.q_r_target.parameters())
     action = model.act(batch["observations"], generator=torch.Generator().manual_seed(0))
     assert action.shape == (16, 2) and bool((action.abs() <= 1).all())

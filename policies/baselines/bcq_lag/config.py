@@ -1,6 +1,7 @@
 """BCQ-Lagrangian hyperparameters (defaults of OSRL's ``examples/configs/bcql_configs.py`` unless noted)."""
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -31,8 +32,16 @@ class BCQLagConfig:
     """hidden widths of every Q head (ReLU)"""
     vae_hidden: int = 400
     """width of the VAE's two encoder and two decoder layers"""
+    multiplier_update: Literal["pid", "gradient"] = "pid"
+    """how lambda follows the cost: ``pid`` (OSRL's PID Lagrangian, Stooke et al. 2020, from lambda = 0) or
+    ``gradient`` (Adam ascent on softplus^-1(lambda) from ``multiplier_init``, at ``learning_rate``)"""
+    pid_gains: tuple[float, float, float] = (0.1, 0.003, 0.001)
+    """(K_P, K_I, K_D) of the PID Lagrangian, OSRL's values"""
     multiplier_init: float = 1.0
-    """initial Lagrange multiplier (learned by gradient ascent; OSRL uses a PID controller instead)"""
+    """initial Lagrange multiplier of the ``gradient`` update"""
+    cost_target_mask: bool = False
+    """stop the cost critic's bootstrap at episode ends like the reward critic's; OSRL does not (False): its cost
+    target is ``c + gamma * Q_c(s', a')`` at every step, time-outs and terminals included"""
     learning_rate: float = 1e-3
     """Adam learning rate of every part, the multiplier included (read by the trainer)"""
     batch_size: int = 512
@@ -49,6 +58,10 @@ class BCQLagConfig:
             raise ValueError(f"polyak: expected a rate in (0, 1], got {self.polyak}")
         if not 0.0 <= self.lmbda <= 1.0:
             raise ValueError(f"lmbda: expected a value in [0, 1], got {self.lmbda}")
+        if self.multiplier_update not in ("pid", "gradient"):
+            raise ValueError(f"multiplier_update: expected one of ('pid', 'gradient'), got {self.multiplier_update!r}")
+        if len(self.pid_gains) != 3 or any(not g >= 0.0 for g in self.pid_gains):
+            raise ValueError(f"pid_gains: expected three gains (K_P, K_I, K_D) >= 0, got {self.pid_gains}")
         for name in ("cost_limit", "phi", "beta", "multiplier_init"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")

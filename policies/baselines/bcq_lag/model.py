@@ -6,14 +6,26 @@ and a target actor. With ``a' ~ xi_targ(s', G(s'))`` sampled ``n = 10`` times pe
 
     mix(Q)   = lmbda * min_i Q_i + (1 - lmbda) * max_i Q_i                       (soft clipped double Q)
     y_r      = r + gamma * mask * max_{a'} mix(Qbar_r(s', a'))
-    y_c      = c + gamma * mask * max_{a'} mix(Qbar_c(s', a'))                 (the costliest sampled action)
+    y_c      = c + gamma * max_{a'} mix(Qbar_c(s', a'))      (the costliest sampled action; OSRL bootstraps
+                                                             the cost through episode ends: ``cost_target_mask``)
     L(Q)     = sum_i E[(Q_i(s, a) - y)^2]
     L(VAE)   = E[||G(s, z(s, a)) - a||^2] + beta * KL(q(z | s, a) || N(0, I))
     L(actor) = E[ -min_i Q_r,i(s, a_pi) + lambda * (min_i Q_c,i(s, a_pi) - d) ],  a_pi = xi(s, G(s))
-    L(lambda)= -lambda * E[min_i Q_c,i(s, a_pi) - d]          (gradient ascent on the constraint violation)
 
-with the per-step threshold ``d = limit * (1 - gamma^L) / (1 - gamma) / L`` (L the episode length) and
-``lambda = softplus(rho) >= 0``. Each loss only reaches its own parameters, so one optimiser step on their sum
+with the per-step threshold ``d = limit * (1 - gamma^L) / (1 - gamma) / L`` (L the episode length). The multiplier
+follows the constraint violation ``e_t = E[min_i Q_c,i(s, a_pi)] - d`` of each actor batch, by one of:
+
+- ``pid`` (OSRL's BCQ-L; the PID Lagrangian of Stooke, Achiam and Abbeel, ICML 2020), from ``lambda = 0``::
+
+    I_t = max(0, I_{t-1} + e_t),  D_t = max(0, e_t - e_{t-1}),
+    lambda_t = max(0, K_P max(0, e_t) + K_I I_t + K_D D_t)          (computed before the actor step, as OSRL)
+
+- ``gradient``: ``L(lambda) = -lambda * e_t`` with ``lambda = softplus(rho)``, one Adam step a batch. Adam moves
+  ``rho`` by about its learning rate per step whatever the size of the violation, so lambda rises slowly (5k steps
+  at 1e-3: lambda <= ~6), where the PID's integral term reaches ~K_I * sum(e_t) (tens for a violation of a few
+  units).
+
+Each loss only reaches its own parameters, so one optimiser step on their sum
 (:meth:`BCQLag.loss`) equals OSRL's separate steps up to the order of updates.
 """
 
@@ -112,11 +124,25 @@ class BCQLag(Policy):
         # lambda = softplus(rho); rho starts at softplus^-1(multiplier_init)
         init = max(cfg.multiplier_init, 1e-6)
         self.multiplier_raw = nn.Parameter(torch.tensor(init + math.log(-math.expm1(-init))))
+        # PID Lagrangian state (a buffer, so a resumed run continues the controller): lambda, integral, last error
+        self.register_buffer("pid_state", torch.zeros(3))
 
     @property
     def multiplier(self) -> torch.Tensor:
-        """The Lagrange multiplier ``lambda = softplus(rho) >= 0`` (a scalar tensor)."""
+        """The Lagrange multiplier ``lambda >= 0`` (a scalar tensor): the PID's output or ``softplus(rho)``."""
+        if self.config.multiplier_update == "pid":
+            return self.pid_state[0]
         return F.softplus(self.multiplier_raw)
+
+    @torch.no_grad()
+    def _pid_step(self, violation: torch.Tensor) -> torch.Tensor:
+        """Advance the PID Lagrangian by one batch's violation ``e_t`` (a scalar); returns the new lambda."""
+        k_p, k_i, k_d = self.config.pid_gains
+        integral = (self.pid_state[1] + violation).clamp_min(0.0)
+        derivative = (violation - self.pid_state[2]).clamp_min(0.0)
+        multiplier = (k_p * violation.clamp_min(0.0) + k_i * integral + k_d * derivative).clamp_min(0.0)
+        self.pid_state.copy_(torch.stack([multiplier, integral, violation]))
+        return multiplier
 
     def _policy_action(
         self, obs: torch.Tensor, actor: nn.Module, generator: Optional[torch.Generator] = None
@@ -155,7 +181,8 @@ class BCQLag(Policy):
             best_r = rearrange(self._soft_double_q(self.q_r_target(next_rep, next_act)), "(b n) -> b n", n=n)
             best_c = rearrange(self._soft_double_q(self.q_c_target(next_rep, next_act)), "(b n) -> b n", n=n)
             target_r = batch["rewards"] + gamma * batch["masks"] * best_r.max(dim=1).values  # (B,)
-            target_c = batch["costs"] + gamma * batch["masks"] * best_c.max(dim=1).values  # (B,)
+            cost_mask = batch["masks"] if self.config.cost_target_mask else torch.ones_like(batch["masks"])
+            target_c = batch["costs"] + gamma * cost_mask * best_c.max(dim=1).values  # (B,)
         q_r, q_c = self.q_r(obs, act), self.q_c(obs, act)  # (E, B), (E, B)
         loss_r = (q_r - target_r).pow(2).mean(dim=1).sum()
         loss_c = (q_c - target_c).pow(2).mean(dim=1).sum()
@@ -174,12 +201,20 @@ class BCQLag(Policy):
             act = self._policy_action(obs, self.actor, generator)  # (B, A)
             q_r = self.q_r(obs, act).min(dim=0).values  # (B,)
             q_c = self.q_c(obs, act).min(dim=0).values  # (B,)
+            if self.config.multiplier_update == "pid":
+                self._pid_step(q_c.detach().mean() - self.threshold)
             penalty = (self.multiplier.detach() * (q_c - self.threshold)).mean()
             loss = -q_r.mean() + penalty
         return loss, {"actor_loss": float(loss.detach()), "qc_penalty": float(penalty.detach())}
 
     def multiplier_loss(self, batch: Batch, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict]:
-        """``-lambda * mean(Q_c(s, a_pi) - d)``: descending it raises lambda while the cost exceeds ``d``."""
+        """``-lambda * mean(Q_c(s, a_pi) - d)``: descending it raises lambda while the cost exceeds ``d``.
+
+        With the ``pid`` update the controller moved in :meth:`actor_loss`; this returns a zero loss and its state.
+        """
+        if self.config.multiplier_update == "pid":
+            state = {"multiplier": float(self.pid_state[0]), "cost_violation": float(self.pid_state[2])}
+            return torch.zeros((), device=self.pid_state.device), state
         obs = self.obs_normalizer.normalize(batch["observations"])
         with torch.no_grad():
             act = self._policy_action(obs, self.actor, generator)  # (B, A)
