@@ -314,12 +314,13 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
     noise = OUNoise(cfg.noise, (cfg.num_envs, len(joints)), dt, cfg.seed + 1)
     chunks: list[dict[str, np.ndarray]] = []
     draws: list[np.ndarray] = []  # (N, 6) per wave: the physics of every recorded world and whether it was kept
-    kept_total, recorded, start = 0, 0, time.perf_counter()
+    kept_total, recorded, fell, start = 0, 0, 0, time.perf_counter()
     bar = tqdm(total=cfg.episodes, desc="episodes kept", unit="ep")
     try:
         for wave in range(cfg.max_waves):
             arrays, kept, physics = _wave(env, policy, noise, steps, joints)
             recorded += cfg.num_envs
+            fell += int((~kept).sum())
             take = np.flatnonzero(kept)[: cfg.episodes - kept_total]
             chunks.append({k: v[take] for k, v in arrays.items()})
             if physics is not None:
@@ -348,7 +349,8 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
         "policy_sha256": hashlib.sha256(cfg.policy.read_bytes()).hexdigest(),
         "episodes_recorded": recorded,
         "episodes_kept": kept_total,
-        "fall_rate": 1.0 - kept_total / recorded,
+        "episodes_fell": fell,
+        "fall_rate": fell / recorded,  # worlds that stood but were not needed in the last wave are no falls
         "seconds": seconds,
         "kept_transitions_per_s": kept_total * steps / seconds,
         "config": {k: v for k, v in to_jsonable(cfg).items() if k not in ("out", "policy")},
