@@ -156,3 +156,37 @@ def test_safe_rl_step_runs_every_algorithm_and_writes_json(tmp_path) -> None:
     assert [r["row"] for r in rows] == ["fisor fp32", "fisor bf16", "bc_all", "bc_safe", "bcq_lag"]
     assert rows[0]["ratio"] == 1.0 and all(r["ms_per_step"] > 0 for r in rows)
     assert rows[1]["config"]["actor_precision"] == "bf16" and "vs fisor fp32" in result.stdout
+
+
+@pytest.mark.slow
+def test_planner_support_scores_both_drivers_per_condition(tmp_path) -> None:
+    from tests.training.helpers import export_tiny_planner, write_random_planner_dataset
+
+    planner = export_tiny_planner(tmp_path)
+    data = write_random_planner_dataset(tmp_path / "d.h5", episodes=40, steps=30)
+    out = tmp_path / "support.json"
+    args = ["--planner", str(planner), "--data", str(data), "--episodes", "2", "--seconds", "0.2"]
+    args += ["--conditions", "nominal", "mass x1.2", "--support-states", "500", "--json", str(out)]
+    result = _run(["benchmarks/planner_support.py", *args])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["condition"], r["driver"]) for r in rows] == [
+        ("nominal", "expert"),
+        ("nominal", "planner"),
+        ("mass x1.2", "expert"),
+        ("mass x1.2", "planner"),
+    ]
+    for r in rows:
+        assert r["first_action_leg_rmse"] > 0.0 and 0.0 <= r["outside_support"] <= 1.0
+        assert r["median_nn_distance"] > 0.0  # no simulated state equals a random one
+
+
+def test_nearest_distance_is_exact() -> None:
+    import numpy as np
+    import torch
+
+    from benchmarks.planner_support import nearest_distance
+
+    support = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    queries = np.array([[0.0, 1.0], [3.0, 4.0], [6.0, 8.0]])
+    np.testing.assert_allclose(nearest_distance(queries, support, chunk=2), [1.0, 0.0, 5.0])
