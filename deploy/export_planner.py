@@ -11,6 +11,8 @@ call. Parameter layout (also in ``planner.json`` under ``cost_terms``)::
      obstacles_gate, <scene params>]             # boxes then cylinders, plan frame (envs.tasks.g1_planner)
 
 Sampling and guidance settings (mode, scale, steps, rolling start) can be changed at export without retraining.
+``--onnx`` (``--onnx-int8``) also writes the ONNX Runtime export beside it (``planner.onnx`` and its companion
+graphs, :mod:`deploy.export_planner_onnx`; docs/deploy_onnx.md says which file to run where).
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class ExportPlannerConfig:
     """Run the denoiser's linear layers in int8 (dynamic quantization, :mod:`policies.diffusion.quantize`: about
     half the network's time on one CPU core; x0 or no guidance only). A model whose action head was fitted with
     ``--int8`` carries the setting and is exported in int8 without this flag."""
+    onnx: bool = False
+    """Also write the ONNX export beside the TorchScript file (``planner.onnx`` and its ``planner.*.onnx`` graphs,
+    :mod:`deploy.export_planner_onnx`): always the float network, run by ONNX Runtime with numpy host code."""
+    onnx_int8: bool = False
+    """With ``--onnx``: also write the denoiser quantized by ONNX Runtime (``planner.denoiser_int8.onnx``)."""
 
 
 def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:
@@ -87,9 +94,12 @@ def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> Cos
     return CostSum(terms, list(cfg.weights))
 
 
-def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig) -> DiffusionPlanner:
-    """The trained planner with the G1 costs and the export's overrides, ready to script."""
+def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig, float_network: bool = False) -> DiffusionPlanner:
+    """The trained planner with the G1 costs and the export's overrides, ready to script; ``float_network`` keeps
+    the denoiser in float even when the model or ``cfg`` asks for int8 (the ONNX export quantizes its own)."""
     pc = configured(from_jsonable(PlannerConfig, model["planner_config"], f"{cfg.model}:planner_config"), cfg)
+    if float_network:
+        pc = dataclasses.replace(pc, denoiser_int8=False)
     planner = DiffusionPlanner(pc, g1_cost_sum(cfg, pc.history, float(model["ctrl_dt_s"])))
     planner.load_weights(model["weights"])
     return planner.quantize_for_inference()
@@ -125,6 +135,12 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
         "training_data": str(model.get("data", "")),
     }
     pt, meta = export_planner(planner, cfg.out, extra)
+    if cfg.onnx or cfg.onnx_int8:
+        from deploy.export_planner_onnx import export_planner_onnx
+
+        floating = build_planner(model, cfg, float_network=True)
+        files = export_planner_onnx(floating, cfg.out.with_suffix(".onnx"), extra, int8=cfg.onnx_int8)
+        print(f"{files[0]} and {len(files) - 1} graphs beside it ({sum(f.stat().st_size for f in files) / 1e6:.1f} MB)")
     n = sum(p.numel() for p in planner.parameters())
     kind = " float + the denoiser in int8" if planner.config.denoiser_int8 else ""
     print(f"{pt} ({pt.stat().st_size / 1e6:.1f} MB, {n / 1e6:.2f} M{kind} parameters) and {meta}")
