@@ -4,8 +4,9 @@
 output ``action`` (B, J), dynamic batch) with the metadata JSON embedded in the model's ``metadata_props`` and the
 same ``policy.json`` beside it as the TorchScript export. :func:`deploy.policy_io.load_policy` opens either file;
 the loaded :class:`OnnxPolicy` has the same ``act`` as the TorchScript one, so the control loop cannot tell them
-apart. Only feed-forward networks export: the guided diffusion planner differentiates through its denoiser at
-run time (``torch.autograd.grad``), which ONNX cannot express, so planners stay TorchScript.
+apart. Guided planners export as several forward-only graphs with numpy host code instead
+(:mod:`deploy.export_planner_onnx`); :func:`load_onnx_policy` recognises them by their embedded metadata.
+Loading needs only numpy and ``onnxruntime`` (the metadata is read through ONNX Runtime): no torch, no ``onnx``.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): it also converts already scripted modules, such
 as the actor the walking trainer writes, which ``torch.export`` cannot take. Parity with the TorchScript file is
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 from deploy.policy_io import (
     EMBEDDED_METADATA,
@@ -33,6 +35,8 @@ from deploy.policy_io import (
 from robot.files import atomic_write, atomic_write_text
 
 ONNX_OPSET = 17
+PLANNER_KEY = "steer.planner"
+"""Embedded-metadata key of an ONNX planner (:mod:`deploy.export_planner_onnx`)."""
 INPUT_NAME, OUTPUT_NAME = "obs", "action"
 
 
@@ -46,6 +50,8 @@ def _require(module: str) -> Any:
 def export_policy_onnx(policy: nn.Module, metadata: PolicyMetadata, path: str | Path) -> tuple[Path, Path]:
     """Write ``policy`` (``(B, O) -> (B, J)``, eager or scripted) as ONNX plus ``.json`` beside it (both atomic)."""
     onnx = _require("onnx")
+    import torch
+
     path = Path(path)
     if path.suffix != ".onnx":
         raise ValueError(f"export path: expected a file name ending in .onnx, got {path}")
@@ -90,19 +96,25 @@ class OnnxPolicy(ExportedPolicy):
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
 
 
-def load_onnx_policy(path: str | Path, intra_op_threads: int = 1) -> OnnxPolicy:
-    """Load ``policy.onnx`` and ``policy.json``; refuses a missing file, a foreign format or a mismatched pair."""
+def load_onnx_policy(path: str | Path, intra_op_threads: int = 1) -> ExportedPolicy:
+    """Load ``policy.onnx`` and ``policy.json``; refuses a missing file, a foreign format or a mismatched pair.
+    An ONNX planner (``deploy.export_planner --onnx``) is handed to :func:`deploy.planner_policy.load_planner_policy`.
+    """
     ort = _require("onnxruntime")
-    onnx = _require("onnx")
     path = Path(path)
-    metadata, data = read_metadata_file(path)
-    model = onnx.load(str(path))
-    props = {p.key: p.value for p in model.metadata_props}
-    check_embedded_metadata(props.get(EMBEDDED_METADATA), data, path)
+    if not path.is_file():
+        raise FileNotFoundError(f"exported policy: expected {path} to exist")
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    if PLANNER_KEY in props:
+        from deploy.planner_policy import load_planner_policy
+
+        return load_planner_policy(path)
+    metadata, data = read_metadata_file(path)
+    check_embedded_metadata(props.get(EMBEDDED_METADATA), data, path)
     inputs = session.get_inputs()
     if [i.name for i in inputs] != [INPUT_NAME] or inputs[0].shape[-1] != metadata.obs_dim:
         raise ValueError(

@@ -1,6 +1,7 @@
 """A guided diffusion planner as the control loop's policy: joystick-steered G1 walking from a planner.
 
-    python -m deploy.run --policy assets/g1_planner/planner.pt
+    python -m deploy.run --policy assets/g1_planner/planner.pt     # TorchScript
+    python -m deploy.run --policy assets/g1_planner/planner.onnx   # ONNX Runtime + numpy (deploy.export_planner --onnx)
 
 The exported planner (``python -m deploy.export_planner``) carries the robot metadata of the expert whose data it
 learned from (joint order, gains, default pose, action scale, control period), so the loop checks and drives it
@@ -10,9 +11,12 @@ like any exported policy. Each tick the loop hands it the robot state and the jo
 the current one, sets the joystick cost's parameters from the command and plans; the first planned action is
 executed. The previous plan warm-starts the next one when the export has ``rolling_start > 0``.
 
-The planner state needs the base position and linear velocity, which the simulator publishes and a real robot
-only has through a state estimator. Without them, or when a plan fails, ``act`` returns NaN and the loop's safety
-state machine enters damping with the reason logged.
+The planner state needs the base position and linear velocity. A real G1 publishes neither: ``deploy.run``
+attaches the base-state estimator of :mod:`robot.estimation` to the robot (a contact-aided Kalman filter on the IMU
+and the joint encoders, fed every state sample), which fills them in; the simulator does the same unless asked
+for its ground truth (``--state-source oracle``). Without them, or when a plan fails, ``act`` returns NaN and the
+loop's safety state machine enters damping with the reason logged; an estimator that reports itself invalid damps
+the loop too (:mod:`deploy.safety_fsm`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from deploy.policy_io import ExportedPolicy, PolicyMetadata
-from envs.planner_runtime import ExportedPlanner
+from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
 from envs.planner_state import PlannerStateEstimator
 from robot.files import read_metadata_beside
 from robot.messages import RobotState
@@ -39,7 +42,7 @@ class PlannerPolicy(ExportedPolicy):
 
     def __init__(
         self,
-        module: torch.jit.ScriptModule,
+        module: Any,
         planner_meta: dict[str, Any],
         metadata: PolicyMetadata,
         path: Path | None = None,
@@ -47,7 +50,12 @@ class PlannerPolicy(ExportedPolicy):
         estimator: PlannerStateEstimator | None = None,
     ) -> None:
         super().__init__(module, metadata, path)
-        self.planner = ExportedPlanner(module, planner_meta, seed)
+        if isinstance(module, OnnxPlannerModel):
+            self.planner: Any = OnnxPlanner(module, seed)
+        else:  # a TorchScript module
+            from envs.planner_runtime import ExportedPlanner
+
+            self.planner = ExportedPlanner(module, planner_meta, seed)
         self.history, self.state_dim = self.planner.history, self.planner.state_dim
         self.joystick_offset = self.planner.gate("joystick")
         self.estimator = estimator or PlannerStateEstimator()
@@ -95,15 +103,16 @@ class PlannerPolicy(ExportedPolicy):
 
     def plan(self, states: np.ndarray, actions: np.ndarray, command: np.ndarray) -> np.ndarray:
         """Planned actions ``(Hf, J)`` from ``states (Hh, S)``, the actions before them ``(Hh, J)`` and the command."""
-        params = torch.zeros(1, self.planner.param_dim)
+        params = np.zeros((1, self.planner.param_dim), dtype=np.float32)
         o = self.joystick_offset
         params[0, o] = 1.0
-        params[0, o + 1 : o + 4] = torch.as_tensor(command, dtype=torch.float32)
-        chunk = self.planner.plan(
-            torch.as_tensor(states, dtype=torch.float32)[None],
-            torch.as_tensor(actions, dtype=torch.float32)[None],
-            params,
-        )
+        params[0, o + 1 : o + 4] = command
+        batch = (states[None].astype(np.float32), actions[None].astype(np.float32), params)
+        if isinstance(self.planner, OnnxPlanner):
+            return self.planner.plan(*batch)[0].astype(np.float64)
+        import torch
+
+        chunk = self.planner.plan(*(torch.from_numpy(a) for a in batch))
         return chunk[0].numpy().astype(np.float64)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -122,11 +131,19 @@ class PlannerPolicy(ExportedPolicy):
         return a
 
 
-def load_planner_policy(path: str | Path, seed: int = 0) -> PlannerPolicy:
-    """Load an exported G1 planner (``.pt`` + ``.json``) that carries its expert's robot metadata."""
+def load_planner_policy(path: str | Path, seed: int = 0, precision: str = "fp32") -> PlannerPolicy:
+    """Load an exported G1 planner that carries its expert's robot metadata: TorchScript (``.pt`` + ``.json``) or
+    ONNX (``.onnx`` and its companion graphs; ``precision`` fp32 or int8)."""
     path = Path(path)
-    meta = read_metadata_beside(path, "steer.planner")
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    module: Any
+    if path.suffix == ".onnx":
+        module = OnnxPlannerModel(path, precision)
+        meta = module.meta
+    else:
+        import torch
+
+        meta = read_metadata_beside(path, "steer.planner")
+        module = torch.jit.load(str(path), map_location="cpu").eval()
     robot = meta.get("extra", {}).get("policy_metadata")
     if not isinstance(robot, dict):
         raise ValueError(

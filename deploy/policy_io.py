@@ -9,7 +9,8 @@ Before driving a robot, :func:`check_policy_robot` compares the metadata with a 
 names the backend reports) and raises :class:`PolicyRobotMismatchError` listing every difference: a policy trained
 with another joint order or other gains must never reach the motors.
 
-This module imports only torch, numpy, ``robot`` and ``envs``: the runtime loads policies without ``policies``.
+This module imports only numpy, ``robot`` and ``envs`` (torch when a TorchScript file is exported or loaded): the
+runtime loads policies without ``policies``, and ONNX ones without torch.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported where a TorchScript file is written or run: ONNX needs none
+    import torch
+    from torch import nn
 
 from envs.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
 from robot.files import atomic_write
@@ -292,6 +295,9 @@ def build_mlp_policy(
 
     ``zero_output`` zeroes the last layer: the policy then always asks for the default pose (tests, demos).
     """
+    import torch
+    from torch import nn
+
     gen = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     width = obs_dim
@@ -311,6 +317,8 @@ def build_mlp_policy(
 
 def checked_eval_copy(policy: nn.Module, metadata: PolicyMetadata) -> nn.Module:
     """An eval-mode copy of ``policy`` after checking its output on a zero observation (shape, finiteness)."""
+    import torch
+
     frozen = policy if isinstance(policy, torch.jit.ScriptModule) else copy.deepcopy(policy)
     frozen.eval()
     with torch.no_grad():
@@ -330,6 +338,8 @@ def export_policy(policy: nn.Module, metadata: PolicyMetadata, path: str | Path)
 
     The network is checked on a zero observation first (output shape and finiteness). Both writes are atomic.
     """
+    import torch
+
     path = Path(path)
     if path.suffix != ".pt":
         raise ValueError(f"export path: expected a file name ending in .pt, got {path}")
@@ -370,6 +380,8 @@ class ExportedPolicy:
 
     def forward(self, obs: np.ndarray) -> np.ndarray:
         """The network on a batch ``(B, O)`` float32 -> ``(B, J)`` (no clipping)."""
+        import torch
+
         with torch.inference_mode():
             return self.module(torch.from_numpy(obs)).numpy()
 
@@ -411,7 +423,7 @@ def load_policy(path: str | Path) -> ExportedPolicy:
     if path.suffix == ".onnx":
         from deploy.onnx_io import load_onnx_policy
 
-        return load_onnx_policy(path)
+        return load_onnx_policy(path)  # an ONNX planner too (its metadata is embedded)
     meta_path = path.with_suffix(".json")
     # an exported planner (format "steer.planner"): loaded lazily, so a plain policy never imports policies/
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("format") == "steer.planner":
@@ -419,6 +431,8 @@ def load_policy(path: str | Path) -> ExportedPolicy:
 
         return load_planner_policy(path)
     metadata, data = read_metadata_file(path)
+    import torch
+
     extra = {EMBEDDED_METADATA: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     check_embedded_metadata(extra[EMBEDDED_METADATA], data, path)

@@ -25,6 +25,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,8 +41,10 @@ from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
 from envs.g1_env import G1EnvConfig
 from envs.observations import quat_rotate_inverse
+from robot.estimation import BaseStateEstimator
 from robot.interface import RobotInterface, RobotState
-from robot.sim import MujocoRobot, SimRobotConfig
+from robot.sensor_model import SensorModelConfig
+from robot.sim import GroundTruth, MujocoRobot, SimRobotConfig
 
 DEFAULT_SCRIPT: tuple[ScriptEvent, ...] = (
     ScriptEvent(0.0, deadman=False),
@@ -64,8 +67,15 @@ class MotionMonitor:
     (the simulator does); without them the figures stay NaN and no fall is seen. Runs after the tick is timed.
     """
 
-    def __init__(self, fall_height_m: float = G1EnvConfig.fall_height_m, settle_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        fall_height_m: float = G1EnvConfig.fall_height_m,
+        settle_s: float = 1.0,
+        truth: Callable[[], GroundTruth] | None = None,
+    ) -> None:
         self.fall_height_m, self.settle_s = fall_height_m, settle_s
+        self.truth = truth  # the simulator's ground truth: measure the motion there, not from the estimate
+        self._est_err_sq, self._est_n = 0.0, 0
         self.min_height_m = math.inf
         self.fall_time_s: float | None = None
         self.policy_ticks = 0
@@ -82,6 +92,15 @@ class MotionMonitor:
             self._start_s = now_s
         if not np.array_equal(command, self._command):
             self._command, self._changed_s = command.copy(), now_s
+        if self.truth is not None:
+            truth = self.truth()
+            if mode is Mode.POLICY and state.base_lin_vel_m_per_s.size:  # the published (estimated) velocity
+                self._est_err_sq += float(
+                    np.sum((state.base_lin_vel_m_per_s[:2] - truth.base_lin_vel_m_per_s[:2]) ** 2)
+                )
+                self._est_n += 1
+            state = state.copy()
+            state.base_pos_m, state.base_lin_vel_m_per_s = truth.base_pos_m, truth.base_lin_vel_m_per_s
         if state.base_pos_m.size:
             height = float(state.base_pos_m[2])
             self.min_height_m = min(self.min_height_m, height)
@@ -114,6 +133,8 @@ class MotionMonitor:
             "settled_lin_err_m_per_s": self._sums[2] / m if self._settled else nan,
             "settled_yaw_err_rad_per_s": self._sums[3] / m if self._settled else nan,
             "path_m": self._path_m,
+            "measured_from": "simulator ground truth" if self.truth is not None else "published robot state",
+            "published_vel_rmse_m_per_s": math.sqrt(self._est_err_sq / self._est_n) if self._est_n else nan,
         }
 
     def report(self) -> str:
@@ -144,6 +165,14 @@ class RunConfig:
     """--robot g1: connect, check, print the state for --g1.dry-run-s and command nothing."""
     viewer: bool = False
     """--robot sim: open MuJoCo's passive viewer (needs a display)."""
+    state_source: Literal["estimator", "oracle"] = "estimator"
+    """Base position and velocity: estimator (robot.estimation's contact-aided Kalman filter on the IMU and the
+    joints, fed every state sample, as on the real G1) or oracle (the simulator's ground truth, --robot sim only)."""
+    sim_sensors: Literal["g1_mems", "ideal"] = "g1_mems"
+    """--robot sim sensor model: g1_mems (IMU white noise and drifting biases, encoder noise; see
+    robot.sensor_model) or ideal (exact readings)."""
+    sim_state_jitter_steps: int = 2
+    """--robot sim: a state sample reaches the loop up to this many physics steps late, as over DDS."""
     script: Path | None = None
     """Command file for --teleop script (None: the built-in stand/walk script, also written to --out-dir)."""
     duration_s: float = 12.0
@@ -167,6 +196,10 @@ class RunConfig:
             )
         if self.dry_run and self.robot != "g1":
             raise ValueError("dry_run: expected --robot g1 (a dry run checks the link to a robot)")
+        if self.state_source == "oracle" and self.robot != "sim":
+            raise ValueError("state_source oracle: only the simulator knows the true base state (--robot sim)")
+        if self.sim_state_jitter_steps < 0:
+            raise ValueError(f"sim_state_jitter_steps: expected >= 0, got {self.sim_state_jitter_steps}")
         if self.viewer and self.robot != "sim":
             raise ValueError("viewer: expected --robot sim (the viewer shows the simulation in this process)")
 
@@ -203,12 +236,26 @@ def _open_robot(cfg: RunConfig, policy: ExportedPolicy) -> RobotInterface:
     """The robot of ``cfg.robot``: a G1 connected and checked (:func:`deploy.g1_backend.connect_g1`) or the
     simulator (connected by the caller, after the policy's warm-up)."""
     if cfg.robot == "g1":
-        return connect_g1(cfg.g1, policy.metadata)
+        robot = connect_g1(cfg.g1, policy.metadata)
+        robot.attach_estimator(BaseStateEstimator())  # a real G1 publishes no base state
+        return robot
     if cfg.viewer:
         from deploy.viewer import require_display
 
         require_display()  # before anything starts: without a display, say so and exit
-    return MujocoRobot(SimRobotConfig(threaded=True, realtime=True, initial_mode="damping"))
+    sim = MujocoRobot(
+        SimRobotConfig(
+            threaded=True,
+            realtime=True,
+            initial_mode="damping",
+            sensors=SensorModelConfig.g1_mems() if cfg.sim_sensors == "g1_mems" else SensorModelConfig(),
+            state_jitter_steps=cfg.sim_state_jitter_steps,
+            oracle=cfg.state_source == "oracle",
+        )
+    )
+    if cfg.state_source == "estimator":
+        sim.attach_estimator(BaseStateEstimator())
+    return sim
 
 
 def _drive(cfg: RunConfig, loop: ControlLoop, robot: RobotInterface) -> tuple[Any, float, float]:
@@ -254,7 +301,9 @@ def main(cfg: RunConfig) -> dict[str, Any]:
         return summary
     teleop = make_teleop(cfg, CommandRanges(tuple(meta.command_low), tuple(meta.command_high)), robot)
     print(f"policy {policy.path} ({meta.gain_profile} gains, {meta.control_freq_hz:.0f} Hz), {cfg.duration_s} s")
-    motion, guide = MotionMonitor(), OperatorGuide(OperatorKeys.for_teleop(cfg.teleop))
+    truth = robot.ground_truth if isinstance(robot, MujocoRobot) else None
+    motion, guide = MotionMonitor(truth=truth), OperatorGuide(OperatorKeys.for_teleop(cfg.teleop))
+    print(f"base state from the {cfg.state_source}" + (f", {cfg.sim_sensors} sensors" if cfg.robot == "sim" else ""))
 
     def monitor(now_s: float, state: RobotState, command: np.ndarray, mode: Mode) -> None:
         motion(now_s, state, command, mode)
@@ -275,6 +324,8 @@ def main(cfg: RunConfig) -> dict[str, Any]:
     summary = {
         **stats.summary(),
         "robot": cfg.robot,
+        "state_source": cfg.state_source,
+        "sim_sensors": cfg.sim_sensors if cfg.robot == "sim" else None,
         "base_height_m": base_height_m,
         "motion": motion.summary(),
         "first_tick_after_connect_ms": first_tick_ms,

@@ -1,10 +1,10 @@
-"""Safety state machine of the deploy runtime (FACTS.md section 4)::
+"""Safety state machine of the deploy runtime (the sequence of Unitree's and BeyondMimic's G1 deploy stacks)::
 
     ZERO_TORQUE --stand--> MOVE_TO_DEFAULT --(move_duration_s)--> HOLD --walk + deadman--> POLICY
                                 ^                                                            |
                                 +------------------------stand-------------------------------+
     any state --(e-stop, damp request, tilt, stale state, joystick loss, missed deadlines,
-                 non-finite action, deadman released in POLICY)--> DAMPING  (latched)
+                 non-finite action, deadman released or state estimator invalid in POLICY)--> DAMPING  (latched)
 
 DAMPING is left only by :meth:`SafetyFsm.reset`, an operator decision (restart the run), never automatically.
 Every transition is appended to :attr:`SafetyFsm.transitions` and logged.
@@ -187,6 +187,8 @@ class SafetyFsm:
             return "robot safety layer is in damping"
         if not np.all(np.isfinite(state.joint_pos_rad)) or not np.all(np.isfinite(state.imu_quat_wxyz)):
             return "non-finite robot state"
+        if self.mode is Mode.POLICY and state.estimator_fault:
+            return f"state estimator invalid: {state.estimator_fault}"
         tilt = tilt_rad(state.imu_quat_wxyz)
         if tilt > cfg.tilt_limit_rad:
             return f"tilt {tilt:.2f} rad > limit {cfg.tilt_limit_rad} rad"
@@ -214,6 +216,10 @@ class SafetyFsm:
         elif request is ModeRequest.WALK and self.mode is Mode.HOLD:
             if self.cfg.require_deadman and not teleop.deadman:
                 LOG.info("[%9.3f s] walk request ignored: hold the deadman button", now_s)
+            elif state.estimator_fault:
+                LOG.warning(
+                    "[%9.3f s] walk request ignored: state estimator invalid (%s)", now_s, state.estimator_fault
+                )
             else:
                 self._go(Mode.POLICY, now_s, "walk requested")
         elif request is not ModeRequest.NONE:

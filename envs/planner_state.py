@@ -22,11 +22,15 @@ consistent with :func:`robot.g1.constants.mirror_joint_values`.
 
 from __future__ import annotations
 
-import mujoco
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from envs.observations import quat_rotate, yaw_from_quat
 from robot.g1 import constants as C
+
+if TYPE_CHECKING:
+    import mujoco
 
 NUM_TRACKED_BODIES = len(C.TRACKED_BODIES)
 ROOT_STATE_DIM = 13
@@ -111,6 +115,9 @@ class PlannerStateEstimator:
     """
 
     def __init__(self, model: mujoco.MjModel | None = None) -> None:
+        import mujoco  # here, not at import: the planner-state maths above are numpy only
+
+        self._mj = mujoco
         if model is None:
             from robot.g1.model import build_g1_model
 
@@ -149,6 +156,7 @@ class PlannerStateEstimator:
         d.qpos[self._qadr] = joint_pos_rad
         d.qvel[:3], d.qvel[3:6] = base_lin_vel_world_m_per_s, base_ang_vel_body_rad_per_s
         d.qvel[self._vadr] = joint_vel_rad_per_s
+        mujoco = self._mj
         mujoco.mj_kinematics(m, d)
         mujoco.mj_comPos(m, d)
         mujoco.mj_comVel(m, d)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robot.messages import RobotCommand, RobotState
 from robot.safety import SafetyLayer
+
+if TYPE_CHECKING:  # the interface is robot-agnostic; the G1 estimator is only ever passed in
+    from robot.estimation import BaseEstimate, BaseStateEstimator
 
 __all__ = ["RobotCommand", "RobotInterface", "RobotState"]
 
@@ -28,6 +32,27 @@ class RobotInterface(abc.ABC):
 
     safety: SafetyLayer
     joint_names: tuple[str, ...]
+    estimator: BaseStateEstimator | None = None
+    """Base-state estimator fed every new sample (:meth:`attach_estimator`); None: samples pass unchanged."""
+    last_estimate: BaseEstimate | None = None
+    """The estimator's output for the latest sample."""
+
+    def attach_estimator(self, estimator: BaseStateEstimator | None) -> None:
+        """Feed ``estimator`` every new state sample, at the rate samples arrive (the simulator's physics rate,
+        the robot's 500 Hz LowState), and publish its base position and velocity in the samples
+        (:meth:`robot.estimation.BaseStateEstimator.fill`; ``estimator_fault`` says why when it has none).
+        Call before ``connect()``; None detaches."""
+        self.estimator, self.last_estimate = estimator, None
+
+    def _estimated(self, state: RobotState) -> RobotState:
+        """``state`` with the attached estimator's base state (backends call it once per new sample)."""
+        if self.estimator is None:
+            return state
+        estimate = self.estimator.update(state)
+        self.last_estimate = estimate
+        out = self.estimator.fill(state, estimate)
+        out.estimator_fault = "" if estimate.valid else (estimate.reason or "no estimate yet")
+        return out
 
     @abc.abstractmethod
     def connect(self) -> None:

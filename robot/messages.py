@@ -35,6 +35,9 @@ class RobotState:
     real robot needs a state estimator). Diffusion planners need it; the walking expert does not."""
     base_lin_vel_m_per_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """(3,) pelvis linear velocity in the world frame, empty when the backend has no estimate."""
+    estimator_fault: str = ""
+    """Why the attached base-state estimator has no valid estimate (NaN input, frozen IMU, joint out of range,
+    ...); empty when it has one or when no estimator is attached."""
 
     def copy(self) -> RobotState:
         """Deep copy (states are published across threads)."""
@@ -49,6 +52,7 @@ class RobotState:
             self.damping,
             self.base_pos_m.copy(),
             self.base_lin_vel_m_per_s.copy(),
+            self.estimator_fault,
         )
 
 

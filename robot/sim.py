@@ -248,9 +248,10 @@ class MujocoRobot(RobotInterface):
         """Advance physics ``num_steps`` steps (manual mode) and return the new state."""
         if self.cfg.threaded and self._thread is not None:
             raise RuntimeError("step() drives a manual-mode robot; this one runs its own physics thread")
+        every_step = self.estimator is not None  # an estimator integrates every sample, as the threaded robot's
         with self._lock:
             for i in range(num_steps):
-                self._physics_step(publish=i == num_steps - 1)
+                self._physics_step(publish=every_step or i == num_steps - 1)
             return self._state.copy()
 
     def _physics_step(self, publish: bool = True) -> None:
@@ -326,7 +327,9 @@ class MujocoRobot(RobotInterface):
         state, truth = self._samples[-1 - lag]
         if state.timestamp_s < self._delivered_s:
             return  # in-order delivery: the reader keeps (sees again) the newer sample it has
-        self._state, self._truth, self._delivered_s = state, truth, state.timestamp_s
+        if state.timestamp_s == self._delivered_s:
+            return  # the reader already has this sample (and the estimator has folded it in)
+        self._state, self._truth, self._delivered_s = self._estimated(state), truth, state.timestamp_s
 
     def _foot_contacts(self) -> np.ndarray:
         pairs = self.data.contact.geom  # (ncon, 2)

@@ -220,7 +220,7 @@ class DdsRobot(RobotInterface):
                 self.num_bad_state_crc += 1
                 continue
             now = time.perf_counter()
-            state = state_from_lowstate(msg, C.NUM_JOINTS, now)
+            state = self._estimated(state_from_lowstate(msg, C.NUM_JOINTS, now))  # the estimator at 500 Hz
             if self._resender is not None:
                 self._resender.note_state(now)
             with self._state_cond:
