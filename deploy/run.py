@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import tyro
@@ -39,12 +39,13 @@ from deploy.operator_guide import OperatorGuide, OperatorKeys
 from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, export_policy, load_policy
 from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
-from envs.g1_env import G1EnvConfig
 from envs.observations import quat_rotate_inverse
 from robot.estimation import BaseStateEstimator
+from robot.g1 import constants as C
 from robot.interface import RobotInterface, RobotState
-from robot.sensor_model import SensorModelConfig
-from robot.sim import GroundTruth, MujocoRobot, SimRobotConfig
+
+if TYPE_CHECKING:  # the simulator (MuJoCo) is imported only for --robot sim: the G1 path stays torch/MuJoCo-free
+    from robot.sim import GroundTruth
 
 DEFAULT_SCRIPT: tuple[ScriptEvent, ...] = (
     ScriptEvent(0.0, deadman=False),
@@ -69,7 +70,7 @@ class MotionMonitor:
 
     def __init__(
         self,
-        fall_height_m: float = G1EnvConfig.fall_height_m,
+        fall_height_m: float = C.FALL_HEIGHT_M,
         settle_s: float = 1.0,
         truth: Callable[[], GroundTruth] | None = None,
     ) -> None:
@@ -243,6 +244,9 @@ def _open_robot(cfg: RunConfig, policy: ExportedPolicy) -> RobotInterface:
         from deploy.viewer import require_display
 
         require_display()  # before anything starts: without a display, say so and exit
+    from robot.sensor_model import SensorModelConfig
+    from robot.sim import MujocoRobot, SimRobotConfig
+
     sim = MujocoRobot(
         SimRobotConfig(
             threaded=True,
@@ -265,7 +269,7 @@ def _drive(cfg: RunConfig, loop: ControlLoop, robot: RobotInterface) -> tuple[An
     viewer = None
     with robot:
         t_connect = time.perf_counter()
-        if cfg.viewer and isinstance(robot, MujocoRobot):
+        if cfg.viewer and cfg.robot == "sim":
             from deploy.viewer import ViewerSync, open_viewer
 
             viewer = ViewerSync(robot, open_viewer(robot)).start()
@@ -277,7 +281,7 @@ def _drive(cfg: RunConfig, loop: ControlLoop, robot: RobotInterface) -> tuple[An
         finally:
             if viewer is not None:
                 viewer.close()
-        base_height_m = float(robot.data.qpos[2]) if isinstance(robot, MujocoRobot) else math.nan
+        base_height_m = float(robot.data.qpos[2]) if cfg.robot == "sim" else math.nan
     return stats, t_connect, base_height_m
 
 
@@ -301,7 +305,7 @@ def main(cfg: RunConfig) -> dict[str, Any]:
         return summary
     teleop = make_teleop(cfg, CommandRanges(tuple(meta.command_low), tuple(meta.command_high)), robot)
     print(f"policy {policy.path} ({meta.gain_profile} gains, {meta.control_freq_hz:.0f} Hz), {cfg.duration_s} s")
-    truth = robot.ground_truth if isinstance(robot, MujocoRobot) else None
+    truth = getattr(robot, "ground_truth", None)  # the simulator's; a real robot has none
     motion, guide = MotionMonitor(truth=truth), OperatorGuide(OperatorKeys.for_teleop(cfg.teleop))
     print(f"base state from the {cfg.state_source}" + (f", {cfg.sim_sensors} sensors" if cfg.robot == "sim" else ""))
 

@@ -50,7 +50,7 @@ class G1EnvConfig:
     """Reward per step for not having fallen."""
     action_rate_weight: float = 0.01
     """Penalty on ||a_t - a_{t-1}||^2."""
-    fall_height_m: float = 0.45
+    fall_height_m: float = C.FALL_HEIGHT_M
     """Pelvis height that ends an episode."""
     init_joint_noise_rad: float = 0.05
     """Uniform noise on the initial joint positions."""

@@ -170,6 +170,8 @@ DEFAULT_JOINT_POS_RAD = np.array([_DEFAULT_POSE_RAD.get(n, 0.0) for n in JOINT_N
 DEFAULT_JOINT_POS_RAD.flags.writeable = False
 DEFAULT_BASE_HEIGHT_M = 0.757
 """Pelvis height with both feet flat on the floor in the default pose."""
+FALL_HEIGHT_M = 0.45
+"""A pelvis below this height has fallen (training episodes end there; deploy monitors count a fall)."""
 
 # --- Damping mode (e-stop) used by the safety layer ------------------------------------------------------
 DAMPING_KD_NMS_PER_RAD = 8.0
