@@ -17,6 +17,7 @@ Faults that make an estimate invalid (``valid=False`` and ``reason``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,8 @@ class BaseStateEstimator:
         self.filter = ContactKalmanFilter(1, self.cfg.filter, kinematics)
         self._lower = C.JOINT_LOWER_RAD - self.cfg.joint_range_margin_rad
         self._upper = C.JOINT_UPPER_RAD + self.cfg.joint_range_margin_rad
+        self._imu = tuple(self.filter.kin.imu_m.tolist())
+        self._height_grad: dict[tuple[int, ...], np.ndarray] = {}  # (15,) d height / d x per stance-foot set
         self.reset()
 
     def reset(self, base_xy_m: tuple[float, float] = (0.0, 0.0), lin_vel_m_per_s: np.ndarray | None = None) -> None:
@@ -106,7 +109,7 @@ class BaseStateEstimator:
         self._start_xy = np.asarray(base_xy_m, dtype=np.float64)
         self._start_vel = None if lin_vel_m_per_s is None else np.asarray(lin_vel_m_per_s, dtype=np.float64)
         self._last_t: float | None = None
-        self._last_imu: np.ndarray | None = None
+        self._last_imu: list[float] | None = None
         self._same_imu = 0
         self._diverged = ""
         self.last: BaseEstimate | None = None
@@ -119,15 +122,18 @@ class BaseStateEstimator:
             "imu_gyro_rad_per_s": state.imu_gyro_rad_per_s,
             "imu_accel_m_per_s2": state.imu_accel_m_per_s2,
         }
-        for name, arr in arrays.items():
-            if not np.all(np.isfinite(arr)):
-                return f"non-finite {name}"
-        if not np.isfinite(state.timestamp_s):
+        if not np.isfinite(np.concatenate(tuple(arrays.values()))).all():  # one check on the per-sample path
+            for name, arr in arrays.items():
+                if not np.all(np.isfinite(arr)):
+                    return f"non-finite {name}"
+        if not math.isfinite(state.timestamp_s):
             return "non-finite timestamp_s"
-        if abs(float(np.linalg.norm(state.imu_quat_wxyz)) - 1.0) > 0.01:
-            return f"imu_quat_wxyz: expected unit norm, got {np.linalg.norm(state.imu_quat_wxyz):.4f}"
-        out = np.flatnonzero((state.joint_pos_rad < self._lower) | (state.joint_pos_rad > self._upper))
-        if out.size:
+        norm = math.sqrt(sum(v * v for v in state.imu_quat_wxyz.tolist()))
+        if abs(norm - 1.0) > 0.01:
+            return f"imu_quat_wxyz: expected unit norm, got {norm:.4f}"
+        outside = (state.joint_pos_rad < self._lower) | (state.joint_pos_rad > self._upper)
+        if outside.any():
+            out = np.flatnonzero(outside)
             j = int(out[0])
             return (
                 f"joint {C.JOINT_NAMES[j]} reads {state.joint_pos_rad[j]:.3f} rad, outside its range "
@@ -144,8 +150,8 @@ class BaseStateEstimator:
             return self._estimate(state.timestamp_s, fault)
         if self._last_t is not None and state.timestamp_s == self._last_t:
             return self.last if self.last is not None else self._estimate(state.timestamp_s, "")  # a repeat
-        imu = np.concatenate([state.imu_gyro_rad_per_s, state.imu_accel_m_per_s2])
-        self._same_imu = self._same_imu + 1 if self._last_imu is not None and np.array_equal(imu, self._last_imu) else 0
+        imu = state.imu_gyro_rad_per_s.tolist() + state.imu_accel_m_per_s2.tolist()  # finite: == is bit-equality
+        self._same_imu = self._same_imu + 1 if imu == self._last_imu else 0
         self._last_imu = imu
         kf, q = self.filter, state.joint_pos_rad[None]
         if self._last_t is None:
@@ -155,15 +161,17 @@ class BaseStateEstimator:
             return self._estimate(state.timestamp_s, "")
         dt = state.timestamp_s - self._last_t
         self._last_t = state.timestamp_s
-        kf.step(
-            np.array([dt]),
-            state.imu_quat_wxyz[None],
-            state.imu_gyro_rad_per_s[None],
-            state.imu_accel_m_per_s2[None],
-            q,
-            state.joint_vel_rad_per_s[None],
+        kf.step_one(
+            dt,
+            state.imu_quat_wxyz,
+            state.imu_gyro_rad_per_s,
+            state.imu_accel_m_per_s2,
+            state.joint_pos_rad,
+            state.joint_vel_rad_per_s,
         )
-        if not (np.all(np.isfinite(kf.x)) and np.all(np.isfinite(kf.p))):
+        # a sum is finite exactly when every term is (a non-finite term makes it inf or nan), unless it overflows
+        finite = math.isfinite(float(kf.x.sum())) and math.isfinite(float(kf.p.sum()))
+        if not (finite or (np.all(np.isfinite(kf.x)) and np.all(np.isfinite(kf.p)))):
             self._diverged = "filter state is not finite (diverged); reset the estimator"
         reason = ""
         if self._same_imu + 1 >= self.cfg.frozen_imu_samples:
@@ -173,26 +181,35 @@ class BaseStateEstimator:
         return self._estimate(state.timestamp_s, reason)
 
     def _estimate(self, timestamp_s: float, reason: str) -> BaseEstimate:
+        """The outputs from the filter's state: ``p_base = p_imu - R r_imu``, ``v_base = v_imu - R (w x r_imu)``,
+        height = pelvis z minus the mean stance-sole z, and its variance ``g^T P g`` (Python floats: these are
+        3-vectors, where numpy's call overhead would dominate)."""
         reason = self._diverged or reason
         kf = self.filter
-        x, p, rot, w = kf.x[0], kf.p[0], kf.rot[0], kf.omega[0]
-        lever = rot @ kf.kin.imu_m
-        pos = x[0:3] - lever
-        vel = x[3:6] - rot @ np.cross(w, kf.kin.imu_m)
+        x, p = kf.x[0], kf.p[0]
+        xs, r, w = x.tolist(), kf.rot[0].ravel().tolist(), kf.omega[0].tolist()
+        m0, m1, m2 = self._imu
+        wm = (w[1] * m2 - w[2] * m1, w[2] * m0 - w[0] * m2, w[0] * m1 - w[1] * m0)  # w x r_imu
+        pos = [xs[i] - (r[3 * i] * m0 + r[3 * i + 1] * m1 + r[3 * i + 2] * m2) for i in range(3)]
+        vel = [xs[3 + i] - (r[3 * i] * wm[0] + r[3 * i + 1] * wm[1] + r[3 * i + 2] * wm[2]) for i in range(3)]
         stance = kf.stance[0]
-        feet = np.flatnonzero(stance) if stance.any() else np.array([int(np.argmin(x[[8, 11]]))])
-        fz = 6 + 3 * feet + 2  # state indices of the stance soles' heights
-        height = float(pos[2] - x[fz].mean())
-        g = np.zeros(15)
-        g[2], g[fz] = 1.0, -1.0 / len(feet)
+        feet = tuple(i for i in (0, 1) if stance[i]) or (int(np.argmin(x[[8, 11]])),)
+        fz = [6 + 3 * i + 2 for i in feet]  # state indices of the stance soles' heights
+        height = pos[2] - (xs[fz[0]] if len(fz) == 1 else (xs[fz[0]] + xs[fz[1]]) / 2.0)
+        g = self._height_grad.get(feet)
+        if g is None:
+            g = self._height_grad[feet] = np.zeros(15)
+            g[2], g[fz] = 1.0, -1.0 / len(feet)
+        yaw = float(kf.yaw_rad[0])
+        cy, sy = math.cos(yaw), math.sin(yaw)
         estimate = BaseEstimate(
             timestamp_s=float(timestamp_s),
             valid=not reason,
             reason=reason,
-            base_pos_m=pos,
-            base_lin_vel_m_per_s=vel,
-            base_lin_vel_heading_m_per_s=heading_rotate(vel, float(kf.yaw_rad[0])),
-            yaw_rad=float(kf.yaw_rad[0]),
+            base_pos_m=np.array(pos),
+            base_lin_vel_m_per_s=np.array(vel),
+            base_lin_vel_heading_m_per_s=np.array([cy * vel[0] + sy * vel[1], -sy * vel[0] + cy * vel[1], vel[2]]),
+            yaw_rad=yaw,
             height_m=height,
             foot_contact=stance.copy(),
             pos_cov_m2=p[0:3, 0:3].copy(),

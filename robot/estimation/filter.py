@@ -41,6 +41,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from robot.estimation.one_world import OneWorldStep
 from robot.g1.kinematics import LegKinematics, quat_to_matrix
 
 GRAVITY_M_PER_S2 = np.array([0.0, 0.0, -9.81])
@@ -131,10 +132,19 @@ def _measurement_matrix() -> np.ndarray:
 
 
 class ContactKalmanFilter:
-    """The filter of the module docstring for ``num_worlds`` robots; arrays carry a leading ``N``."""
+    """The filter of the module docstring for ``num_worlds`` robots; arrays carry a leading ``N``.
+
+    With one world :meth:`step` takes the specialised path of :mod:`robot.estimation.one_world` (same results
+    to float64 rounding, several times faster); ``reference=True`` keeps the batched path (what it is tested
+    against). The noise figures of ``cfg`` are read at construction.
+    """
 
     def __init__(
-        self, num_worlds: int, cfg: FilterConfig | None = None, kinematics: LegKinematics | None = None
+        self,
+        num_worlds: int,
+        cfg: FilterConfig | None = None,
+        kinematics: LegKinematics | None = None,
+        reference: bool = False,
     ) -> None:
         self.cfg = cfg or FilterConfig()
         self.kin = kinematics or LegKinematics.from_links()
@@ -152,6 +162,9 @@ class ContactKalmanFilter:
         self._prev_quat_rot = np.broadcast_to(np.eye(3), (self.n, 3, 3)).copy()
         self._window_sum = np.zeros((self.n, 3))
         self._window_t = np.zeros(self.n)
+        self._one = (
+            OneWorldStep(self, GRAVITY_M_PER_S2, _HUGE, _NIS_GATE_3DOF) if self.n == 1 and not reference else None
+        )
 
     def initialize(
         self,
@@ -221,6 +234,12 @@ class ContactKalmanFilter:
         joint_vel_rad_per_s: np.ndarray,
     ) -> None:
         """Advance every world by ``dt_s`` (N,) with its readings (N, 4), (N, 3), (N, 3), (N, J), (N, J)."""
+        if self._one is not None:
+            q, dq = np.asarray(joint_pos_rad)[0], np.asarray(joint_vel_rad_per_s)[0]
+            self._one.step(
+                self, float(np.asarray(dt_s).reshape(-1)[0]), quat_wxyz[0], gyro_rad_per_s[0], accel_m_per_s2[0], q, dq
+            )
+            return
         c = self.cfg
         dt = np.asarray(dt_s, dtype=np.float64)
         self._attitude(dt, quat_wxyz, gyro_rad_per_s)
@@ -256,6 +275,20 @@ class ContactKalmanFilter:
         r[..., 3:6] = np.where(use_vel, c.kinematic_vel_noise_m_per_s**2, _HUGE)[..., None]
         r[..., 6] = np.where(self.stance, c.ground_height_noise_m**2, _HUGE)
         self._update(z, r.reshape(self.n, MEAS_DIM))
+
+    def step_one(
+        self,
+        dt_s: float,
+        quat_wxyz: np.ndarray,
+        gyro_rad_per_s: np.ndarray,
+        accel_m_per_s2: np.ndarray,
+        joint_pos_rad: np.ndarray,
+        joint_vel_rad_per_s: np.ndarray,
+    ) -> None:
+        """:meth:`step` of a one-world filter with unbatched readings (4,), (3,), (3,), (J,), (J,)."""
+        if self._one is None:
+            raise ValueError(f"step_one: expected a one-world filter built with reference=False, got {self.n} worlds")
+        self._one.step(self, float(dt_s), quat_wxyz, gyro_rad_per_s, accel_m_per_s2, joint_pos_rad, joint_vel_rad_per_s)
 
     def _gate_velocity(self, vel_meas: np.ndarray) -> np.ndarray:
         """Stance feet whose velocity row is used: in double support a foot whose normalised innovation fails

@@ -29,6 +29,7 @@ SIDES = ("left", "right")
 LEG_JOINT_SUFFIXES = ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
 """Leg joints from the pelvis down; in SDK order they are joints 0-5 (left) and 6-11 (right)."""
 NUM_LEG_JOINTS = 2 * len(LEG_JOINT_SUFFIXES)
+_YZX, _ZXY = np.array([1, 2, 0]), np.array([2, 0, 1])  # the axial vector of a skew matrix: (M_yz, M_zx, M_xy)
 
 
 def quat_to_matrix(quat_wxyz: np.ndarray) -> np.ndarray:
@@ -85,6 +86,15 @@ class LegKinematics:
         self.imu_m = np.asarray(imu_m, dtype=np.float64).reshape(3)
         k = skew(self.axes)  # (2, 6, 3, 3)
         self._k, self._kk = k, k @ k  # Rodrigues: Rot(a, q) = I + sin q K + (1 - cos q) K^2
+        # one robot (sole_pos_vel): per joint [p_k, b_k, A_k] with b_k = R_k^link a_k and
+        # A_k = R_k^link Rot(a_k, q_k) = R_k^link + sin q_k R_k^link K_k + (1 - cos q_k) R_k^link K_k^2
+        self._placements = np.stack([self.link_pos_m, (self.link_rot @ self.axes[..., None])[..., 0]], -1)
+        self._link_k, self._link_kk = self.link_rot @ self._k, self.link_rot @ self._kk  # (2, 6, 3, 3)
+        self._sole_cols = np.zeros((2, 3, 5))
+        self._sole_cols[..., 0] = self.sole_m
+        # rows 0-5: x - o_k = sum_{j > k} R_{j-1} p_j (with R_5 s as the last term); row 6: x = sum_j R_{j-1} p_j
+        self._to_sole = np.triu(np.ones((7, 7)), 1)
+        self._to_sole[6] = 1.0
         self.joint_ids = np.array([C.joint_index(f"{s}_{j}_joint") for s in SIDES for j in LEG_JOINT_SUFFIXES])
 
     @classmethod
@@ -148,6 +158,40 @@ class LegKinematics:
         a = np.stack(axes_p, axis=-2)  # (..., 2, 6, 3)
         jac = np.cross(a, sole[..., None, :] - o)  # (..., 2, 6, 3)
         return LegFK(sole, np.swapaxes(jac, -1, -2), rot)
+
+    def sole_pos_vel(self, joint_pos_rad: np.ndarray, joint_vel_rad_per_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sole points and velocities (2, 3), pelvis frame, of ONE robot: ``feet(q).sole_pos_m`` and
+        ``sole_velocity(feet(q), dq)`` in about a tenth of the time (the state estimator's per-sample path).
+
+        With ``R_{k-1}`` the orientation of joint ``k``'s parent frame, ``p_k`` its placement, ``b_k = R_k^link a_k``
+        its hinge axis in the parent frame and ``A_k = R_k^link Rot(a_k, q_k)``::
+
+            o_k = o_{k-1} + R_{k-1} p_k,   a^0_k = R_{k-1} b_k,   R_k = R_{k-1} A_k,   x = o_6 + R_5 s,
+            dx/dt = sum_k dq_k a^0_k x (x - o_k),
+
+        so each joint costs one small matrix product for both legs at once (``R_{k-1} [p_k, b_k, A_k]``), the
+        lever arms come from one product with a constant triangular matrix and no Jacobian is formed.
+        """
+        q = np.asarray(joint_pos_rad, dtype=np.float64)
+        dq = np.asarray(joint_vel_rad_per_s, dtype=np.float64)
+        if q.shape == (C.NUM_JOINTS,) and dq.shape == (C.NUM_JOINTS,):
+            q, dq = q[self.joint_ids], dq[self.joint_ids]
+        elif q.shape != (NUM_LEG_JOINTS,) or dq.shape != (NUM_LEG_JOINTS,):
+            raise ValueError(f"one robot's joints: expected ({C.NUM_JOINTS},) or (12,), got {q.shape}, {dq.shape}")
+        q, dq = q.reshape(2, 6, 1, 1), dq.reshape(2, 6, 1)
+        chain = np.empty((2, 6, 3, 5))  # per call, so one LegKinematics may serve several threads
+        chain[..., :2] = self._placements
+        chain[..., 2:] = self.link_rot + np.sin(q) * self._link_k + (1.0 - np.cos(q)) * self._link_kk  # A_k
+        mapped = np.empty((2, 7, 3, 5))  # R_{k-1} [p_k, b_k, A_k] = [R_{k-1} p_k, a^0_k, R_k]; k = 6: the sole
+        mapped[:, 0] = chain[:, 0]
+        for k in range(1, 6):
+            np.matmul(mapped[:, k - 1, :, 2:], chain[:, k], out=mapped[:, k])
+        np.matmul(mapped[:, 5, :, 2:], self._sole_cols, out=mapped[:, 6])
+        lever = self._to_sole @ mapped[..., 0]  # (2, 7, 3): x - o_k for k < 6, then x
+        # sum_k (dq_k a_k) x (x - o_k) is the axial vector of M - M^T with M = sum_k (dq_k a_k) (x - o_k)^T
+        m = np.swapaxes(mapped[:, :6, :, 1] * dq, -1, -2) @ lever[:, :6]  # (2, 3, 3)
+        m = m - np.swapaxes(m, -1, -2)
+        return lever[:, 6], m[:, _YZX, _ZXY]
 
     def sole_velocity(self, fk: LegFK, joint_vel_rad_per_s: np.ndarray) -> np.ndarray:
         """(..., 2, 3) sole velocities relative to the pelvis, in the pelvis frame: ``J dq``."""
