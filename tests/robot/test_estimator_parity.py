@@ -6,6 +6,7 @@ the MEMS sensor model on, state jitter; 318 samples at 200 Hz with single and do
 numpy implementation produced on it before the one-world path existed.
 """
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def test_one_world_path_equals_the_batched_reference():
     for kf in (fast, ref):
         s = states[0]
         kf.initialize(np.ones(1, bool), s.imu_quat_wxyz[None], s.joint_pos_rad[None])
-    for prev, s in zip(states[:-1], states[1:], strict=True):
+    for prev, s in itertools.pairwise(states):
         args = (s.imu_quat_wxyz, s.imu_gyro_rad_per_s, s.imu_accel_m_per_s2, s.joint_pos_rad, s.joint_vel_rad_per_s)
         dt = s.timestamp_s - prev.timestamp_s
         fast.step(np.array([dt]), *(a[None] for a in args))
