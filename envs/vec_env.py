@@ -250,6 +250,20 @@ class G1VecEnv:
         return _read_only(self._sensordata)
 
     @property
+    def substep_states(self) -> np.ndarray:
+        """Physics state after each substep of the last control step (N, substeps, nstate), laid out as
+        ``mjSTATE_FULLPHYSICS``: time, qpos, qvel, act, ... (what a robot publishing at the physics rate reports).
+        A world reset at the end of that step still holds its finished episode here. Read-only view."""
+        return _read_only(self._next_state)
+
+    @property
+    def substep_sensordata(self) -> np.ndarray:
+        """Sensor readings of each substep of the last control step (N, substeps, nsensordata): those of the
+        forward pass of that substep's ``mj_step``, as :class:`robot.sim.MujocoRobot` publishes them beside the
+        state after it. Same reset caveat as :attr:`substep_states`. Read-only view."""
+        return _read_only(self._next_sensordata)
+
+    @property
     def joint_columns(self) -> tuple[np.ndarray, np.ndarray]:
         """Columns of the 29 joints (SDK order) in ``qpos`` and in ``qvel``."""
         return np.asarray(self._qadr), np.asarray(self._vadr)

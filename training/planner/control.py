@@ -25,6 +25,7 @@ from envs.locomotion import G1LocomotionEnv, LocomotionConfig
 from envs.planner_runtime import ExportedPlanner
 from robot.configio import from_jsonable
 from training.locomotion.collect import RecordingEnv
+from training.planner.estimated_state import EstimatedStates
 
 
 def expert_task(expert: Path) -> LocomotionConfig:
@@ -58,7 +59,10 @@ class GroundTruthStates:
         return env.planner_states()
 
 
-STATE_SOURCES: dict[str, Callable[[RecordingEnv], StateSource]] = {"ground_truth": lambda env: GroundTruthStates()}
+STATE_SOURCES: dict[str, Callable[[RecordingEnv], StateSource]] = {
+    "ground_truth": lambda env: GroundTruthStates(),
+    "estimator": EstimatedStates,
+}
 """State sources by name: a factory from the env (its worlds and sensors) to the source used in it."""
 
 
