@@ -14,7 +14,6 @@ import torch
 from tqdm import tqdm
 
 from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
-from envs.observations import yaw_from_quat
 from envs.planner_runtime import gate_offsets
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
@@ -23,6 +22,7 @@ from envs.vec_env import DomainRandomizationConfig
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
 from training.planner.control import PlannerController, expert_task
+from training.planner.estimated_state import planar_pose
 
 if TYPE_CHECKING:
     from training.planner.evaluate import PlannerEvalConfig
@@ -116,18 +116,19 @@ def navigate(
     )
 
     def params_fn(e: G1LocomotionEnv) -> torch.Tensor:
-        qpos = e.qpos
-        yaw = yaw_from_quat(qpos[:, 3:7])
+        # The goal in the plan frame from the pose the controller knows (the estimator's, when it is the source);
+        # success and collisions below are still scored on the simulator's truth.
+        xy, yaw = planar_pose(e, ctrl.history.source)  # (N, 2), (N,)
         params = np.zeros((e.num_envs, P))
         o = gates["waypoint"]
         params[:, o] = 1.0
-        targets = goals if routes is None else np.stack([r.target(qpos[i, :2]) for i, r in enumerate(routes)])
-        params[:, o + 1 : o + 3] = points_to_plan_frame(targets, qpos[:, :2], yaw)
+        targets = goals if routes is None else np.stack([r.target(xy[i]) for i, r in enumerate(routes)])
+        params[:, o + 1 : o + 3] = points_to_plan_frame(targets, xy, yaw)
         if scene_params is not None and row in ("obstacles", "obstacles_direct"):
             o = gates["obstacles"]
             params[:, o] = cfg.obstacle_gate
             for i in range(e.num_envs):
-                params[i, o + 1 :] = scene_params_to_plan_frame(scene_params[i], 1, 2, qpos[i, :2], yaw[i])
+                params[i, o + 1 :] = scene_params_to_plan_frame(scene_params[i], 1, 2, xy[i], yaw[i])
         return torch.from_numpy(params).float()
 
     ctrl = PlannerController(module, meta, params_fn, cfg.seed, cfg.state_source)
