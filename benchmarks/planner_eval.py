@@ -1,7 +1,7 @@
 """G1 guided diffusion planner: closed-loop joystick, waypoint and obstacle results, and plan latency on one core.
 
     python benchmarks/planner_eval.py [--planner assets/g1_planner/planner.pt] [--episodes 32] [--seed 1]
-        [--conditions nominal "mass x1.2" ...] [--quick] [--json PATH]
+        [--conditions nominal "mass x1.2" ...] [--state-sources ground_truth estimator] [--quick] [--json PATH]
 
 Rows (:mod:`training.planner.evaluate`; ``--seed`` draws other commands, initial states and goals): the walking
 expert the data came from, the planner with the joystick cost, the same planner unguided, waypoints at 2-10 m,
@@ -37,9 +37,8 @@ from training.planner.evaluate import (
     PlannerEvalConfig,
     format_table,
     load_planner,
-    run,
-    summary,
 )
+from training.planner.evaluate_sources import rows_of, run_state_sources, summaries
 
 
 def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float]:
@@ -61,10 +60,12 @@ def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float
 
 
 def targets(rows: list[dict], latency: dict[str, float]) -> list[tuple[str, bool, str]]:
-    """(what, met, measured) per target that the rows allow checking, per condition."""
+    """(what, met, measured) per target that the rows allow checking, per condition (and state source)."""
     out = []
-    for cond in dict.fromkeys(r.get("condition", "nominal") for r in rows):
-        by = {r["name"]: r for r in rows if r.get("condition", "nominal") == cond}
+    sources = list(dict.fromkeys(r["state_source"] for r in rows if r["name"] != "expert")) or ["ground_truth"]
+    for name, source in ((c, s) for c in dict.fromkeys(r.get("condition", "nominal") for r in rows) for s in sources):
+        by = {r["name"]: r for r in rows_of(rows, source) if r.get("condition", "nominal") == name}
+        cond = name if len(sources) == 1 else f"{name} [{source}]"
         if "joystick" in by:
             j = by["joystick"]
             if "expert_ratio" in j:
@@ -106,6 +107,12 @@ def main() -> int:
     parser.add_argument("--num-threads", type=int, default=2, help="physics worker threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of commands, initial states, goals and noise")
     parser.add_argument("--latency-calls", type=int, default=None, help="timed plans (default 300, quick 30)")
+    parser.add_argument(
+        "--state-sources",
+        nargs="+",
+        default=["ground_truth"],
+        help="where the planner state comes from, each a full run of the rows (ground_truth, estimator)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     quick = args.quick
@@ -125,10 +132,13 @@ def main() -> int:
         f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
     )
     start = time.perf_counter()
-    rows = run(cfg)
-    print(format_table(rows))
-    totals = summary(rows)
-    if "joystick_relative_lin_err" in totals:
+    sources = tuple(args.state_sources)
+    rows = run_state_sources(cfg, sources)
+    by_source = summaries(rows, sources)
+    for source, totals in by_source.items():
+        print(f"\nstate source: {source}\n{format_table(rows_of(rows, source))}")
+        if "joystick_relative_lin_err" not in totals:
+            continue
         print(
             f"\nvelocity tracking error over the joystick rows, mean |v - v_cmd| / mean |v_cmd|: planner "
             f"{100 * totals['joystick_relative_lin_err']:.1f} %"
@@ -146,7 +156,7 @@ def main() -> int:
     if args.json:
         payload = {
             "planner": str(args.planner),
-            "state_source": cfg.state_source,
+            "state_source": sources[0] if len(sources) == 1 else list(sources),
             "seed": cfg.seed,
             "episodes": cfg.episodes,
             "seconds": cfg.episode_length_s,
@@ -154,7 +164,7 @@ def main() -> int:
             "waypoint_time_s": cfg.waypoint_time_s,
             "latency_ms": latency,
             "rows": rows,
-            "summary": totals,
+            "summary": by_source[sources[0]] if len(sources) == 1 else by_source,
             "targets": [{"target": w, "met": m, "measured": v} for w, m, v in checks],
             "machine": machine_info(),
         }
