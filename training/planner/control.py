@@ -5,10 +5,11 @@ Every control step each world's planner state is read from a :class:`StateSource
 the previous plan warm-starts the next when the export has ``rolling_start > 0``).
 
 The state source is the one place where the controller learns where the robot is. :class:`GroundTruthStates` reads
-the simulator's exact base pose, twist and joints; an estimator plugs in as another :class:`StateSource` (built
-per env from :data:`STATE_SOURCES`, one estimator per world, restarted when a world's episode begins) and every
-evaluation row then runs on it unchanged. The navigation rows also read the base pose for the goal's position in
-the plan frame (``training.planner.navigation.navigate``); an estimated source would supply that pose too.
+the simulator's exact base pose, twist and joints; ``"estimator"``
+(:class:`training.planner.estimated_state.EstimatedStates`) runs the robot's base-state estimator on simulated
+sensors instead (one filter per world, restarted when a world's episode begins), and every evaluation row runs on
+either unchanged (:data:`STATE_SOURCES`, built per env). The navigation rows also need the base pose for the goal's
+position in the plan frame (``training.planner.navigation.navigate``); a source that estimates one supplies it.
 """
 
 from __future__ import annotations
