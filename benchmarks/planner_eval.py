@@ -104,6 +104,12 @@ def main() -> int:
     parser.add_argument(
         "--conditions", nargs="*", default=list(CONDITIONS), help=f"physics conditions, from {list(CONDITIONS)}"
     )
+    parser.add_argument(
+        "--goal-lookahead-m",
+        type=float,
+        default=3.0,
+        help="waypoint rows: target at most this far along the line to the goal (0: the goal itself)",
+    )
     parser.add_argument("--num-threads", type=int, default=2, help="physics worker threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of commands, initial states, goals and noise")
     parser.add_argument("--latency-calls", type=int, default=None, help="timed plans (default 300, quick 30)")
@@ -125,6 +131,7 @@ def main() -> int:
         episodes=args.episodes or (4 if quick else 32),
         episode_length_s=args.seconds or (4.0 if quick else 20.0),
         waypoint_time_s=args.waypoint_seconds or (4.0 if quick else 30.0),
+        goal_lookahead_m=args.goal_lookahead_m or None,
     )
     latency = plan_latency_ms(args.planner, args.latency_calls or (30 if quick else 300))
     print(
@@ -162,6 +169,7 @@ def main() -> int:
             "seconds": cfg.episode_length_s,
             "goal_distance_m": list(cfg.goal_distance_m),
             "waypoint_time_s": cfg.waypoint_time_s,
+            "goal_lookahead_m": cfg.goal_lookahead_m,
             "latency_ms": latency,
             "rows": rows,
             "summary": by_source[sources[0]] if len(sources) == 1 else by_source,

@@ -178,6 +178,17 @@ def test_a_registered_state_source_feeds_the_planner(exported, monkeypatch):
         PlannerController(spy, meta, lambda e: None, seed=0, state_source="kalman_unregistered")
 
 
+def test_carrot_keeps_far_goals_at_the_lookahead_and_near_goals_in_place():
+    from training.planner.navigation import carrot
+
+    xy = np.array([[1.0, 1.0], [0.0, 0.0]])
+    goals = np.array([[1.0, 11.0], [1.0, 2.0]])  # 10 m away, sqrt(5) m away
+    np.testing.assert_allclose(carrot(goals, xy, 3.0), [[1.0, 4.0], [1.0, 2.0]])
+    np.testing.assert_allclose(carrot(goals[:1], goals[:1], 3.0), goals[:1])  # at the goal: the goal
+    with pytest.raises(ValueError, match="goal_lookahead_m"):
+        PlannerEvalConfig(goal_lookahead_m=0.0)
+
+
 def test_obstacle_contact_is_detected():
     env = _env(cls=ObstacleRecordingEnv)
     try:

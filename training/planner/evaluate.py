@@ -101,6 +101,9 @@ class PlannerEvalConfig:
     """Joystick: a new command every this long."""
     goal_distance_m: tuple[float, float] = (2.0, 10.0)
     """Waypoint and obstacle trials: goal distance range."""
+    goal_lookahead_m: float | None = 3.0
+    """Waypoint rows: the cost's target is the goal, or the point this far along the straight line to it when the
+    goal is farther (a carrot, as the obstacle rows' route gives one); None: always the goal itself."""
     reach_radius_m: float = 0.3
     """Waypoint success radius."""
     waypoint_time_s: float = 30.0
@@ -131,6 +134,8 @@ class PlannerEvalConfig:
             raise ValueError(f"state_source: expected one of {sorted(STATE_SOURCES)}, got {self.state_source!r}")
         if self.episodes < 1:
             raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
+        if self.goal_lookahead_m is not None and self.goal_lookahead_m <= 0.0:
+            raise ValueError(f"goal_lookahead_m: expected > 0 or None, got {self.goal_lookahead_m}")
         lo, hi = self.goal_distance_m
         if not 0.0 < lo <= hi:
             raise ValueError(f"goal_distance_m: expected 0 < low <= high, got {self.goal_distance_m}")
@@ -230,6 +235,7 @@ def run(cfg: PlannerEvalConfig) -> list[dict[str, Any]]:
             "seed": cfg.seed,
             "episodes": cfg.episodes,
             "goal_distance_m": list(cfg.goal_distance_m),
+            "goal_lookahead_m": cfg.goal_lookahead_m,
             "rows": rows,
             "summary": summary(rows),
         }

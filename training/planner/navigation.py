@@ -67,6 +67,18 @@ class ObstacleRecordingEnv(RecordingEnv):
         return out
 
 
+def carrot(goals_xy: np.ndarray, xy: np.ndarray, lookahead_m: float) -> np.ndarray:
+    """(N, 2) the goal, or the point ``lookahead_m`` along the straight line from ``xy (N, 2)`` to a farther goal.
+
+    The waypoint cost's pull on the plan grows with the goal's distance (gradient ``2 (p - goal)``); the planner's
+    action head was fitted on goals where the expert was 0.5-5 s later (about 0.2-4 m), and goals beyond ~5 m made
+    the committed planner fall (nominal, 16 trials each: 2-5 m 6 % falls, 6-10 m 88 %). A target that never lies
+    farther than ``lookahead_m`` keeps the pull inside what the planner was fitted for, as pure pursuit does."""
+    offset = goals_xy - xy  # (N, 2)
+    dist = np.linalg.norm(offset, axis=1, keepdims=True)  # (N, 1)
+    return xy + offset * np.minimum(1.0, lookahead_m / np.maximum(dist, 1e-9))
+
+
 def navigate(
     cfg: PlannerEvalConfig, module: Any, meta: dict[str, Any], row: str, conditions: Conditions | None = None
 ) -> dict[str, Any]:
@@ -122,7 +134,10 @@ def navigate(
         params = np.zeros((e.num_envs, P))
         o = gates["waypoint"]
         params[:, o] = 1.0
-        targets = goals if routes is None else np.stack([r.target(xy[i]) for i, r in enumerate(routes)])
+        if routes is None:
+            targets = goals if cfg.goal_lookahead_m is None else carrot(goals, xy, cfg.goal_lookahead_m)
+        else:
+            targets = np.stack([r.target(xy[i]) for i, r in enumerate(routes)])
         params[:, o + 1 : o + 3] = points_to_plan_frame(targets, xy, yaw)
         if scene_params is not None and row in ("obstacles", "obstacles_direct"):
             o = gates["obstacles"]
