@@ -22,15 +22,13 @@ consistent with :func:`robot.g1.constants.mirror_joint_values`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from envs.observations import quat_rotate, yaw_from_quat
 from robot.g1 import constants as C
-
-if TYPE_CHECKING:
-    import mujoco
+from robot.g1.body_kinematics import BodyKinematics
 
 NUM_TRACKED_BODIES = len(C.TRACKED_BODIES)
 ROOT_STATE_DIM = 13
@@ -109,25 +107,20 @@ def planner_state_mirror_map() -> tuple[np.ndarray, np.ndarray]:
 class PlannerStateEstimator:
     """The planner state from what a robot reports: base pose and twist plus joint angles and velocities.
 
-    Forward kinematics on the G1 model give the tracked bodies' world positions and velocities (the same
-    quantities the data-collection sensors record), then :func:`planner_state` normalises them. The deploy
-    runtime uses it with the simulator's base pose and velocity, or with a state estimator's on a real robot.
+    Forward kinematics of the whole G1 tree (:class:`robot.g1.body_kinematics.BodyKinematics`, numpy only) give
+    the tracked bodies' world centres of mass and their world velocities (MuJoCo's ``xipos`` and
+    ``mj_objectVelocity`` of the body, the quantities the data-collection sensors record), then
+    :func:`planner_state` normalises them. The deploy runtime uses it with the simulator's base pose and velocity,
+    or with a state estimator's on a real robot; it needs no MuJoCo.
     """
 
-    def __init__(self, model: mujoco.MjModel | None = None) -> None:
-        import mujoco  # here, not at import: the planner-state maths above are numpy only
-
-        self._mj = mujoco
+    def __init__(self, model: Any | None = None) -> None:
+        """``model``: a compiled ``mujoco.MjModel`` whose link placements and centres of mass to use (e.g. a
+        randomised one); None for the G1 of :mod:`robot.g1.links`."""
         if model is None:
-            from robot.g1.model import build_g1_model
-
-            model = build_g1_model()
-        self.model = model
-        self.data = mujoco.MjData(model)
-        self._bodies = [model.body(b).id for b in C.TRACKED_BODIES]
-        self._qadr = np.array([model.jnt_qposadr[model.joint(n).id] for n in C.JOINT_NAMES])
-        self._vadr = np.array([model.jnt_dofadr[model.joint(n).id] for n in C.JOINT_NAMES])
-        self._vel = np.zeros(6)
+            self.kinematics = BodyKinematics.from_links(C.TRACKED_BODIES)
+        else:
+            self.kinematics = BodyKinematics.from_model(model, C.TRACKED_BODIES)
 
     def __call__(
         self,
@@ -151,24 +144,19 @@ class PlannerStateEstimator:
                 raise ValueError(f"{name}: expected shape ({n},), got {np.shape(arr)}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name}: expected finite values, got {arr}")
-        m, d = self.model, self.data
-        d.qpos[:3], d.qpos[3:7] = base_pos_m, base_quat_wxyz
-        d.qpos[self._qadr] = joint_pos_rad
-        d.qvel[:3], d.qvel[3:6] = base_lin_vel_world_m_per_s, base_ang_vel_body_rad_per_s
-        d.qvel[self._vadr] = joint_vel_rad_per_s
-        mujoco = self._mj
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_comPos(m, d)
-        mujoco.mj_comVel(m, d)
-        body_vel = np.empty((NUM_TRACKED_BODIES, 3))
-        for k, b in enumerate(self._bodies):
-            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, b, self._vel, 0)  # [angular, linear], world
-            body_vel[k] = self._vel[3:]
+        body_pos, body_vel = self.kinematics(
+            base_pos_m,
+            base_quat_wxyz,
+            base_lin_vel_world_m_per_s,
+            base_ang_vel_body_rad_per_s,
+            joint_pos_rad,
+            joint_vel_rad_per_s,
+        )
         return planner_state(
             np.asarray(base_pos_m, dtype=np.float64),
             np.asarray(base_quat_wxyz, dtype=np.float64),
             np.asarray(base_lin_vel_world_m_per_s, dtype=np.float64),
             np.asarray(base_ang_vel_body_rad_per_s, dtype=np.float64),
-            d.xipos[self._bodies].copy(),  # the recorded sensors track each body's centre of mass (objtype body)
+            body_pos,
             body_vel,
         )
