@@ -1,7 +1,8 @@
 """The robot-side runtime closure: what the G1's computer imports to drive the robot with an ONNX policy or planner.
 
 It must import with torch, MuJoCo, gymnasium (and every other package but numpy, onnxruntime, the DDS binding and
-evdev) unavailable, drive the control loop, and keep to Python 3.10 (JetPack 6's interpreter). No 3.10 interpreter
+evdev) unavailable, drive the control loop, plan with the ONNX planner from the planner state of its own
+forward kinematics, and keep to Python 3.10 (JetPack 6's interpreter). No 3.10 interpreter
 runs here: files are parsed with the 3.10 grammar (``ast.parse(feature_version=(3, 10))``), scanned for standard
 library names added in 3.11+, and ruff checks them with ``per-file-target-version = "py310"`` (pyproject.toml).
 """
@@ -15,12 +16,18 @@ import sys
 import tomllib
 from pathlib import Path
 
+import mujoco
+import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime", reason="needs the onnx extra")
 
 from deploy.onnx_io import export_policy_onnx
 from deploy.policy_io import PolicyMetadata, build_mlp_policy
+from envs.planner_state import planner_state
+from robot.g1 import constants as C
+from robot.g1.model import build_g1_model, joint_dof_adr, joint_qpos_adr
+from tests.robot.test_g1_body_kinematics import mujoco_bodies
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_MODULES = [
@@ -61,7 +68,8 @@ for m in json.loads(sys.argv[2]):
 
 import numpy as np
 from deploy.loop import ControlLoop, LoopConfig
-from deploy.policy_io import load_policy
+from deploy.planner_policy import PlannerPolicy
+from deploy.policy_io import PolicyMetadata, load_policy
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
 from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
@@ -109,9 +117,19 @@ params = np.zeros((1, planner.param_dim), np.float32)
 params[0, planner.gate("joystick")], params[0, 1] = 1.0, 0.5
 chunk = planner.plan(np.zeros((1, planner.history, planner.state_dim), np.float32),
                      np.zeros((1, planner.history, planner.action_dim), np.float32), params)
+# the planner as the loop's policy: the planner state by forward kinematics of a moving robot, then a plan
+walker = PlannerPolicy(OnnxPlannerModel(sys.argv[4]), {}, PolicyMetadata.for_g1())
+sample = robot.read_state()
+sample.joint_vel_rad_per_s = np.linspace(-1.0, 1.0, C.NUM_JOINTS)
+sample.base_pos_m, sample.base_lin_vel_m_per_s = np.array([0.1, 0.2, 0.75]), np.array([0.4, 0.0, 0.0])
+walker.observe_state(sample, np.array([0.5, 0.0, 0.2]))
+state = walker._states[-1]
+action = walker.act(np.zeros(0))
+joints = sample.joint_pos_rad
 blocked = sorted(m for m in ("torch", "mujoco", "gymnasium", "onnx", "tyro", "scipy") if m in sys.modules)
 print(json.dumps({"last_mode": modes[-1].value, "sent": robot.sent, "plan": list(chunk.shape),
-                  "finite": bool(np.isfinite(chunk).all()), "loaded": blocked}))
+                  "finite": bool(np.isfinite(chunk).all()), "loaded": blocked, "state": state.tolist(),
+                  "joints": joints.tolist(), "action": action.tolist()}))
 """
 
 
@@ -128,6 +146,16 @@ def test_runtime_closure_drives_the_loop_without_torch_mujoco_or_gymnasium(tmp_p
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["last_mode"] == "policy" and report["sent"] == 150 and report["loaded"] == []
     assert report["plan"] == [1, 8, 29] and report["finite"]
+    # the child's planner state (numpy kinematics, MuJoCo blocked) is the simulator's for the same robot state
+    model = build_g1_model()
+    data = mujoco.MjData(model)
+    base_pos, base_vel, joints = np.array([0.1, 0.2, 0.75]), np.array([0.4, 0.0, 0.0]), np.array(report["joints"])
+    data.qpos[:3], data.qpos[3:7], data.qpos[joint_qpos_adr(model)] = base_pos, [1.0, 0.0, 0.0, 0.0], joints
+    data.qvel[:3], data.qvel[joint_dof_adr(model)] = base_vel, np.linspace(-1.0, 1.0, 29)
+    bodies = mujoco_bodies(model, data, C.TRACKED_BODIES)
+    expected = planner_state(base_pos, data.qpos[3:7], base_vel, np.zeros(3), *bodies)
+    np.testing.assert_allclose(report["state"], expected, rtol=0.0, atol=1e-9)
+    assert len(report["action"]) == 29 and np.isfinite(report["action"]).all()
 
 
 def closure_files() -> list[Path]:
