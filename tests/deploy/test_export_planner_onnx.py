@@ -21,6 +21,14 @@ SETS = ["joystick", "joystick+waypoint+obstacles"]
 TOL = 1e-4
 
 
+def assert_parity(ours: np.ndarray, reference: np.ndarray) -> None:
+    """Equal to ``TOL`` relative to the plan's scale: both sides compute in float32, whose rounding grows with the
+    values, and barrier guidance pushes some plan entries to tens (measured: 2e-4 apart at a scale near 60, 1e-6
+    at a scale near 2). A wrong graph or a missed term is off by O(1) of the scale."""
+    scale = max(1.0, float(np.abs(reference).max()))
+    assert np.abs(ours - reference).max() < TOL * scale, (np.abs(ours - reference).max(), scale)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The tiny G1 planner (2 DDIM steps, rolling start 1, x0 guidance 0.5) as TorchScript and as ONNX."""
@@ -76,11 +84,12 @@ def test_onnx_planner_matches_torchscript_cold_and_warm(exported, guidance):
         params = torch.zeros(2, P)
     ts_plan, ts_tokens = torchscript(module, obs, act, params, noise)
     ox_plan, ox_tokens = onnx(model, obs, act, params, noise)
-    assert np.abs(ox_plan - ts_plan).max() < TOL and np.abs(ox_tokens - ts_tokens).max() < TOL
+    assert_parity(ox_plan, ts_plan)
+    assert_parity(ox_tokens, ts_tokens)
     _, _, noise2 = inputs(seed=1)
     warm_ts, _ = torchscript(module, obs, act, params, noise2, torch.from_numpy(ts_tokens))
     warm_ox, _ = onnx(model, obs, act, params, noise2, ox_tokens)
-    assert np.abs(warm_ox - warm_ts).max() < TOL
+    assert_parity(warm_ox, warm_ts)
     cold_ox, _ = onnx(model, obs, act, params, noise2)
     assert np.abs(warm_ox - cold_ox).max() > 1e-3  # the warm start changed the plan, so it was compared
     if guidance in ("joystick", "everything"):
