@@ -4,6 +4,10 @@
 
 Target (a guided plan a humanoid can use at 50 Hz): p99 under 5 ms on one core.
 
+This times synthetic planner architectures. The exported G1 planner itself, TorchScript against ONNX Runtime,
+fp32 and int8, per set of active cost terms, inside a 50 Hz loop on one thread: ``benchmarks/planner_backends.py``
+(and which backend to use where: docs/deploy_onnx.md).
+
 Setup: a G1-like planner (state S = 64, action A = 29, or a Z = 32 action latent), 4 history + 16 future
 steps, batch 1, T = 20 training steps, x0 prediction, DDIM with K = 20 / 10 / 5 steps. ``cold`` plans from
 noise every call; ``rolling`` warm-starts from the previous plan shifted by one step, re-noised to entry
