@@ -34,7 +34,7 @@ from benchmarks._common import machine_info, write_json
 from envs.planner_dataset import load_planner_dataset
 from robot.g1 import constants as C
 from training.locomotion.collect import RecordingEnv
-from training.locomotion.evaluate import EvalConfig, evaluate, load_exported_policy
+from training.locomotion.evaluate import EvalConfig, Policy, evaluate, load_exported_policy
 from training.planner.control import PlannerController
 from training.planner.evaluate import CONDITIONS, DEFAULT_PLANNER, PlannerEvalConfig, joystick_params, load_planner
 
@@ -44,7 +44,7 @@ LEGS = list(C.LEG_JOINT_IDS)
 class Probe:
     """Runs the planner controller and the expert side by side; executes one of them and records both."""
 
-    def __init__(self, expert, ctrl: PlannerController, planner_drives: bool) -> None:
+    def __init__(self, expert: Policy, ctrl: PlannerController, planner_drives: bool) -> None:
         self.expert, self.ctrl, self.planner_drives = expert, ctrl, planner_drives
         self.sq_err: list[np.ndarray] = []
         self.states: list[np.ndarray] = []
