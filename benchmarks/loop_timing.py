@@ -70,7 +70,9 @@ def _robot(backend: str, tmp: Path, stack: contextlib.ExitStack) -> RobotInterfa
     return stack.enter_context(DdsRobot(cfg))
 
 
-def run_row(name: str, duration_s: float, load: bool, policy_dir: Path, pin: bool, backend: str = "sim") -> dict:
+def run_row(
+    name: str, duration_s: float, load: bool, policy_dir: Path, pin: bool, backend: str = "sim", priority: int = 0
+) -> dict:
     cores = sorted(os.sched_getaffinity(0))
     loop_core = cores[0] if pin else None
     burner = None
@@ -83,7 +85,8 @@ def run_row(name: str, duration_s: float, load: bool, policy_dir: Path, pin: boo
         policy = hold_policy(policy_dir)
         with contextlib.ExitStack() as stack:
             robot = _robot(backend, policy_dir, stack)
-            loop = ControlLoop(robot, policy, ScriptedTeleop(SCRIPT), cfg=LoopConfig(cpu_core=loop_core))
+            cfg = LoopConfig(cpu_core=loop_core, realtime_priority=priority)
+            loop = ControlLoop(robot, policy, ScriptedTeleop(SCRIPT), cfg=cfg)
             stats = loop.run(duration_s)
     finally:
         if burner is not None:
@@ -91,11 +94,15 @@ def run_row(name: str, duration_s: float, load: bool, policy_dir: Path, pin: boo
             burner.join()
         if pin:
             os.sched_setaffinity(0, set(cores))
+        if priority > 0:  # the loop ran on this thread: back to normal scheduling, or the next row's children
+            with contextlib.suppress(OSError):  # (the DDS re-send process) inherit SCHED_FIFO and starve
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     s = stats.summary()
     modes = [t.target.value for t in loop.fsm.transitions]
     return {
         "row": name,
         "backend": backend,
+        "realtime_priority": priority,
         "ticks": int(s["ticks"]),
         "jitter_p50_ms": s["jitter_p50_ms"],
         "jitter_p99_ms": s["jitter_p99_ms"],
@@ -118,6 +125,13 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a row misses the targets")
     parser.add_argument(
         "--backend", choices=("sim", "dds"), default="sim", help="in-process MuJoCo, or the DDS double in a process"
+    )
+    parser.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        help="SCHED_FIFO priority of the loop thread, as a deployment on the robot runs it (0: normal scheduling; "
+        "needs root or CAP_SYS_NICE, a warning otherwise)",
     )
     args = parser.parse_args()
     duration = args.duration_s or (8.0 if args.quick else 60.0)
@@ -144,7 +158,15 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, load in (("unloaded", False), ("loaded", True)):
-            row = run_row(name, duration, load, Path(tmp), pin=not args.no_pin, backend=args.backend)
+            row = run_row(
+                name,
+                duration,
+                load,
+                Path(tmp),
+                pin=not args.no_pin,
+                backend=args.backend,
+                priority=args.realtime_priority,
+            )
             table.row(row)
             rows.append(row)
     if args.json:
