@@ -33,7 +33,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -97,6 +97,9 @@ class DemoConfig:
     """Evaluation episodes per safe-RL algorithm."""
     seed: int = 0
     """Seed of the worlds, goals, sampling noise, dataset and training."""
+    state_source: Literal["estimator", "ground_truth"] = "estimator"
+    """Where the planner's base state comes from: the base-state estimator on simulated MEMS sensors (what a real
+    G1 has) or the simulator's ground truth."""
     quick: bool = False
     """Smoke run: 2 s of joystick, 1 short trial per row, 20 safe-RL steps with small networks, 1 episode."""
 
@@ -114,7 +117,7 @@ class DemoConfig:
 def joystick_run(cfg: DemoConfig, module: Any, meta: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """One world follows the scripted joystick with the planner; returns the metrics and the recorded traces."""
     env = RecordingEnv(scripted_env_config(expert_task(cfg.expert), cfg.script, cfg.seed), Conditions())
-    ctrl = PlannerController(module, meta, joystick_params(meta), cfg.seed)
+    ctrl = PlannerController(module, meta, joystick_params(meta), cfg.seed, cfg.state_source)
     ctrl.bind(env)
     dt = env.cfg.env.ctrl_dt_s
     commanded, achieved, errors, plan_ms = [], [], [], []
@@ -224,6 +227,7 @@ def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
         goal_distance_m=(2.0, 5.0),  # the demo's short trials
         seed=cfg.seed + 1,
         num_threads=1,
+        state_source=cfg.state_source,
     )
     rows = [navigate(eval_cfg, module, meta, row) for row in ("waypoint", "obstacles")]
     fell = "no" if joy["fell_at_s"] is None else f"yes, at {joy['fell_at_s']:.1f} s"
@@ -232,7 +236,8 @@ def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
         "",
         f"Scripted joystick, {joy['script_seconds']:.0f} s: fell {fell}; planar velocity error "
         f"{joy['lin_err_m_per_s']:.3f} m/s, yaw-rate error {joy['yaw_err_rad_per_s']:.3f} rad/s; planner time per "
-        f"tick (the planner state from the simulator, then the plan) p50 {joy['plan_ms_p50']:.1f} ms, p99 "
+        f"tick (the planner state from the {cfg.state_source.replace('_', ' ')}, then the plan) p50 "
+        f"{joy['plan_ms_p50']:.1f} ms, p99 "
         f"{joy['plan_ms_p99']:.1f} ms (one world, one thread, after "
         f"{WARMUP_TICKS} warm-up ticks).",
         "",
@@ -240,7 +245,7 @@ def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:
         "",
         f"Plot: {plot}" + (f"; video: {joy['video']}" if joy["video"] else "; no video"),
     ]
-    return {"joystick": joy, "navigation": rows, "plot": str(plot)}, "\n".join(md)
+    return {"state_source": cfg.state_source, "joystick": joy, "navigation": rows, "plot": str(plot)}, "\n".join(md)
 
 
 # ----- offline safe RL ------------------------------------------------------------------------------------------

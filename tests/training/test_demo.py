@@ -36,6 +36,9 @@ def test_quick_demo_writes_metrics_plot_video_and_safe_rl_table(tmp_path) -> Non
     assert joy["seconds"] <= joy["script_seconds"] and joy["lin_err_m_per_s"] >= 0.0
     assert joy["plan_ms_p99"] >= joy["plan_ms_p50"] > 0.0
     assert [r["name"] for r in saved["planner"]["navigation"]] == ["waypoint", "obstacles"]
+    # the demo drives the planner from the base-state estimator, as on a real G1, and says so in every row
+    assert saved["planner"]["state_source"] == "estimator"
+    assert {r["state_source"] for r in saved["planner"]["navigation"]} == {"estimator"}
     assert Image.open(out / "planner" / "velocity.png").size[0] > 100
     assert (out / "planner" / "joystick.mp4").stat().st_size > 1000
     rows = saved["safe_rl"]
