@@ -240,7 +240,25 @@ class OnnxPlannerModel:
         return plan[0], x
 
 
-class OnnxPlanner:
+class GatedPlannerRuntime:
+    """What every planner runtime shares (TorchScript's :class:`envs.planner_runtime.ExportedPlanner`, ONNX's
+    :class:`OnnxPlanner`): the gate offsets of its cost terms and a warm start to forget."""
+
+    gates: dict[str, int]
+    prev: Any
+
+    def gate(self, term: str) -> int:
+        """Offset of ``term``'s gate; a clear error when the export has no such gated term."""
+        if term not in self.gates:
+            raise ValueError(f"the planner has no gated {term!r} cost (export it with python -m deploy.export_planner)")
+        return self.gates[term]
+
+    def reset(self) -> None:
+        """Forget the warm start."""
+        self.prev = None
+
+
+class OnnxPlanner(GatedPlannerRuntime):
     """:class:`envs.planner_runtime.ExportedPlanner` for ONNX planners: numpy in, numpy out, seeded noise, the
     previous plan as the warm start, rows whose episode has just begun planned cold."""
 
@@ -253,16 +271,6 @@ class OnnxPlanner:
         self.gates = {name: offset for name, offset in model.gate_terms if name is not None}
         self.rng = np.random.default_rng(seed)
         self.prev: np.ndarray | None = None
-
-    def gate(self, term: str) -> int:
-        """Offset of ``term``'s gate; a clear error when the export has no such gated term."""
-        if term not in self.gates:
-            raise ValueError(f"the planner has no gated {term!r} cost (export it with python -m deploy.export_planner)")
-        return self.gates[term]
-
-    def reset(self) -> None:
-        """Forget the warm start."""
-        self.prev = None
 
     def plan(
         self, states: np.ndarray, actions: np.ndarray, params: np.ndarray | None, fresh: np.ndarray | None = None

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from envs.planner_onnx import GatedPlannerRuntime
+
 
 def gate_offsets(cost_terms: list[dict[str, Any]]) -> dict[str, int]:
     """Offset of each task term's gate in the cost parameters, by term (``joystick``, ``waypoint``, ``obstacles``),
@@ -20,7 +22,7 @@ def gate_offsets(cost_terms: list[dict[str, Any]]) -> dict[str, int]:
     return {t["params"][0].removesuffix("_gate"): int(t["offset"]) for t in cost_terms}
 
 
-class ExportedPlanner:
+class ExportedPlanner(GatedPlannerRuntime):
     """An exported planner module with its metadata (see module docstring); ``reset()`` drops the warm start."""
 
     def __init__(self, module: Any, meta: dict[str, Any], seed: int = 0) -> None:
@@ -33,16 +35,6 @@ class ExportedPlanner:
         self.gates = gate_offsets(meta["cost_terms"])
         self.gen = torch.Generator().manual_seed(seed)
         self.prev: torch.Tensor | None = None
-
-    def gate(self, term: str) -> int:
-        """Offset of ``term``'s gate; a clear error when the export has no such gated term."""
-        if term not in self.gates:
-            raise ValueError(f"the planner has no gated {term!r} cost (export it with python -m deploy.export_planner)")
-        return self.gates[term]
-
-    def reset(self) -> None:
-        """Forget the warm start."""
-        self.prev = None
 
     def plan(
         self,
