@@ -11,8 +11,8 @@ write) until the listener has taken a LowState echoing that counter or a later o
   up to 2 ms of waiting for the tick;
 - ``echo``: the double answers as soon as the command arrives: DDS and Python serialisation both ways.
 
-FACTS.md section 4 measured a median of 2-3 ms for this loop (11.0.1 to 11.0.1, generic serialiser); the target
-here is a ``tick`` median under ``TARGET_P50_MS``; ``--check`` exits 1 when a row misses it.
+An earlier loopback measurement gave a median of 2-3 ms for this loop (cyclonedds 11.0.1 to 11.0.1, generic
+serialiser); the target here is a ``tick`` median under ``TARGET_P50_MS``; ``--check`` exits 1 when a row misses it.
 """
 
 from __future__ import annotations

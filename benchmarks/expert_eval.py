@@ -7,7 +7,7 @@ m/s and yaw rate in [-1, 1] rad/s, a new one every 5 s, and the policy as export
 training ``config.json`` beside it). Rows: nominal (0.005 s x 4 physics), 0.002 s x 10 physics, 10 ms action
 latency, friction x0.8 / x1.2, link masses x0.8 / x1.2 (:data:`training.locomotion.evaluate.SIM_TO_SIM`).
 
-Targets (issue 5): fall rate < 5 %, mean planar velocity error < 0.15 m/s, mean yaw-rate error < 0.2 rad/s,
+Targets: fall rate < 5 %, mean planar velocity error < 0.15 m/s, mean yaw-rate error < 0.2 rad/s,
 over every step the robot is up; "settled" columns leave out the first second after each command change. "wz strd"
 is a diagnostic, not the target: the yaw-rate error of the pelvis yaw rate averaged over one gait period (settled
 steps), i.e. the per-step error without the pelvis yawing back and forth within a stride.

@@ -6,7 +6,7 @@ Each row runs the deploy :class:`deploy.loop.ControlLoop` (sleep-then-spin pacin
 functions, exported MLP policy, safety state machine) on the simulated G1 in its real-time physics thread, the
 script standing the robot up and then running the policy. The loop thread is pinned to core 0; the "loaded" row
 adds a busy process pinned to core 1 (the other core of our 2-core machines). Jitter = tick start minus its
-deadline. Targets (issue 6): p99 jitter < 2 ms and at most 0.1 % missed deadlines (tolerance 2 ms); ``--check``
+deadline. Targets: p99 jitter < 2 ms and at most 0.1 % missed deadlines (tolerance 2 ms); ``--check``
 exits 1 when a row misses them.
 
 ``--backend dds`` drives the robot double ``python -m robot.unitree.sim_bridge`` in its own process over DDS on the

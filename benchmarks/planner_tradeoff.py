@@ -12,7 +12,7 @@ Every configuration is the same trained network exported again with other sample
   ranges changed every 5 s, ``--seconds`` each, fixed seed): fall rate, planar velocity and yaw-rate error.
 
 The table's last columns are ratios to the first configuration (the reference: the trained sampler settings
-unless ``--steps`` says otherwise), so the trade-off reads directly. Target (issue 7): p99 < 5 ms at 50 Hz, or the
+unless ``--steps`` says otherwise), so the trade-off reads directly. Target: p99 < 5 ms at 50 Hz, or the
 fastest configuration that still meets the tracking targets.
 """
 

@@ -50,7 +50,7 @@ from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
 from training.safe_rl.evaluate import evaluate
 from training.safe_rl.train import resolve_task, train
 
-#: FISOR's Table 1 (normalized reward, normalized cost at limit 10), FACTS.md section 1
+#: FISOR's Table 1 (Zheng et al., ICLR 2024): normalized reward, normalized cost at limit 10
 PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
     "BallRun": {"bc_all": (0.67, 11.38), "bcq_lag": (0.43, 6.25), "fisor": (0.18, 0.00)},
     "CarRun": {"bc_all": (0.96, 1.88), "bcq_lag": (0.84, 2.51), "fisor": (0.73, 0.14)},

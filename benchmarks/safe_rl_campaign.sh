@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-3 safe-RL benchmark on one dataset, as a ladder of resumable stages (one CPU thread):
+# The safe-RL benchmark on one dataset, as a ladder of resumable stages (one CPU thread):
 #
 #     benchmarks/safe_rl_campaign.sh DATASET RUN_ROOT [STEPS...]      (default steps: 25000 50000 100000)
 #

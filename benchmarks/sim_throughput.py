@@ -5,7 +5,7 @@
 The bare rate is C MuJoCo stepping one G1 under the policy PD gains with zero action (it falls and is reset
 every 1.28 s, like the env rollouts here), no Python per step. Env rates count control steps (50 Hz, 4 physics
 substeps each); "physics/s per thread" multiplies by the substeps and divides by the thread count, and the
-ratio compares it with the bare rate. Target (issue 4): vectorized ratio >= 0.70. ``--check`` exits 1 when
+ratio compares it with the bare rate. Target: vectorized ratio >= 0.70. ``--check`` exits 1 when
 the 1-thread vectorized ratio misses it. Every configuration is measured in several interleaved rounds and
 the best round is reported, so a busy neighbour on a shared machine biases all rows alike.
 """

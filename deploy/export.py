@@ -3,7 +3,7 @@
 The exported module holds normalisation, the guided sampling loop, the latent decoder and un-normalisation,
 so the deploy runtime needs only ``torch.jit.load`` (no Steer import). TorchScript is used rather than
 ``torch.export`` because the guided loop calls ``torch.autograd.grad`` inside, which ``torch.export`` cannot
-capture (FACTS.md section 5); a parity test keeps eager and exported outputs equal.
+capture (checked with torch 2.13); a parity test keeps eager and exported outputs equal.
 
 Call signature of the exported module (see ``DiffusionPlanner.forward``)::
 

@@ -4,7 +4,7 @@ The event decoding (:class:`GamepadState`) is pure and works on ``(type, code, v
 numeric codes, so it is tested without a device or the ``evdev`` package; only :class:`EvdevGamepad` imports
 ``evdev`` (install the ``teleop`` extra: ``pip install 'steer[teleop]'``).
 
-Axes use the Unitree remote convention so that one mapping serves both (FACTS.md section 4): ``lx`` = left stick
+Axes use the Unitree remote convention so that one mapping serves both (Unitree's SDK): ``lx`` = left stick
 right, ``ly`` = left stick forward (the kernel reports forward as negative ABS_Y), ``rx`` = right stick right;
 command ``vx = ly, vy = -lx, wz = -rx``. A reader thread keeps the state; a device that disappears (unplugged, out
 of range, ENODEV) reports ``connected = False`` and the safety state machine stops the robot.

@@ -3,7 +3,7 @@
 The exported pair is ``policy.pt`` (TorchScript; the metadata JSON is also embedded as the extra file
 ``metadata.json``) and ``policy.json`` beside it. The metadata says everything the runtime needs to feed the
 network and to turn its output into motor commands: joint order, default pose, PD gains, action scale and clip,
-control period, observation layout and scales, history length and command ranges (FACTS.md section 4).
+control period, observation layout and scales, history length and command ranges (as mjlab's exports carry).
 
 Before driving a robot, :func:`check_policy_robot` compares the metadata with a :class:`RobotSpec` (and the joint
 names the backend reports) and raises :class:`PolicyRobotMismatchError` listing every difference: a policy trained

@@ -6,7 +6,7 @@ rad/s)`` already scaled to the policy's command ranges, the deadman and e-stop b
 reported once, on the tick the button goes down) and whether the device is connected. The safety state machine
 (:mod:`deploy.safety_fsm`) turns those into transitions; sources never decide anything about the robot.
 
-Axes follow FACTS.md section 4: Unitree remote ``vx = ly, vy = -lx, wz = -rx``, a deadzone, then a linear map of
+Axes follow the Unitree remote (unitree_sdk2): ``vx = ly, vy = -lx, wz = -rx``, a deadzone, then a linear map of
 ``[-1, 1]`` onto the command range (asymmetric ranges map each half separately).
 """
 

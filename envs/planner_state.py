@@ -1,6 +1,6 @@
 """The planner state of the G1: what a diffusion planner predicts per step (BeyondMimic's body-position state).
 
-FACTS.md section 3: yaw-normalised body positions and velocities relative to the root, plus the root pose and
+Liao et al. 2025: yaw-normalised body positions and velocities relative to the root, plus the root pose and
 twist in the current yaw frame. With ``R_y`` the rotation about world z by the root's heading ``psi``, the
 state of one step is, in this order (``S = 13 + 6 K``, K = ``len(robot.g1.constants.TRACKED_BODIES)`` = 13):
 

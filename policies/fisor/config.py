@@ -39,7 +39,7 @@ class FISORConfig:
     infeasible_temperature: float = 5.0
     """alpha_h in w = exp(alpha_h (V_h - Q_h)) where V_h(s) > 0 (the reference's cost_temperature)"""
     infeasible_weight_min: float = 0.0
-    """lower clip of the infeasible-region weight (0 as in FACTS.md and the reference's clip(., 0, cost_ub))"""
+    """lower clip of the infeasible-region weight (0 as in the paper and the reference's clip(., 0, cost_ub))"""
     infeasible_weight_max: float = 150.0
     """upper clip of the infeasible-region weight (the reference's cost_ub)"""
     feasible_temperature: float = 3.0

@@ -190,7 +190,7 @@ def test_candidates_follow_the_reference_ddpm_sampler() -> None:
     abar = model.actor_ema.schedule.abar(torch.arange(T))  # (T,)
     alpha = abar / torch.cat([torch.ones(1), abar[:-1]])
     beta = 1 - alpha
-    # FACTS.md: the VP schedule of b_min 0.1, b_max 10 with T = 5
+    # FISOR's reference: the VP schedule of b_min 0.1, b_max 10 with T = 5
     torch.testing.assert_close(beta, torch.tensor([0.196, 0.459, 0.636, 0.755, 0.835]), atol=1e-3, rtol=0)
     obs = torch.randn(3, 5)
     N = 16

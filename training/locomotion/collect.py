@@ -4,7 +4,7 @@
 
 Episodes run in waves of ``num_envs`` parallel worlds for ``episode_length_s`` each, with random velocity
 commands (resampled every few seconds), pushes, and Ornstein-Uhlenbeck noise on the expert's actions
-(BeyondMimic's recipe, FACTS.md section 3) on the joints the expert drives (the legs of a legs-only expert: the
+(BeyondMimic's recipe, Liao et al. 2025) on the joints the expert drives (the legs of a legs-only expert: the
 waist and arms hold the default pose as in its training). Every world that falls is dropped from its wave; waves repeat
 until ``episodes`` episodes are kept. With ``mirror`` each kept episode is also stored mirrored (left-right),
 doubling the data. The file format is :mod:`envs.planner_dataset`; the rate (kept transitions/s) is printed.
@@ -55,9 +55,9 @@ class OUNoiseConfig:
     """
 
     theta_per_s: float = 0.8
-    """Mean-reversion rate (FACTS.md: 0.8)."""
+    """Mean-reversion rate (BeyondMimic: 0.8)."""
     sigma: float = 0.1
-    """Diffusion (action units per sqrt(s); FACTS.md: 0.1)."""
+    """Diffusion (action units per sqrt(s); BeyondMimic: 0.1)."""
 
     def __post_init__(self) -> None:
         if self.theta_per_s < 0.0 or self.sigma < 0.0:

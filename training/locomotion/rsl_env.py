@@ -1,6 +1,6 @@
 """The G1 walking env behind rsl-rl-lib's ``VecEnv`` interface, the PPO construction and the mirror function.
 
-rsl-rl-lib (FACTS.md section 5) wants ``get_observations() -> TensorDict`` and ``step(actions) -> (obs, rewards,
+rsl-rl-lib 5.5.1 wants ``get_observations() -> TensorDict`` and ``step(actions) -> (obs, rewards,
 dones, extras)`` with ``extras["time_outs"]`` (bootstrapped, not terminal) and ``extras["log"]``.
 """
 
