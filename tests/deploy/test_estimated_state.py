@@ -65,13 +65,13 @@ def test_a_frozen_imu_makes_the_estimator_invalid_and_the_loop_damp(model, tmp_p
 
     robot._sensor_model.imu = freeze_after_3_s
     freeze_tick: list[int] = []
+
+    def note_first_frozen_tick(k: int, t: float) -> None:
+        if "reading" in frozen and not freeze_tick:
+            freeze_tick.append(k)
+
     try:
-        modes = run_manual(
-            loop,
-            robot,
-            4.0,
-            before_tick=lambda k, t: freeze_tick.extend([k] * (not freeze_tick and "reading" in frozen)),
-        )
+        modes = run_manual(loop, robot, 4.0, before_tick=note_first_frozen_tick)
     finally:
         robot.close()
     assert Mode.POLICY in modes and modes[-1] is Mode.DAMPING
