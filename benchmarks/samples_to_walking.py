@@ -7,7 +7,7 @@ The expert was trained in phases, each started from the previous phase's weights
 (``lineage.json``). The phases' ``eval.csv`` rows (the trainer's periodic evaluation: 32 episodes x 10 s, the
 benchmark's command ranges, nominal physics, every 25 iterations) are laid end to end, each cut at its branch point,
 and the first row that meets a milestone gives its env steps. Milestones: fall rate < 5 %; and with it mean planar
-velocity error < 0.3, 0.25, 0.2 and 0.15 m/s (0.15 is the issue's target); and yaw-rate error < 0.2 rad/s. Wall time
+velocity error < 0.3, 0.25, 0.2 and 0.15 m/s (0.15 is the expert's target); and yaw-rate error < 0.2 rad/s. Wall time
 is the trainer's own (``metrics.csv``), summed over the phases as they were run (different thread counts and machine
 loads), so it is indicative only. The lineage is not one fixed recipe: the env steps are what this expert cost,
 not what the final recipe would cost from scratch.

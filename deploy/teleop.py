@@ -56,7 +56,8 @@ class TeleopSample:
 
 @dataclass
 class CommandRanges:
-    """Per-axis ``[low, high]`` of ``(vx, vy, yaw rate)``; FACTS §4 typical values by default."""
+    """Per-axis ``[low, high]`` of ``(vx, vy, yaw rate)``; by default the usual ranges of velocity-tracking
+    walking policies (vx +-1 m/s, vy +-0.5 m/s, yaw rate +-1 rad/s)."""
 
     low: tuple[float, float, float] = (-1.0, -0.5, -1.0)
     """Lowest command."""

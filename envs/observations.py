@@ -4,7 +4,7 @@ The same functions build the policy input in the gymnasium env, the vectorized e
 so a policy sees identical numbers in sim and on the robot (hand-rebuilt observations are the classic sim2sim
 bug). Everything is numpy and broadcasts over leading batch dimensions ``(..., X)``.
 
-Policy observation (velocity walking, FACTS §4), in this order::
+Policy observation (velocity walking, as in unitree_rl_gym's G1 task and BeyondMimic), in this order::
 
     gyro * ang_vel_scale            (3)   body angular velocity from the IMU, rad/s
     projected gravity               (3)   unit gravity vector in the IMU frame

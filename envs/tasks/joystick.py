@@ -1,6 +1,7 @@
 """Joystick velocity tracking: follow a commanded (vx, vy, yaw rate) in the heading frame.
 
-Guidance cost (BeyondMimic / Diffuse-CLoC, FACTS §3) on a predicted trajectory ``x0`` (B, H, D):
+Guidance cost (BeyondMimic, Liao et al. 2025; Diffuse-CLoC, Huang et al. 2025) on a predicted trajectory
+``x0`` (B, H, D):
 
     G = 1/2 sum_h ||v_xy,h - v_cmd||^2 + w_yaw / 2 sum_h (omega_h - omega_cmd)^2,
 

@@ -1,6 +1,6 @@
 """Obstacle avoidance: boxes and cylinders in the MuJoCo scene and a barrier cost on their SDF.
 
-Guidance cost (Diffuse-CLoC, FACTS §3) on a predicted trajectory ``x0`` (B, H, D):
+Guidance cost (Diffuse-CLoC, Huang et al. 2025) on a predicted trajectory ``x0`` (B, H, D):
 
     G = sum_h sum_b B(SDF(p_b,h) - r_b, delta),
 

@@ -3,7 +3,7 @@
 Obstacles are vertical prisms (boxes with a yaw, cylinders) standing on the floor, so the distance of a point
 at a height within the obstacle is the 2-D distance in the ground plane. Negative inside.
 
-Relaxed log barrier (Diffuse-CLoC, FACTS §3), C1 at ``x = delta``:
+Relaxed log barrier (Diffuse-CLoC, Huang et al. 2025), C1 at ``x = delta``:
 
     B(x) = -ln x                                             x >= delta
     B(x) = -ln delta + 1/2 (((x - 2 delta) / delta)^2 - 1)   x <  delta

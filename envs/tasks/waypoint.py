@@ -1,6 +1,6 @@
 """Waypoint reaching: walk to a goal position and stop there.
 
-Guidance cost (Diffuse-CLoC, FACTS §3) on a predicted trajectory ``x0`` (B, H, D):
+Guidance cost (Diffuse-CLoC, Huang et al. 2025) on a predicted trajectory ``x0`` (B, H, D):
 
     G = sum_h (1 - e^{-2 d_h}) ||p_xy,h - g||^2 + e^{-2 d_h} ||v_xy,h||^2,   d_h = ||p_xy,h - g||,
 

@@ -69,7 +69,8 @@ def test_gains_follow_beyondmimic_law_and_quoted_numbers():
     np.testing.assert_allclose(C.KP_NM_PER_RAD, C.ARMATURE_KGM2 * w**2)
     np.testing.assert_allclose(C.KD_NMS_PER_RAD, 2 * 2.0 * C.ARMATURE_KGM2 * w)
     np.testing.assert_allclose(C.ACTION_SCALE_RAD, 0.25 * C.EFFORT_LIMIT_NM / C.KP_NM_PER_RAD)
-    # FACTS §4: kp ~ 40 / 99 / 28 / 14 / 17 for 7520-14, 7520-22, 2x5020 linkage, 5020, 4010.
+    # BeyondMimic's gain law (Liao et al. 2025) gives kp ~ 40 / 99 / 28 / 14 / 17 for 7520-14, 7520-22,
+    # 2x5020 linkage, 5020, 4010.
     kp = {C.JOINTS[i].motor.name: C.KP_NM_PER_RAD[i] for i in range(C.NUM_JOINTS)}
     assert kp["7520-14"] == pytest.approx(40.0, abs=0.5)
     assert kp["7520-22"] == pytest.approx(99.0, abs=0.5)
