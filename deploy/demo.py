@@ -1,4 +1,7 @@
-"""Guided-sampling demonstration (``make demo``): train a small planner, steer it with costs, export it.
+"""Guided sampling on a point mass (``python -m deploy.demo``): train a small planner, steer it with costs, export it.
+
+A second, smaller demonstration beside ``make demo`` (which runs :mod:`training.demo`, the G1 planner and offline
+safe RL): it needs no committed asset and runs in about a minute.
 
 It lives in ``deploy`` because it ends in the deploy path (export, load, timed plans); the few lines of Adam
 that train the demo planner are kept here so that the demonstration reads as one file.
@@ -51,7 +54,7 @@ class DemoConfig:
     """held-out starts per evaluation row"""
     seed: int = 0
     """seed of data, initialisation and sampling"""
-    out_dir: Path = Path("outputs/demo")
+    out_dir: Path = Path("outputs/pointmass_demo")
     """where metrics.json and the exported planner go"""
     latency_plans: int = 200
     """timed plans of the exported planner"""
