@@ -14,8 +14,9 @@ unitree-remote``, G1 only: its bytes come in the LowState). A prompt says what t
 mode changes. At exit it prints the mode transitions and the timing report, and writes ``timing.csv``, ``tb/``
 (TensorBoard, ``timing/`` tags) and ``summary.json`` under ``--out-dir``.
 
-Without ``--policy`` it exports and runs a zero-action MLP (holds the default pose with the stand gains): there is
-no trained walking expert yet, and that policy shows the runtime, the safety state machine and the timing.
+Without ``--policy`` it exports and runs a zero-action MLP (holds the default pose with the stand gains): it shows
+the runtime, the safety state machine and the timing without a trained policy (the walking expert is
+``assets/g1_walk/deploy/policy.pt``).
 """
 
 from __future__ import annotations
