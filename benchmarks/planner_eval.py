@@ -20,6 +20,7 @@ reports ~12 % walking in simulation) is printed beside the m/s figures. ``--chec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 
 from benchmarks._common import add_common_args, latency_stats_ms, machine_info, write_json
 from envs.planner_runtime import ExportedPlanner
+from envs.tasks.route import RouteConfig
 from training.planner.evaluate import (
     CONDITIONS,
     DEFAULT_PLANNER,
@@ -107,8 +109,20 @@ def main() -> int:
     parser.add_argument(
         "--goal-lookahead-m",
         type=float,
-        default=3.0,
+        default=1.5,
         help="waypoint rows: target at most this far along the line to the goal (0: the goal itself)",
+    )
+    parser.add_argument(
+        "--goal-min-lookahead-m",
+        type=float,
+        default=0.8,
+        help="waypoint rows: target at least this far along the line, past a nearer goal (0: stop at the goal)",
+    )
+    parser.add_argument(
+        "--route-min-lookahead-m",
+        type=float,
+        default=0.8,
+        help="obstacle rows: the route's pursuit point at least this far along it, past a nearer goal",
     )
     parser.add_argument("--num-threads", type=int, default=2, help="physics worker threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of commands, initial states, goals and noise")
@@ -132,6 +146,8 @@ def main() -> int:
         episode_length_s=args.seconds or (4.0 if quick else 20.0),
         waypoint_time_s=args.waypoint_seconds or (4.0 if quick else 30.0),
         goal_lookahead_m=args.goal_lookahead_m or None,
+        goal_min_lookahead_m=args.goal_min_lookahead_m if args.goal_lookahead_m else 0.0,
+        route=RouteConfig(min_lookahead_m=args.route_min_lookahead_m),
     )
     latency = plan_latency_ms(args.planner, args.latency_calls or (30 if quick else 300))
     print(
@@ -170,6 +186,8 @@ def main() -> int:
             "goal_distance_m": list(cfg.goal_distance_m),
             "waypoint_time_s": cfg.waypoint_time_s,
             "goal_lookahead_m": cfg.goal_lookahead_m,
+            "goal_min_lookahead_m": cfg.goal_min_lookahead_m,
+            "route": dataclasses.asdict(cfg.route),
             "latency_ms": latency,
             "rows": rows,
             "summary": by_source[sources[0]] if len(sources) == 1 else by_source,

@@ -35,6 +35,9 @@ class RouteConfig:
     more at its corners)."""
     lookahead_m: float = 1.0
     """The waypoint handed to the planner lies this far along the route (the goal itself once closer)."""
+    min_lookahead_m: float = 0.0
+    """Floor on the waypoint's distance along the route: once the goal is closer than this, the waypoint lies
+    this far along the route's last leg, past the goal (:func:`pursuit_point`); 0 keeps the goal itself."""
     cylinder_sides: int = 8
     """Sides of the polygon that stands for an inflated cylinder (it encloses the grown circle)."""
 
@@ -42,6 +45,11 @@ class RouteConfig:
         if self.clearance_m < 0.0 or self.lookahead_m <= 0.0:
             raise ValueError(
                 f"clearance_m >= 0 and lookahead_m > 0 expected, got {self.clearance_m}, {self.lookahead_m}"
+            )
+        if not 0.0 <= self.min_lookahead_m <= self.lookahead_m:
+            raise ValueError(
+                f"min_lookahead_m: expected 0 <= min_lookahead_m <= lookahead_m ({self.lookahead_m}), "
+                f"got {self.min_lookahead_m}"
             )
         if self.cylinder_sides < 3:
             raise ValueError(f"cylinder_sides: expected >= 3, got {self.cylinder_sides}")
@@ -207,8 +215,35 @@ class Route:
         return np.stack(points)
 
     def target(self, start_xy: np.ndarray) -> np.ndarray:
-        """The point ``lookahead_m`` along :meth:`path` from ``start_xy`` (the goal when the route is shorter)."""
-        return point_along(self.path(start_xy), self.cfg.lookahead_m)
+        """The pure-pursuit point of :meth:`path` from ``start_xy`` (:func:`pursuit_point` with the config's
+        ``lookahead_m`` and ``min_lookahead_m``)."""
+        return pursuit_point(self.path(start_xy), self.cfg.lookahead_m, self.cfg.min_lookahead_m)
+
+
+def pursuit_point(path: np.ndarray, lookahead_m: float, min_lookahead_m: float = 0.0) -> np.ndarray:
+    """Pure-pursuit target on the polyline ``path (M, 2)`` (``path[0]`` the robot, ``path[-1]`` the goal): the
+    point ``lookahead_m`` along it; when the path is shorter than ``min_lookahead_m``, the point that far along it
+    with the last leg extended past the goal; the goal when shorter than ``lookahead_m`` otherwise.
+
+    Why a floor. The waypoint cost pulls the plan with a force that grows with the target's distance (gradient
+    ``2 (p - target)``): a far target makes the planner walk fast, and a target a few decimetres away asks for
+    steps shorter than any the walking data hold, so the plan stops short of it. Keeping the target between
+    ``min_lookahead_m`` and ``lookahead_m`` ahead holds the pull in the range the planner was fitted on, up to the
+    goal. The caller declares arrival (a reach radius) and stops steering there, as the navigation trials do; a
+    target past the goal is only ever a pull through it."""
+    if not 0.0 <= min_lookahead_m <= lookahead_m:
+        raise ValueError(f"expected 0 <= min_lookahead_m <= lookahead_m, got {min_lookahead_m}, {lookahead_m}")
+    path = np.asarray(path, dtype=np.float64)
+    legs = np.linalg.norm(np.diff(path, axis=0), axis=1)  # (M-1,)
+    length = float(legs.sum())
+    if length >= min_lookahead_m or min_lookahead_m == 0.0:
+        return point_along(path, lookahead_m)
+    nonzero = np.flatnonzero(legs > _EPS)
+    if nonzero.size == 0:  # at the goal: no direction to pull in
+        return path[-1].copy()
+    k = int(nonzero[-1])
+    direction = (path[k + 1] - path[k]) / legs[k]
+    return path[-1] + (min_lookahead_m - length) * direction
 
 
 def point_along(path: np.ndarray, distance_m: float) -> np.ndarray:

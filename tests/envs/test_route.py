@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from envs.tasks.obstacles import BoxObstacle, CylinderObstacle, ObstacleScene
-from envs.tasks.route import Route, RouteConfig, inflated_polygons, point_along, segment_blocked
+from envs.tasks.route import (
+    Route,
+    RouteConfig,
+    inflated_polygons,
+    point_along,
+    pursuit_point,
+    segment_blocked,
+)
 from envs.tasks.sdf import scene_sdf
 
 WALL = ObstacleScene(boxes=[BoxObstacle((2.0, 0.0), (0.15, 0.5))])
@@ -110,3 +117,29 @@ def test_point_along_and_config_errors() -> None:
         RouteConfig(lookahead_m=0.0)
     with pytest.raises(ValueError, match="goal"):
         Route(WALL, np.array([np.nan, 0.0]))
+
+
+def test_pursuit_point_keeps_the_target_between_the_floor_and_the_lookahead() -> None:
+    path = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])  # 3 m: two legs
+    np.testing.assert_allclose(pursuit_point(path, 1.5, 0.8), [1.0, 0.5])  # far goal: the lookahead
+    short = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.2]])  # 1.2 m: shorter than the lookahead
+    np.testing.assert_allclose(pursuit_point(short, 1.5, 0.8), [1.0, 0.2])  # the goal itself
+    near = np.array([[0.9, 0.0], [1.0, 0.0], [1.0, 0.3]])  # 0.4 m: under the floor
+    # 0.8 m along the path: 0.4 m past the goal on the last leg's line (the +y direction)
+    np.testing.assert_allclose(pursuit_point(near, 1.5, 0.8), [1.0, 0.7])
+    np.testing.assert_allclose(pursuit_point(near, 1.5, 0.0), [1.0, 0.3])  # no floor: the goal
+    at_goal = np.array([[1.0, 0.3], [1.0, 0.3]])
+    np.testing.assert_allclose(pursuit_point(at_goal, 1.5, 0.8), [1.0, 0.3])  # no direction: the goal
+    with pytest.raises(ValueError, match="min_lookahead_m"):
+        pursuit_point(path, 1.0, 1.5)
+    with pytest.raises(ValueError, match="min_lookahead_m"):
+        RouteConfig(lookahead_m=1.0, min_lookahead_m=1.2)
+
+
+def test_route_target_past_a_near_goal_follows_the_last_leg() -> None:
+    goal = np.array([3.0, 0.0])
+    route = Route(WALL, goal, RouteConfig(lookahead_m=1.0, min_lookahead_m=0.8))
+    start = np.array([2.7, 0.0])  # behind the wall, 0.3 m short of the goal: the last leg is the straight line
+    np.testing.assert_allclose(route.target(start), [3.5, 0.0], atol=1e-9)
+    far = Route(WALL, goal, RouteConfig(lookahead_m=1.0))
+    np.testing.assert_allclose(far.target(start), goal)  # no floor: the goal itself

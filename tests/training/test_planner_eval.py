@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -185,6 +186,10 @@ def test_carrot_keeps_far_goals_at_the_lookahead_and_near_goals_in_place():
     goals = np.array([[1.0, 11.0], [1.0, 2.0]])  # 10 m away, sqrt(5) m away
     np.testing.assert_allclose(carrot(goals, xy, 3.0), [[1.0, 4.0], [1.0, 2.0]])
     np.testing.assert_allclose(carrot(goals[:1], goals[:1], 3.0), goals[:1])  # at the goal: the goal
+    # With a 2.5 m floor the sqrt(5) m goal is passed through: the target lies 2.5 m along the line.
+    np.testing.assert_allclose(carrot(goals, xy, 3.0, 2.5), [[1.0, 4.0], np.array([1.0, 2.0]) * 2.5 / math.sqrt(5)])
+    with pytest.raises(ValueError, match="goal_min_lookahead_m"):
+        PlannerEvalConfig(goal_lookahead_m=1.0, goal_min_lookahead_m=1.5)
     with pytest.raises(ValueError, match="goal_lookahead_m"):
         PlannerEvalConfig(goal_lookahead_m=0.0)
 

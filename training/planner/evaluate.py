@@ -101,9 +101,12 @@ class PlannerEvalConfig:
     """Joystick: a new command every this long."""
     goal_distance_m: tuple[float, float] = (2.0, 10.0)
     """Waypoint and obstacle trials: goal distance range."""
-    goal_lookahead_m: float | None = 3.0
+    goal_lookahead_m: float | None = 1.5
     """Waypoint rows: the cost's target is the goal, or the point this far along the straight line to it when the
     goal is farther (a carrot, as the obstacle rows' route gives one); None: always the goal itself."""
+    goal_min_lookahead_m: float = 0.8
+    """Waypoint rows with a carrot: once the goal is nearer than this, the target lies this far along the line,
+    past the goal, so the pull does not fade before the reach radius (``envs.tasks.route.pursuit_point``)."""
     reach_radius_m: float = 0.3
     """Waypoint success radius."""
     waypoint_time_s: float = 30.0
@@ -112,7 +115,7 @@ class PlannerEvalConfig:
     """Obstacle trials: half width of the box placed halfway between start and goal, across the path."""
     obstacle_gate: float = 1.0
     """Obstacle trials: the obstacle cost's gate (its weight per call; the export's weight multiplies it)."""
-    route: RouteConfig = field(default_factory=RouteConfig)
+    route: RouteConfig = field(default_factory=lambda: RouteConfig(min_lookahead_m=0.8))
     """Obstacle trials: the route round the wall that the waypoint cost follows (not in ``obstacles_direct``)."""
     seed: int = 1
     """Seed of commands, goals, initial states and sampling noise."""
@@ -136,6 +139,11 @@ class PlannerEvalConfig:
             raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
         if self.goal_lookahead_m is not None and self.goal_lookahead_m <= 0.0:
             raise ValueError(f"goal_lookahead_m: expected > 0 or None, got {self.goal_lookahead_m}")
+        if self.goal_lookahead_m is not None and not 0.0 <= self.goal_min_lookahead_m <= self.goal_lookahead_m:
+            raise ValueError(
+                f"goal_min_lookahead_m: expected 0 <= goal_min_lookahead_m <= goal_lookahead_m "
+                f"({self.goal_lookahead_m}), got {self.goal_min_lookahead_m}"
+            )
         lo, hi = self.goal_distance_m
         if not 0.0 < lo <= hi:
             raise ValueError(f"goal_distance_m: expected 0 < low <= high, got {self.goal_distance_m}")
@@ -236,6 +244,7 @@ def run(cfg: PlannerEvalConfig) -> list[dict[str, Any]]:
             "episodes": cfg.episodes,
             "goal_distance_m": list(cfg.goal_distance_m),
             "goal_lookahead_m": cfg.goal_lookahead_m,
+            "goal_min_lookahead_m": cfg.goal_min_lookahead_m,
             "rows": rows,
             "summary": summary(rows),
         }

@@ -17,7 +17,7 @@ from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
 from envs.planner_runtime import gate_offsets
 from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
-from envs.tasks.route import Route
+from envs.tasks.route import Route, pursuit_point
 from envs.vec_env import DomainRandomizationConfig
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
@@ -67,16 +67,17 @@ class ObstacleRecordingEnv(RecordingEnv):
         return out
 
 
-def carrot(goals_xy: np.ndarray, xy: np.ndarray, lookahead_m: float) -> np.ndarray:
-    """(N, 2) the goal, or the point ``lookahead_m`` along the straight line from ``xy (N, 2)`` to a farther goal.
+def carrot(goals_xy: np.ndarray, xy: np.ndarray, lookahead_m: float, min_lookahead_m: float = 0.0) -> np.ndarray:
+    """(N, 2) pure-pursuit targets on the straight lines from ``xy (N, 2)`` to ``goals_xy (N, 2)``: the point
+    ``lookahead_m`` along the line, the goal once closer, or the point ``min_lookahead_m`` along the line (past the
+    goal) once the goal is closer than that (:func:`envs.tasks.route.pursuit_point`, row by row).
 
-    The waypoint cost's pull on the plan grows with the goal's distance (gradient ``2 (p - goal)``); the planner's
-    action head was fitted on goals where the expert was 0.5-5 s later (about 0.2-4 m), and goals beyond ~5 m made
-    the committed planner fall (nominal, 16 trials each: 2-5 m 6 % falls, 6-10 m 88 %). A target that never lies
-    farther than ``lookahead_m`` keeps the pull inside what the planner was fitted for, as pure pursuit does."""
-    offset = goals_xy - xy  # (N, 2)
-    dist = np.linalg.norm(offset, axis=1, keepdims=True)  # (N, 1)
-    return xy + offset * np.minimum(1.0, lookahead_m / np.maximum(dist, 1e-9))
+    The planner's action head was fitted on goals where the expert was 0.5-5 s later (about 0.2-4 m); a far goal
+    pulls the plan into a fast walk (goals beyond ~5 m made the planner fall), a near one into steps too short to
+    reach it. The obstacle rows' route is followed the same way."""
+    return np.stack(
+        [pursuit_point(np.stack([p, g]), lookahead_m, min_lookahead_m) for p, g in zip(xy, goals_xy, strict=True)]
+    )
 
 
 def navigate(
@@ -135,7 +136,11 @@ def navigate(
         o = gates["waypoint"]
         params[:, o] = 1.0
         if routes is None:
-            targets = goals if cfg.goal_lookahead_m is None else carrot(goals, xy, cfg.goal_lookahead_m)
+            targets = (
+                goals
+                if cfg.goal_lookahead_m is None
+                else carrot(goals, xy, cfg.goal_lookahead_m, cfg.goal_min_lookahead_m)
+            )
         else:
             targets = np.stack([r.target(xy[i]) for i, r in enumerate(routes)])
         params[:, o + 1 : o + 3] = points_to_plan_frame(targets, xy, yaw)
