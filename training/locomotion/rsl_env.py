@@ -21,7 +21,7 @@ from envs.observations import observation_mirror_map
 from robot.g1 import constants as C
 
 if TYPE_CHECKING:
-    from training.locomotion.train import PPOConfig
+    from training.locomotion.config import PPOConfig
 
 
 RESIDUAL_EXCESS = "train/residual_excess"
