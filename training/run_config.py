@@ -103,30 +103,33 @@ def _scan(args: Sequence[str]) -> tuple[list[str], str | None, Path | None, bool
     return rest, preset, run_dir, resume
 
 
-def _help(description: str, presets: Mapping[str, Callable[[], Any]], may_change: Collection[str]) -> str:
+def _help(description: str, presets: Mapping[str, Callable[[], Any]], may_change: Collection[str] | None) -> str:
     lines = [description.strip()]
     if presets:
         lines.append(f"--preset NAME: start from a named recipe instead of the defaults ({', '.join(presets)}).")
-    lines.append(
-        "--resume: the options of RUN_DIR/config.json; options given with it must agree with the run, except "
-        f"{', '.join(sorted(may_change))}."
-    )
+    if may_change is not None:
+        lines.append(
+            "--resume: the options of RUN_DIR/config.json; options given with it must agree with the run, except "
+            f"{', '.join(sorted(may_change))}."
+        )
     return "\n".join(lines)
 
 
 def parse_cli(
     cls: type[T],
     *,
-    run_config: Callable[[Path], T],
-    may_change: Collection[str],
+    run_config: Callable[[Path], T] | None = None,
+    may_change: Collection[str] = (),
     presets: Mapping[str, Callable[[], T]] | None = None,
     description: str = "",
     args: Sequence[str] | None = None,
 ) -> T:
     """``tyro.cli(cls)`` with ``--preset NAME`` (``presets``) and ``--resume`` from the run's own config
-    (``run_config(run_dir)``), as the module docstring says; exits with a one-line error on a conflict."""
+    (``run_config(run_dir)``; None: a config without ``--resume``), as the module docstring says; exits with a
+    one-line error on a conflict."""
     presets = dict(presets or {})
     rest, preset, run_dir, resume = _scan(sys.argv[1:] if args is None else list(args))
+    resume = resume and run_config is not None
     base: T | None = None
     try:
         if resume:
@@ -134,14 +137,15 @@ def parse_cli(
                 raise ValueError("--preset: a resumed run takes its options from its config.json; leave it out")
             if run_dir is None:
                 run_dir = next(f.default for f in dataclasses.fields(cls) if f.name == "run_dir")  # type: ignore[arg-type]
-            if run_dir is not None:
+            if run_dir is not None and run_config is not None:
                 base = dataclasses.replace(run_config(run_dir), run_dir=run_dir, resume=True)  # type: ignore[type-var]
         elif preset is not None:
             name = preset.replace("_", "-")
             if name not in presets:
                 raise ValueError(f"--preset: expected one of {sorted(presets)}, got {preset!r}")
             base = presets[name]()
-        cfg = tyro.cli(cls, args=rest, default=base, description=_help(description, presets, may_change))
+        usage = _help(description, presets, None if run_config is None else may_change)
+        cfg = tyro.cli(cls, args=rest, default=base, description=usage)
         if resume and base is not None:
             check_resume(base, cfg, may_change, Path(run_dir or ".") / "config.json")
     except (ValueError, FileNotFoundError) as error:

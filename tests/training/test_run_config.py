@@ -1,6 +1,7 @@
 """training.run_config: --preset picks a named config, --resume takes the run's own config.json and refuses options
 that conflict with it (one line: field, the run's value, the given one), for any trainer's config."""
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,3 +114,28 @@ def test_the_walking_trainer_resumes_the_committed_expert_with_its_own_options(t
     # a config built in code is held to the same rule by the trainer, before it builds anything
     with pytest.raises(ValueError, match=r"config\.json: cannot resume with different options: seed: run has 0, now 1"):
         train.Trainer(train.TrainConfig(**{**vars(cfg), "seed": 1}))
+
+
+def test_the_planner_trainer_resumes_the_committed_planner_with_its_own_options(tmp_path):
+    from training.planner import train
+    from training.planner.config import RESUME_MAY_CHANGE, read_run_config
+
+    folder = tmp_path / "g1_planner"
+    folder.mkdir()
+    (folder / "config.json").write_text((ROOT / "assets/g1_planner/checkpoint/config.json").read_text())
+
+    def cli(*args):
+        return parse_cli(
+            train.PlannerTrainConfig,
+            run_config=read_run_config,
+            may_change=RESUME_MAY_CHANGE,
+            args=["--run-dir", str(folder), "--resume", *args],
+        )
+
+    cfg = cli("--torch-threads", "2", "--max-minutes", "30")
+    assert cfg.planner == read_run_config(folder).planner and cfg.lr == 1.5e-4 and cfg.steps == 2500
+    with pytest.raises(SystemExit, match=r"lr: run has 0\.00015, now 0\.0003; steps: run has 2500, now 3000"):
+        cli("--lr", "3e-4", "--steps", "3000")
+    other = train.PlannerTrainConfig(**{**vars(cfg), "planner": dataclasses.replace(cfg.planner, width=64)})
+    with pytest.raises(ValueError, match=r"planner\.width: run has 128, now 64"):
+        train.PlannerTrainer(other)  # before it reads the data

@@ -137,6 +137,35 @@ def test_resume_refuses_other_options_and_a_fresh_run_refuses_an_existing_folder
     assert longer.step == 8
 
 
+def test_cli_resume_takes_the_runs_options_and_refuses_conflicting_ones(tmp_path) -> None:
+    from robot.configio import TYPE_KEY
+    from training.run_config import parse_cli
+    from training.safe_rl.config import RESUME_MAY_CHANGE, TrainConfig, read_run_config
+
+    data = write_tiny_dataset(tmp_path)
+    first = train_config(data, tmp_path / "run", "bc_safe", num_steps=4, seed=3)
+    train(first)
+
+    def cli(*args: str) -> TrainConfig:
+        return parse_cli(TrainConfig, run_config=read_run_config, may_change=RESUME_MAY_CHANGE, args=list(args))
+
+    # tyro takes an algorithm's options after its subcommand; the subcommand starts from the run's values
+    resumed = cli("--run-dir", str(tmp_path / "run"), "--resume", "algorithm:bc-safe", "--algorithm.num-steps", "8")
+    assert resumed.algorithm_name == "bc_safe" and resumed.seed == 3 and resumed.algorithm.num_steps == 8
+    assert resumed.algorithm.hidden == first.algorithm.hidden  # nothing retyped
+    assert train(resumed).step == 8
+    assert cli("--run-dir", str(tmp_path / "run"), "--resume") == resumed  # config.json records the new length
+    with pytest.raises(SystemExit, match=r"algorithm\.mode: run has 'safe', now 'all'"):
+        cli("--run-dir", str(tmp_path / "run"), "--resume", "algorithm:bc-all")
+    with pytest.raises(SystemExit, match=r"seed: run has 3, now 0"):
+        cli("--run-dir", str(tmp_path / "run"), "--resume", "--seed", "0")
+    # a run folder written before union fields were tagged names its algorithm only by algorithm_name
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    del record["config"]["algorithm"][TYPE_KEY]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    assert read_run_config(tmp_path / "run") == resumed
+
+
 def test_a_crash_while_writing_a_checkpoint_leaves_the_old_last_pt_intact(tmp_path, monkeypatch) -> None:
     data = write_tiny_dataset(tmp_path)
     last = tmp_path / "run" / "checkpoints" / "last.pt"

@@ -3,6 +3,7 @@
     python -m training.planner.action_head --model runs/g1_planner/planner_model.pt \\
         --data data/planner/g1_walk.h5 --out-dir runs/g1_planner_head --guidance-mode x0 --guidance-scale 10 \\
         --sampler-steps 3
+    python -m training.planner.action_head --preset g1-planner-head   # the committed head's settings
 
 The diffusion model's first action is the least precise part of its plan (``benchmarks/planner_bc_probe.py``): a
 regressor on the same history is far more accurate. The action head (``PlannerConfig.action_head_states``) reads
@@ -28,13 +29,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import tyro
 from tqdm import tqdm
 
 from envs.observations import yaw_from_quat
@@ -58,67 +56,12 @@ from policies.diffusion.planner import (
 from robot.configio import from_jsonable, to_jsonable
 from robot.files import atomic_write_text
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.planner.train import ACTION_KEYS
+from training.planner.config import HEAD_PRESETS, HEAD_TASKS
+from training.planner.config import ActionHeadConfig as ActionHeadConfig  # re-exported: callers import it from here
+from training.run_config import parse_cli
 
 LEGS = slice(0, 12)
-TASKS = ("joystick", "waypoint")
-
-
-@dataclass
-class ActionHeadConfig:
-    """Action-head fit of a trained planner."""
-
-    model: Path = Path("runs/g1_planner/planner_model.pt")
-    """``planner_model.pt`` of ``python -m training.planner.train`` (without a head)."""
-    data: Path = Path("data/planner/g1_walk.h5")
-    """The planner's training data."""
-    out_dir: Path = Path("runs/g1_planner_head")
-    """Output folder."""
-    states: int = 2
-    """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
-    width: int = 256
-    """Hidden width of the head."""
-    windows: int = 150000
-    """Training windows sampled by the planner."""
-    val_windows: int = 4000
-    """Held-out windows (validation episodes)."""
-    steps: int = 8000
-    """Adam steps."""
-    batch_size: int = 512
-    """Windows per step."""
-    lr: float = 1e-3
-    """Adam learning rate (cosine-annealed to 10 %)."""
-    task_mix: tuple[float, float] = (0.75, 0.25)
-    """Shares of the sampled windows guided by the joystick (the window's recorded command) and by a waypoint (where
-    the expert was ``lookahead_s`` later, in the plan frame)."""
-    lookahead_s: tuple[float, float] = (0.5, 5.0)
-    """Waypoint windows: how far ahead in the episode the goal is taken (cut at the episode's end)."""
-    guidance_mode: str | None = None
-    """Sampler settings the head is fitted for (None: the model's); export with the same ones."""
-    guidance_scale: float | None = None
-    """Guidance scale of the sampled plans (None: the model's)."""
-    sampler_steps: int | None = None
-    """DDIM steps (None: the model's)."""
-    int8: bool = False
-    """Sample the plans with the denoiser in int8 (as the export then runs it: the head learns what the quantized
-    network's plans mean); written into the config, so the export follows."""
-    action_key: str = "expert_action"
-    """Actions of the history and the target (the planner's training key)."""
-    val_fraction: float = 0.05
-    """Validation episodes, drawn as ``training.planner.train`` draws them (same seed)."""
-    seed: int = 0
-    """The planner's training seed (episode split); also seeds windows, noise and the fit."""
-    torch_threads: int = 2
-    """Torch intra-op threads."""
-
-    def __post_init__(self) -> None:
-        if self.action_key not in ACTION_KEYS:
-            raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
-        if len(self.task_mix) != len(TASKS) or min(self.task_mix) < 0.0 or sum(self.task_mix) <= 0.0:
-            raise ValueError(f"task_mix: expected {len(TASKS)} non-negative shares for {TASKS}, got {self.task_mix}")
-        for name in ("states", "width", "windows", "val_windows", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+TASKS = HEAD_TASKS
 
 
 def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
@@ -317,4 +260,10 @@ def main(cfg: ActionHeadConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(ActionHeadConfig))
+    main(
+        parse_cli(
+            ActionHeadConfig,
+            presets=HEAD_PRESETS,
+            description="Fit a planner's action head on the planner's own guided samples.",
+        )
+    )

@@ -2,7 +2,8 @@
 
     python -m training.locomotion.collect --out data/planner/g1_walk.h5 --episodes 400
     python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner
-    python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner --resume
+    python -m training.planner.train --run-dir runs/g1_planner --resume     # the run's options from its config.json
+    python -m training.planner.train --preset g1-planner-base              # the committed planner's recipes
     python -m training.planner.train --data data/planner/g1_walk_dr.h5 --run-dir runs/g1_planner_ft \
         --init-from assets/g1_planner/checkpoint/planner_model.pt --steps 3000 --planner.latent-dim 0
 
@@ -27,7 +28,8 @@ Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (step, stage, t
 the EMA model, steps/s), ``last.pt`` (full training state, atomic, every ``save_every`` steps, on SIGINT /
 SIGTERM and at the end; ``--resume`` continues it exactly) and ``planner_model.pt``: the EMA planner's
 ``PlannerConfig`` (as JSON-ready data), its weights and the data's control period, which
-``python -m deploy.export_planner`` turns into a TorchScript planner with its guidance costs.
+``python -m deploy.export_planner`` turns into a TorchScript planner with its guidance costs. Options, presets and
+what ``--resume`` may change are in :mod:`training.planner.config`.
 """
 
 from __future__ import annotations
@@ -36,29 +38,27 @@ import copy
 import csv
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.planner_dataset import PlannerDataset, load_planner_dataset
 from envs.planner_state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
-from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
-from policies.diffusion.sampling import SamplerConfig
-from policies.diffusion.schedules import ScheduleConfig
 from robot.configio import from_jsonable, to_jsonable
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
+from training.planner.config import ACTION_KEYS as ACTION_KEYS  # re-exported: callers import them from here
+from training.planner.config import PRESETS, RESUME_MAY_CHANGE, PlannerTrainConfig, read_run_config
+from training.planner.config import g1_planner_config as g1_planner_config
+from training.run_config import check_resume, parse_cli
 from training.stop import graceful_stop
 
-ACTION_KEYS = ("expert_action", "action")
 NETWORK_FIELDS = (
     "state_dim",
     "action_dim",
@@ -74,98 +74,6 @@ NETWORK_FIELDS = (
 )
 """PlannerConfig fields that shape the networks: a planner initialised from another must agree on them."""
 METRIC_FIELDS = ("step", "stage", "loss", "val_loss", "steps_per_s", "wall_s")
-
-
-def g1_planner_config() -> PlannerConfig:
-    """The default G1 planner: 4 + 16 steps, 16-d action latent, 2x128 transformer (0.7 M parameters; BeyondMimic's
-    earlier code used 2x256, which costs ~4x the compute per step here), cosine / x0 / 10 DDIM steps."""
-    return PlannerConfig(
-        state_dim=PLANNER_STATE_DIM,
-        action_dim=C.NUM_JOINTS,
-        history=4,
-        horizon=16,
-        latent_dim=16,
-        denoiser="transformer",
-        num_layers=2,
-        num_heads=4,
-        width=128,
-        attention="full",
-        action_loss_steps=8,
-        execute_steps=1,
-        diffusion=DiffusionConfig(
-            schedule=ScheduleConfig(kind="cosine", num_train_steps=100),
-            prediction_type="x0",
-            per_token_noise=True,
-            sampler=SamplerConfig(kind="ddim", num_steps=10),
-        ),
-    )
-
-
-@dataclass
-class PlannerTrainConfig:
-    """G1 planner training run."""
-
-    data: Path = Path("data/planner/g1_walk.h5")
-    """Planner dataset (``python -m training.locomotion.collect``)."""
-    run_dir: Path = Path("runs/g1_planner")
-    """Run folder (config, TensorBoard, metrics.csv, checkpoints, the EMA planner)."""
-    planner: PlannerConfig = field(default_factory=g1_planner_config)
-    """Planner shapes, denoiser, schedule and default sampler."""
-    action_key: str = "expert_action"
-    """Actions learned: the expert's clean ones (``expert_action``) or the executed noisy ones (``action``)."""
-    steps: int = 30000
-    """Denoiser optimisation steps."""
-    vae_steps: int = 3000
-    """Action-autoencoder steps before the denoiser (latent planners only)."""
-    batch_size: int = 256
-    """Windows per step."""
-    lr: float = 3e-4
-    """Adam learning rate (cosine-annealed to 10 % over each stage)."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    grad_clip: float = 1.0
-    """Gradient-norm clip."""
-    ema_rate: float = 0.005
-    """Polyak rate of the EMA planner per denoiser step."""
-    val_fraction: float = 0.05
-    """Fraction of episodes held out for the validation loss."""
-    val_windows: int = 1024
-    """Validation windows (fixed) scored every ``eval_every`` steps."""
-    eval_every: int = 500
-    """Validation and logging period (steps)."""
-    save_every: int = 1000
-    """Checkpoint period (steps)."""
-    max_minutes: float | None = None
-    """Stop with a checkpoint after this much wall time (continue with --resume)."""
-    resume: bool = False
-    """Continue from run_dir/last.pt."""
-    init_from: Path | None = None
-    """Start from this trained planner's ``planner_model.pt`` (fresh optimizer and schedule; ignored on resume)."""
-    seed: int = 0
-    """Seed of the split, batches, noise and initialisation."""
-    torch_threads: int = 2
-    """Torch intra-op threads."""
-
-    def __post_init__(self) -> None:
-        if self.action_key not in ACTION_KEYS:
-            raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
-        if self.steps < 0 or self.vae_steps < 0 or self.batch_size < 1:
-            raise ValueError("steps and vae_steps must be >= 0 and batch_size >= 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction: expected in (0, 1), got {self.val_fraction}")
-        for name in ("eval_every", "save_every", "val_windows"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if self.init_from is not None and self.planner.latent_dim > 0 and self.vae_steps > 0:
-            raise ValueError(
-                f"vae_steps: a latent planner started from {self.init_from} keeps its autoencoder; expected 0, "
-                f"got {self.vae_steps} (pass --vae-steps 0)"
-            )
-
-    @property
-    def total_steps(self) -> int:
-        """Autoencoder plus denoiser steps."""
-        return (self.vae_steps if self.planner.latent_dim > 0 else 0) + self.steps
 
 
 class WindowData:
@@ -221,6 +129,8 @@ class PlannerTrainer:
 
     def __init__(self, cfg: PlannerTrainConfig) -> None:
         self.cfg = cfg
+        if cfg.resume and (cfg.run_dir / "config.json").is_file():
+            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, cfg.run_dir / "config.json")
         torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
@@ -442,4 +352,12 @@ def main(cfg: PlannerTrainConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(PlannerTrainConfig))
+    main(
+        parse_cli(
+            PlannerTrainConfig,
+            run_config=read_run_config,
+            may_change=RESUME_MAY_CHANGE,
+            presets=PRESETS,
+            description="Train the G1 diffusion planner on expert rollouts.",
+        )
+    )

@@ -5,9 +5,13 @@ The algorithm is a tyro subcommand whose options are that algorithm's own config
 
     python -m training.safe_rl.train --dataset data/BallRun-v0-80-940.hdf5 algorithm:fisor --algorithm.num-steps 1000
     python -m training.safe_rl.train --task CarCircle algorithm:bc-safe --algorithm.cost-limit 10
+    python -m training.safe_rl.train --preset bcq-lag-ballrun-small          # a committed benchmark configuration
+    python -m training.safe_rl.train --run-dir runs/<run> --resume           # the run's options from its config.json
 """
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
@@ -16,7 +20,7 @@ import tyro
 
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
-from robot.configio import from_jsonable, to_jsonable
+from robot.configio import TYPE_KEY, from_jsonable, to_jsonable
 
 AlgorithmConfig = Union[
     Annotated[FISORConfig, tyro.conf.subcommand("fisor", description="FISOR: feasibility-guided diffusion policy")],
@@ -36,6 +40,8 @@ AlgorithmConfig = Union[
 ]
 
 ALGORITHM_NAMES = ("fisor", "bc_all", "bc_safe", "bcq_lag")
+ALGORITHM_CLASSES = {"fisor": FISORConfig, "bc_all": BCConfig, "bc_safe": BCConfig, "bcq_lag": BCQLagConfig}
+"""The config class of each algorithm name."""
 
 
 def algorithm_name(config: FISORConfig | BCConfig | BCQLagConfig) -> str:
@@ -53,8 +59,7 @@ def algorithm_config(name: str, values: dict[str, Any]) -> FISORConfig | BCConfi
     """Rebuild an algorithm config from its name and ``asdict`` values (JSON lists become tuples again)."""
     if name not in ALGORITHM_NAMES:
         raise ValueError(f"algorithm: expected one of {ALGORITHM_NAMES}, got {name!r}")
-    cls = {"fisor": FISORConfig, "bc_all": BCConfig, "bc_safe": BCConfig, "bcq_lag": BCQLagConfig}[name]
-    return from_jsonable(cls, values, f"algorithm {name}")
+    return from_jsonable(ALGORITHM_CLASSES[name], values, f"algorithm {name}")
 
 
 @dataclass
@@ -97,7 +102,8 @@ class TrainConfig:
     runs_root: Path = Path("runs")
     """where new run folders are made when --run-dir is not given"""
     resume: bool = False
-    """continue the run in --run-dir from checkpoints/last.pt (same options; num_steps may grow)"""
+    """continue the run in --run-dir from checkpoints/last.pt with the options of its config.json (options given
+    with it must agree, except the data's path, periods, progress and a larger num_steps)"""
     checkpoint_every: int = 10_000
     """steps between writes of checkpoints/last.pt (also written at the last step)"""
     log_every: int = 1_000
@@ -154,23 +160,52 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(record))
 
 
-def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
+def config_from_record(record: dict[str, Any], where: str = "config") -> TrainConfig:
+    """The :class:`TrainConfig` of a :func:`config_record` (config.json's ``config``, a checkpoint's ``config``);
+    records written before union fields were tagged name their algorithm by ``algorithm_name``."""
+    values = dict(record)
+    name = values.pop("algorithm_name", None)
+    algorithm = values.get("algorithm")
+    if name in ALGORITHM_CLASSES and isinstance(algorithm, dict) and TYPE_KEY not in algorithm:
+        values["algorithm"] = {TYPE_KEY: ALGORITHM_CLASSES[name].__name__, **algorithm}
+    return from_jsonable(TrainConfig, values, where)
 
 
-def resume_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Options (dotted names) whose values differ in a way that would change the resumed training."""
-    old, new = flatten(saved), flatten(current)
-    return [
-        f"{key}: run has {old.get(key)!r}, now {new.get(key)!r}"
-        for key in sorted(set(old) | set(new))
-        if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)
-    ]
+def read_run_config(run_dir: Path) -> TrainConfig:
+    """The config a run folder was started with (``config.json``'s ``config``)."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no run config here; --resume continues a run folder this trainer made")
+    return config_from_record(json.loads(path.read_text())["config"], str(path))
+
+
+def bcq_lag_ballrun_small() -> TrainConfig:
+    """BCQ-Lagrangian as OSRL's BCQ-L (PID multiplier, cost target bootstrapped through episode ends): 5,000 steps
+    on the small generated BallRun file (``python -m training.safe_rl.collect --task BallRun --preset small --seed 0
+    --out-dir runs/bcql/data``), evaluated every 5,000 steps on 20 episodes of env seed 0 at cost limit 10: the
+    committed comparison in ``benchmarks/results/safe_rl`` (and its benchmark row's algorithm settings)."""
+    return TrainConfig(
+        algorithm=BCQLagConfig(cost_limit=10.0, episode_len=100, num_steps=5000),
+        dataset=Path("runs/bcql/data/BallRun-v0-80-112.hdf5"),
+        seed=0,
+        run_dir=Path("runs/bcql/osrl_seed0"),
+        log_every=250,
+        eval_every=5000,
+        eval=EvalConfig(episodes=20, seeds=(0,), cost_limit=10.0),
+    )
+
+
+def bcq_lag_ballrun_small_grad_mask() -> TrainConfig:
+    """:func:`bcq_lag_ballrun_small` with Steer's earlier BCQ-Lagrangian: Adam ascent on the multiplier and the
+    cost target stopped at time-outs (the other row of that comparison)."""
+    base = bcq_lag_ballrun_small()
+    assert isinstance(base.algorithm, BCQLagConfig)
+    algorithm = dataclasses.replace(base.algorithm, multiplier_update="gradient", cost_target_mask=True)
+    return dataclasses.replace(base, algorithm=algorithm, run_dir=Path("runs/bcql/grad_mask_seed0"))
+
+
+PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "bcq-lag-ballrun-small": bcq_lag_ballrun_small,
+    "bcq-lag-ballrun-small-grad-mask": bcq_lag_ballrun_small_grad_mask,
+}
+"""``--preset`` names: one per committed safe-RL benchmark configuration."""

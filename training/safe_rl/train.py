@@ -2,7 +2,8 @@
 
     python -m training.safe_rl.train --dataset data/BallRun-v0-80-940.hdf5 algorithm:fisor
     python -m training.safe_rl.train --task CarCircle --eval-every 20000 algorithm:bcq-lag --algorithm.episode-len 300
-    python -m training.safe_rl.train --run-dir runs/<run> --resume ...same options...
+    python -m training.safe_rl.train --run-dir runs/<run> --resume   # the run's options from its config.json
+    python -m training.safe_rl.train --preset bcq-lag-ballrun-small   # a committed benchmark configuration
 
 A run folder holds ``config.json`` (options and dataset facts), ``tb/`` (TensorBoard: ``train/`` losses, critic
 values and FISOR's actor-weight statistics, ``eval/`` normalized reward and cost, ``timing/``) and
@@ -24,12 +25,12 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
 from robot.files import atomic_write_text
+from training.run_config import check_resume, parse_cli
 from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -41,7 +42,14 @@ from training.safe_rl.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from training.safe_rl.config import TrainConfig, config_record, resume_conflicts
+from training.safe_rl.config import (
+    PRESETS,
+    RESUME_MAY_CHANGE,
+    TrainConfig,
+    config_from_record,
+    config_record,
+    read_run_config,
+)
 from training.safe_rl.evaluate import EnvFactory, dsrl_env_available, evaluate
 
 
@@ -124,9 +132,7 @@ def _open_run(
         atomic_write_text(run_dir / "config.json", text)
         return 0, None
     payload = load_checkpoint(last)  # on the CPU: RNG states must stay there; load_state_dict moves the weights
-    conflicts = resume_conflicts(payload["config"], record)
-    if conflicts:
-        raise ValueError(f"{last}: cannot resume with different options: {'; '.join(conflicts)}")
+    check_resume(config_from_record(payload["config"], f"{last}: config"), config, RESUME_MAY_CHANGE, last)
     if payload["data"]["fingerprint"] != data_info["fingerprint"]:
         raise ValueError(f"{last}: the run trained on other data than {data_info['source']} (fingerprints differ)")
     step = int(payload["step"])
@@ -257,4 +263,12 @@ def main(config: TrainConfig) -> TrainResult:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(TrainConfig))
+    main(
+        parse_cli(
+            TrainConfig,
+            run_config=read_run_config,
+            may_change=RESUME_MAY_CHANGE,
+            presets=PRESETS,
+            description="Train FISOR, BC-All, BC-Safe or BCQ-Lagrangian on a DSRL dataset.",
+        )
+    )

@@ -1,0 +1,237 @@
+"""Options of the G1 planner trainer (``python -m training.planner.train``) and of its action-head fit
+(``python -m training.planner.action_head``), what a planner ``--resume`` may change, and the named presets: the
+recipes of the committed planner (``assets/g1_planner``).
+
+    python -m training.planner.train --preset g1-planner-base            # the first network, from scratch
+    python -m training.planner.train --preset g1-planner                 # fine-tuned from it on randomized physics
+    python -m training.planner.action_head --preset g1-planner-head      # its action head
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from envs.planner_state import PLANNER_STATE_DIM
+from policies.diffusion.model import DiffusionConfig
+from policies.diffusion.planner import PlannerConfig
+from policies.diffusion.sampling import SamplerConfig
+from policies.diffusion.schedules import ScheduleConfig
+from robot.g1 import constants as C
+from training.run_config import read_config_json
+
+ACTION_KEYS = ("expert_action", "action")
+HEAD_TASKS = ("joystick", "waypoint")
+"""Tasks of the action head's guided windows (``ActionHeadConfig.task_mix`` shares, in this order)."""
+
+
+def g1_planner_config() -> PlannerConfig:
+    """The default G1 planner: 4 + 16 steps, 16-d action latent, 2x128 transformer (0.7 M parameters; BeyondMimic's
+    earlier code used 2x256, which costs ~4x the compute per step here), cosine / x0 / 10 DDIM steps."""
+    return PlannerConfig(
+        state_dim=PLANNER_STATE_DIM,
+        action_dim=C.NUM_JOINTS,
+        history=4,
+        horizon=16,
+        latent_dim=16,
+        denoiser="transformer",
+        num_layers=2,
+        num_heads=4,
+        width=128,
+        attention="full",
+        action_loss_steps=8,
+        execute_steps=1,
+        diffusion=DiffusionConfig(
+            schedule=ScheduleConfig(kind="cosine", num_train_steps=100),
+            prediction_type="x0",
+            per_token_noise=True,
+            sampler=SamplerConfig(kind="ddim", num_steps=10),
+        ),
+    )
+
+
+@dataclass
+class PlannerTrainConfig:
+    """G1 planner training run."""
+
+    data: Path = Path("data/planner/g1_walk.h5")
+    """Planner dataset (``python -m training.locomotion.collect``)."""
+    run_dir: Path = Path("runs/g1_planner")
+    """Run folder (config, TensorBoard, metrics.csv, checkpoints, the EMA planner)."""
+    planner: PlannerConfig = field(default_factory=g1_planner_config)
+    """Planner shapes, denoiser, schedule and default sampler."""
+    action_key: str = "expert_action"
+    """Actions learned: the expert's clean ones (``expert_action``) or the executed noisy ones (``action``)."""
+    steps: int = 30000
+    """Denoiser optimisation steps."""
+    vae_steps: int = 3000
+    """Action-autoencoder steps before the denoiser (latent planners only)."""
+    batch_size: int = 256
+    """Windows per step."""
+    lr: float = 3e-4
+    """Adam learning rate (cosine-annealed to 10 % over each stage)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    ema_rate: float = 0.005
+    """Polyak rate of the EMA planner per denoiser step."""
+    val_fraction: float = 0.05
+    """Fraction of episodes held out for the validation loss."""
+    val_windows: int = 1024
+    """Validation windows (fixed) scored every ``eval_every`` steps."""
+    eval_every: int = 500
+    """Validation and logging period (steps)."""
+    save_every: int = 1000
+    """Checkpoint period (steps)."""
+    max_minutes: float | None = None
+    """Stop with a checkpoint after this much wall time (continue with --resume)."""
+    resume: bool = False
+    """Continue from run_dir/last.pt."""
+    init_from: Path | None = None
+    """Start from this trained planner's ``planner_model.pt`` (fresh optimizer and schedule; ignored on resume)."""
+    seed: int = 0
+    """Seed of the split, batches, noise and initialisation."""
+    torch_threads: int = 2
+    """Torch intra-op threads."""
+
+    def __post_init__(self) -> None:
+        if self.action_key not in ACTION_KEYS:
+            raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
+        if self.steps < 0 or self.vae_steps < 0 or self.batch_size < 1:
+            raise ValueError("steps and vae_steps must be >= 0 and batch_size >= 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected in (0, 1), got {self.val_fraction}")
+        for name in ("eval_every", "save_every", "val_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.init_from is not None and self.planner.latent_dim > 0 and self.vae_steps > 0:
+            raise ValueError(
+                f"vae_steps: a latent planner started from {self.init_from} keeps its autoencoder; expected 0, "
+                f"got {self.vae_steps} (pass --vae-steps 0)"
+            )
+
+    @property
+    def total_steps(self) -> int:
+        """Autoencoder plus denoiser steps."""
+        return (self.vae_steps if self.planner.latent_dim > 0 else 0) + self.steps
+
+
+@dataclass
+class ActionHeadConfig:
+    """Action-head fit of a trained planner."""
+
+    model: Path = Path("runs/g1_planner/planner_model.pt")
+    """``planner_model.pt`` of ``python -m training.planner.train`` (without a head)."""
+    data: Path = Path("data/planner/g1_walk.h5")
+    """The planner's training data."""
+    out_dir: Path = Path("runs/g1_planner_head")
+    """Output folder."""
+    states: int = 2
+    """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
+    width: int = 256
+    """Hidden width of the head."""
+    windows: int = 150000
+    """Training windows sampled by the planner."""
+    val_windows: int = 4000
+    """Held-out windows (validation episodes)."""
+    steps: int = 8000
+    """Adam steps."""
+    batch_size: int = 512
+    """Windows per step."""
+    lr: float = 1e-3
+    """Adam learning rate (cosine-annealed to 10 %)."""
+    task_mix: tuple[float, float] = (0.75, 0.25)
+    """Shares of the sampled windows guided by the joystick (the window's recorded command) and by a waypoint (where
+    the expert was ``lookahead_s`` later, in the plan frame)."""
+    lookahead_s: tuple[float, float] = (0.5, 5.0)
+    """Waypoint windows: how far ahead in the episode the goal is taken (cut at the episode's end)."""
+    guidance_mode: str | None = None
+    """Sampler settings the head is fitted for (None: the model's); export with the same ones."""
+    guidance_scale: float | None = None
+    """Guidance scale of the sampled plans (None: the model's)."""
+    sampler_steps: int | None = None
+    """DDIM steps (None: the model's)."""
+    int8: bool = False
+    """Sample the plans with the denoiser in int8 (as the export then runs it: the head learns what the quantized
+    network's plans mean); written into the config, so the export follows."""
+    action_key: str = "expert_action"
+    """Actions of the history and the target (the planner's training key)."""
+    val_fraction: float = 0.05
+    """Validation episodes, drawn as ``training.planner.train`` draws them (same seed)."""
+    seed: int = 0
+    """The planner's training seed (episode split); also seeds windows, noise and the fit."""
+    torch_threads: int = 2
+    """Torch intra-op threads."""
+
+    def __post_init__(self) -> None:
+        if self.action_key not in ACTION_KEYS:
+            raise ValueError(f"action_key: expected one of {ACTION_KEYS}, got {self.action_key!r}")
+        if len(self.task_mix) != len(HEAD_TASKS) or min(self.task_mix) < 0.0 or sum(self.task_mix) <= 0.0:
+            raise ValueError(
+                f"task_mix: expected {len(HEAD_TASKS)} non-negative shares for {HEAD_TASKS}, got {self.task_mix}"
+            )
+        for name in ("states", "width", "windows", "val_windows", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+
+
+RESUME_MAY_CHANGE = ("run_dir", "resume", "max_minutes", "eval_every", "save_every", "torch_threads")
+"""Options a planner ``--resume`` may give other values than the run's: the time budget, the validation and
+checkpoint periods (validation leaves the training RNG streams alone) and the threads."""
+
+
+def g1_planner_base() -> PlannerTrainConfig:
+    """The committed planner's first network: the plain state-action variant (no action latent) with the action
+    loss x5, 7,000 steps on 400 + 400 mirrored rollouts of the walking expert (``training.locomotion.collect
+    --episodes 400``), one torch thread."""
+    return PlannerTrainConfig(
+        data=Path("data/planner/g1_walk.h5"),
+        run_dir=Path("runs/g1_planner_plain_w5"),
+        planner=replace(g1_planner_config(), latent_dim=0, action_loss_weight=5.0),
+        steps=7000,
+        torch_threads=1,
+    )
+
+
+def g1_planner() -> PlannerTrainConfig:
+    """The committed planner (``assets/g1_planner/checkpoint``): the first network (:func:`g1_planner_base`, saved
+    as ``runs/planner_first_7k.pt``) fine-tuned for 2,500 steps at learning rate 1.5e-4 on 600 + 600 mirrored
+    rollouts under domain randomization (``training.locomotion.collect --randomize``)."""
+    return replace(
+        g1_planner_base(),
+        data=Path("data/planner/g1_walk_dr.h5"),
+        run_dir=Path("runs/g1_planner_dr_ft"),
+        init_from=Path("runs/planner_first_7k.pt"),
+        steps=2500,
+        lr=1.5e-4,
+        eval_every=250,
+        save_every=250,
+    )
+
+
+def g1_planner_head() -> ActionHeadConfig:
+    """The committed planner's action head (``assets/g1_planner/head``): fitted on the fine-tuned planner's plans
+    sampled as the export runs them (2 DDIM steps, x0 guidance 10, int8 denoiser), one torch thread."""
+    return ActionHeadConfig(
+        model=Path("runs/g1_planner_dr_ft/planner_model.pt"),
+        data=Path("data/planner/g1_walk_dr.h5"),
+        out_dir=Path("runs/g1_planner_dr_head"),
+        guidance_mode="x0",
+        guidance_scale=10.0,
+        sampler_steps=2,
+        int8=True,
+        torch_threads=1,
+    )
+
+
+PRESETS: dict[str, Callable[[], PlannerTrainConfig]] = {"g1-planner-base": g1_planner_base, "g1-planner": g1_planner}
+"""``training.planner.train --preset`` names: one per committed network."""
+HEAD_PRESETS: dict[str, Callable[[], ActionHeadConfig]] = {"g1-planner-head": g1_planner_head}
+"""``training.planner.action_head --preset`` names: one per committed head."""
+
+
+def read_run_config(run_dir: Path) -> PlannerTrainConfig:
+    """The config a planner run folder was started with (its ``config.json``)."""
+    return read_config_json(PlannerTrainConfig, run_dir / "config.json")
