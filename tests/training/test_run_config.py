@@ -40,7 +40,7 @@ MAY_CHANGE = ("run_dir", "resume", "steps", "inner.threads")
 PRESETS = {"fast": lambda: Run(steps=3, inner=Inner(lr=1e-2))}
 
 
-def _parse(args, tmp_path=None):
+def _parse(args):
     return parse_cli(
         Run,
         run_config=lambda run_dir: read_config_json(Run, run_dir / "config.json"),
