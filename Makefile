@@ -5,13 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.steer-installed
 LOCK := requirements-lock.txt
 # Extras that make demo / make test use; the lock resolves all of them together.
-EXTRAS := dev,rl,onnx,hardware,video,safe-rl
+EXTRAS := dev,rl,onnx,hardware,video,safe-rl,docs
 LOCK_VENV := build/lock-venv
 
 .PHONY: demo test lint bench format clean-venv venv lock test-clean-clone
 
 # Every package at the exact version in $(LOCK), all installed with --no-deps: the venv is the same on every
-# machine and every day, whatever PyPI released since. `make lock` refreshes the file on purpose (see README).
+# machine and every day, whatever PyPI released since. `make lock` refreshes the file on purpose (docs/development.md).
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$$(grep '^pip==' $(LOCK))"
@@ -33,6 +33,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	# The docs site: dead links, missing anchors and pages left out of mkdocs.yml's nav fail (no -q: with it,
+	# mkdocs drops the warnings before --strict counts them).
+	$(VENV)/bin/mkdocs build --strict -d build/site
 
 test: lint
 	# Cyclone DDS 0.10.2 for the Unitree DDS tests (a no-op when installed; says what is missing otherwise).
