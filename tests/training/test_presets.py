@@ -44,7 +44,7 @@ def test_every_preset_is_a_valid_config_that_survives_config_json(name):
 @pytest.mark.parametrize("path", ["assets/g1_walk/config.json", "assets/g1_walk/checkpoint/config.json"])
 def test_g1_walk_is_the_committed_walking_experts_config(path):
     committed = json.loads((ROOT / path).read_text())
-    # init_from: phase S9's weights, not committed (the README tells the lineage)
+    # init_from: phase S9's weights, not committed (docs/results/walking-expert.md tells the lineage)
     assert differences(WALK_PRESETS["g1-walk"](), committed, skip=("run_dir", "init_from")) == {}
     assert isinstance(from_jsonable(TrainConfig, committed), TrainConfig)
 

@@ -153,8 +153,8 @@ def g1_walk() -> TrainConfig:
     bounded at +-1 on the swing-leg reference gait, with the contact-pattern reward 5, tracking weights 6 / 6, the
     reference's turning stride x2.5, action-rate penalty 1, action noise bounded at 0.25, full command ranges from
     the start; 512 worlds on one physics and one torch thread. The expert was fine-tuned this way from phase S9's
-    weights (``--init-from``, not committed; the lineage is in the asset's README): to refine the committed expert
-    pass ``--init-from assets/g1_walk/checkpoint/weights.pt``."""
+    weights (``--init-from``, not committed; docs/results/walking-expert.md has the lineage): to refine the
+    committed expert pass ``--init-from assets/g1_walk/checkpoint/weights.pt``."""
     rewards = RewardConfig(
         tracking_lin_vel=6.0,
         tracking_ang_vel=6.0,
