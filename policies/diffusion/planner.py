@@ -33,6 +33,7 @@ from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import Diffusion, DiffusionConfig
 from policies.diffusion.quantize import quantize_linear_int8
 from policies.diffusion.vae import LatentAutoencoder, VAEConfig
+from policies.mirror import MirrorMaps
 from policies.normalizer import Normalizer
 
 DENOISERS = ("transformer", "mlp")
@@ -102,6 +103,10 @@ class PlannerConfig:
     the first planned action (needs execute_steps = 1); 0 executes the first diffused action"""
     action_head_width: int = 512
     """hidden width of the action head's MLP (3 hidden layers)"""
+    action_head_mirror: bool = False
+    """make the action head left-right equivariant: its action is the mean of the head on the input and the mirror
+    image of the head on the mirrored input (:mod:`policies.mirror`; the robot's maps are set with
+    :meth:`DiffusionPlanner.set_mirror_maps` and travel with the weights)"""
     rolling_start: int = 0
     """warm start entry in the K-step sequence (0 = cold start every call; K - rolling_start passes a tick)"""
     denoiser_int8: bool = False
@@ -128,6 +133,8 @@ class PlannerConfig:
             raise ValueError("action_head_states > 0 decodes one action per call: expected execute_steps = 1")
         if self.action_head_width < 1:
             raise ValueError(f"action_head_width: expected >= 1, got {self.action_head_width}")
+        if self.action_head_mirror and self.action_head_states == 0:
+            raise ValueError("action_head_mirror: expected an action head (action_head_states > 0)")
         if not 0 <= self.rolling_start < self.diffusion.sampler.num_steps:
             raise ValueError(
                 f"rolling_start: expected 0..{self.diffusion.sampler.num_steps - 1} (sampler steps - 1), "
@@ -288,6 +295,7 @@ class DiffusionPlanner(Policy):
         self.diffusion = Diffusion(config.diffusion, denoiser, costs=costs, decoder=PlanDecoder(config))
         self.head_states = config.action_head_states
         self.action_head = ActionHead(config) if config.action_head_states > 0 else None
+        self.mirror = MirrorMaps(config.state_dim, config.action_dim) if config.action_head_mirror else None
         self._prev_tokens = None
 
     @property
@@ -356,7 +364,7 @@ class DiffusionPlanner(Policy):
         missing = [
             k
             for k in result.missing_keys
-            if not _settings_key(k) and not (without_action_head and k.startswith("action_head."))
+            if not _settings_key(k) and not (without_action_head and k.startswith(("action_head.", "mirror.")))
         ]
         if missing or result.unexpected_keys:
             raise ValueError(f"planner weights do not fit: missing {missing}, unexpected {result.unexpected_keys}")
@@ -425,9 +433,31 @@ class DiffusionPlanner(Policy):
         loss = err.pow(2).mean()
         return loss, {"action_head_loss": float(loss.detach())}
 
+    @torch.jit.unused
+    def set_mirror_maps(
+        self, state_perm: torch.Tensor, state_sign: torch.Tensor, action_perm: torch.Tensor, action_sign: torch.Tensor
+    ) -> None:
+        """The robot's left-right reflection of states and actions (:class:`policies.mirror.MirrorMaps`), for a
+        planner with ``action_head_mirror``."""
+        if self.mirror is None:
+            raise RuntimeError("this planner's action head is not mirrored (action_head_mirror = False)")
+        self.mirror.set(state_perm, state_sign, action_perm, action_sign)
+
     def _head_action(self, states: torch.Tensor, actions: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
         """The action head's action (physical, ``(B, A)``) for history ``states``/``actions`` and a physical
-        ``plan (B, Hf, S + A)``."""
+        ``plan (B, Hf, S + A)``; with ``action_head_mirror`` the mean of the head and its mirror image,
+        ``(f(x) + M f(M x)) / 2``, so that ``pi(M x) = M pi(x)`` exactly."""
+        out = self._head_once(states, actions, plan)
+        mirror = self.mirror
+        if mirror is not None:
+            S = self.state_dim
+            plan_m = torch.cat([mirror.states(plan[..., :S]), mirror.actions(plan[..., S:])], dim=-1)
+            out_m = self._head_once(mirror.states(states), mirror.actions(actions), plan_m)  # (B, A)
+            out = 0.5 * (out + mirror.actions(out_m))
+        return out
+
+    def _head_once(self, states: torch.Tensor, actions: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
+        """The action head's MLP alone, physical in and out (:meth:`_head_action`)."""
         head = self.action_head
         assert head is not None
         S, M = self.state_dim, self.head_states

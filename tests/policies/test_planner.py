@@ -191,3 +191,62 @@ def test_action_head_config_and_weights_errors() -> None:
         plain.load_weights(headed.weights())
     with pytest.raises(RuntimeError, match="no action head"):
         plain.action_head_loss({})
+
+
+STATE_MIRROR = (torch.tensor([0, 1, 3, 2]), torch.tensor([1.0, -1.0, 1.0, 1.0]))  # y flips, features 2 and 3 swap
+ACTION_MIRROR = (torch.tensor([1, 0]), torch.tensor([1.0, 1.0]))  # the two actions swap
+
+
+def test_mirrored_action_head_is_equivariant_and_scripts() -> None:
+    """With ``action_head_mirror`` the head's action of the mirrored input is the mirror image of its action,
+    exactly; without it, a trained-from-scratch head is not; the scripted planner gives the eager plan."""
+    plain, states, actions = make_planner(0)
+    mirrored, _, _ = make_planner(0, action_head_states=2, action_head_width=32, action_head_mirror=True)
+    mirrored.load_weights(plain.weights(), without_action_head=True)
+    mirrored.set_mirror_maps(*STATE_MIRROR, *ACTION_MIRROR)
+    unmirrored, _, _ = make_planner(0, action_head_states=2, action_head_width=32)
+    unmirrored.load_state_dict({k: v for k, v in mirrored.state_dict().items() if not k.startswith("mirror.")})
+    gen = torch.Generator().manual_seed(4)
+    hs, ha, plan = torch.randn(16, 4, S, generator=gen), torch.randn(16, 4, A, generator=gen), torch.randn(16, 8, S + A)
+
+    def ms(x: torch.Tensor) -> torch.Tensor:
+        return x[..., STATE_MIRROR[0]] * STATE_MIRROR[1]
+
+    def ma(x: torch.Tensor) -> torch.Tensor:
+        return x[..., ACTION_MIRROR[0]] * ACTION_MIRROR[1]
+
+    def mp(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([ms(x[..., :S]), ma(x[..., S:])], dim=-1)
+
+    for planner, equivariant in ((mirrored, True), (unmirrored, False)):
+        with torch.no_grad():
+            a, a_m = planner._head_action(hs, ha, plan), planner._head_action(ms(hs), ma(ha), mp(plan))
+        assert torch.allclose(a_m, ma(a), atol=1e-6) == equivariant
+    with torch.no_grad():  # the mirrored head is the mean of the plain head and its mirror image
+        expected = 0.5 * (unmirrored._head_action(hs, ha, plan) + ma(unmirrored._head_action(ms(hs), ma(ha), mp(plan))))
+        torch.testing.assert_close(mirrored._head_action(hs, ha, plan), expected)
+    noise = torch.randn(5, 12, plain.config.token_dim, generator=gen)
+    obs, act, goal = states[:5, :4], actions[:5, :4], torch.zeros(5, 2)
+    eager, _ = mirrored(obs, act, goal, noise)
+    scripted, _ = torch.jit.script(mirrored)(obs, act, goal, noise, None)
+    torch.testing.assert_close(scripted, eager)
+    reloaded, _, _ = make_planner(0, action_head_states=2, action_head_width=32, action_head_mirror=True)
+    reloaded.load_weights(mirrored.weights())  # the maps travel with the weights
+    assert torch.equal(reloaded.mirror.state_perm, STATE_MIRROR[0])
+
+
+def test_mirror_maps_must_be_reflections() -> None:
+    with pytest.raises(ValueError, match="action_head_mirror"):
+        PlannerConfig(horizon=8, action_head_mirror=True)
+    plain, _, _ = make_planner(0)
+    with pytest.raises(RuntimeError, match="not mirrored"):
+        plain.set_mirror_maps(*STATE_MIRROR, *ACTION_MIRROR)
+    planner, _, _ = make_planner(0, action_head_states=2, action_head_mirror=True)
+    with pytest.raises(ValueError, match="not a permutation"):
+        planner.set_mirror_maps(torch.tensor([0, 0, 1, 2]), STATE_MIRROR[1], *ACTION_MIRROR)
+    with pytest.raises(ValueError, match="must be \\+1 or -1"):
+        planner.set_mirror_maps(STATE_MIRROR[0], torch.tensor([1.0, 0.5, 1.0, 1.0]), *ACTION_MIRROR)
+    with pytest.raises(ValueError, match="mirroring twice"):  # a 3-cycle is a permutation but no reflection
+        planner.set_mirror_maps(torch.tensor([1, 2, 0, 3]), torch.ones(4), *ACTION_MIRROR)
+    with pytest.raises(ValueError, match="length 2"):
+        planner.set_mirror_maps(*STATE_MIRROR, torch.tensor([0]), torch.tensor([1.0]))

@@ -9,7 +9,9 @@ import torch
 
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
+from envs.planner_state import planner_state_mirror_map
 from policies.diffusion.planner import DiffusionPlanner, load_planner_model
+from robot.g1 import constants as C
 from tests.training.helpers import tiny_planner_model, write_random_planner_dataset
 from training.checkpoint import load_checkpoint
 from training.planner.action_head import (
@@ -29,7 +31,11 @@ def _learnable_dataset(path):
     write_random_planner_dataset(path, episodes=8, steps=30)
     data = load_planner_dataset(path)
     arrays = {k: np.asarray(v) for k, v in data.arrays.items()}
-    arrays["expert_action"] = 0.8 * arrays["state"][..., :29]
+    # (g(s) + M g(M s)) with g(s) = 0.8 s[:29] and M the G1's mirror maps: a function the equivariant head can fit
+    perm, sign = planner_state_mirror_map()
+    g = 0.8 * arrays["state"][..., :29]
+    g_m = 0.8 * (arrays["state"][..., perm] * sign)[..., :29]
+    arrays["expert_action"] = (g + C.mirror_joint_values(g_m)).astype(np.float32)
     path.unlink()
     return write_planner_dataset(path, type(data)(arrays, data.ctrl_dt_s, {"test": True}))
 
@@ -51,6 +57,14 @@ def test_fit_writes_a_planner_with_its_head_that_exports_and_plans(tmp_path, cap
     assert model["planner_config"]["action_head_states"] == 2
     assert model["planner_config"]["diffusion"]["sampler"]["num_steps"] == 2  # the settings it was fitted for
     assert any(k.startswith("action_head.") for k in model["weights"])
+    # the head is made left-right equivariant with the G1's maps, which travel with the weights
+    assert model["planner_config"]["action_head_mirror"] is True
+    perm, sign = planner_state_mirror_map()
+    assert torch.equal(model["weights"]["mirror.state_perm"], torch.as_tensor(perm))
+    assert torch.equal(model["weights"]["mirror.state_sign"], torch.as_tensor(sign, dtype=torch.float32))
+    assert torch.equal(
+        model["weights"]["mirror.action_sign"], torch.tensor(np.array(C.MIRROR_JOINT_SIGN), dtype=torch.float32)
+    )
     assert json.loads((cfg.out_dir / "head_metrics.json").read_text())["settings"]["states"] == 2
     pt, meta_path = export_main(ExportPlannerConfig(model=cfg.out_dir / "planner_model.pt", out=tmp_path / "p.pt"))
     meta = json.loads(meta_path.read_text())
@@ -60,7 +74,9 @@ def test_fit_writes_a_planner_with_its_head_that_exports_and_plans(tmp_path, cap
     assert plan.shape == (3, 8, 91 + 29) and torch.isfinite(plan).all()
     # the head learns from the diffusion model's plans (first action included), not from its own output
     cache = load_checkpoint(cfg.out_dir / "head_windows.pt")
-    pc = dataclasses.replace(head_config(load_planner_model(cfg.model), cfg), action_head_states=0)
+    pc = dataclasses.replace(
+        head_config(load_planner_model(cfg.model), cfg), action_head_states=0, action_head_mirror=False
+    )
     plain = DiffusionPlanner(pc, g1_costs(pc.history, 0.02))
     plain.load_weights(load_planner_model(cfg.model)["weights"])
     val = cache["val"]

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from envs.observations import yaw_from_quat
 from envs.planner_dataset import load_planner_dataset
 from envs.planner_runtime import gate_offsets
+from envs.planner_state import planner_state_mirror_map
 from envs.tasks.g1_planner import (
     G1CostConfig,
     g1_joystick_cost,
@@ -55,6 +56,7 @@ from policies.diffusion.planner import (
 )
 from robot.configio import from_jsonable, to_jsonable
 from robot.files import atomic_write_text
+from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.planner.config import HEAD_PRESETS, HEAD_TASKS
 from training.planner.config import ActionHeadConfig as ActionHeadConfig  # re-exported: callers import it from here
@@ -72,7 +74,21 @@ def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
     pc = with_sampling(
         pc, cfg.guidance_mode, cfg.guidance_scale, cfg.sampler_steps, rolling_start=0, denoiser_int8=cfg.int8
     )
-    return dataclasses.replace(pc, action_head_states=cfg.states, action_head_width=cfg.width)
+    return dataclasses.replace(
+        pc, action_head_states=cfg.states, action_head_width=cfg.width, action_head_mirror=cfg.mirror
+    )
+
+
+def set_g1_mirror_maps(planner: DiffusionPlanner) -> None:
+    """The G1's left-right reflection of the planner state (:func:`envs.planner_state.planner_state_mirror_map`)
+    and of joint vectors (:data:`robot.g1.constants.MIRROR_JOINT_INDEX`) for a mirrored action head."""
+    perm, sign = planner_state_mirror_map()
+    planner.set_mirror_maps(
+        torch.as_tensor(perm),
+        torch.as_tensor(sign),
+        torch.as_tensor(np.array(C.MIRROR_JOINT_INDEX)),
+        torch.as_tensor(np.array(C.MIRROR_JOINT_SIGN)),
+    )
 
 
 def g1_costs(history: int, ctrl_dt_s: float) -> CostSum:
@@ -163,11 +179,13 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
     model = load_planner_model(cfg.model)
     pc = head_config(model, cfg)
     costs = g1_costs(pc.history, float(model["ctrl_dt_s"]))
-    sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0), costs)
+    sampler = DiffusionPlanner(dataclasses.replace(pc, action_head_states=0, action_head_mirror=False), costs)
     sampler.load_weights(model["weights"])
     sampler.quantize_for_inference()
     planner = DiffusionPlanner(pc)
     planner.load_weights(model["weights"], without_action_head=True)
+    if cfg.mirror:
+        set_g1_mirror_maps(planner)
     data = load_planner_dataset(cfg.data)
     if data.arrays["state"].shape[2] != pc.state_dim or data.arrays[cfg.action_key].shape[2] != pc.action_dim:
         raise ValueError(f"{cfg.data}: state/action dimensions do not fit the planner ({pc.state_dim}/{pc.action_dim})")
@@ -234,6 +252,7 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
         "val_leg_rmse_head": leg_rmse(pred, val["target"]),
         "val_leg_rmse_planner_first_action": leg_rmse(val["plan"][:, 0, pc.state_dim :], val["target"]),
         "fit_s": round(fit_s, 1),
+        "mirror": cfg.mirror,
         "settings": settings,
     }
     out = {

@@ -132,6 +132,9 @@ class ActionHeadConfig:
     """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
     width: int = 256
     """Hidden width of the head."""
+    mirror: bool = True
+    """Make the head left-right equivariant with the G1's mirror maps (``PlannerConfig.action_head_mirror``): the
+    head's own small asymmetries otherwise add up in closed loop to a sideways drift."""
     windows: int = 150000
     """Training windows sampled by the planner."""
     val_windows: int = 4000
