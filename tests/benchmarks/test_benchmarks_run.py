@@ -190,3 +190,34 @@ def test_nearest_distance_is_exact() -> None:
     support = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     queries = np.array([[0.0, 1.0], [3.0, 4.0], [6.0, 8.0]])
     np.testing.assert_allclose(nearest_distance(queries, support, chunk=2), [1.0, 0.0, 5.0])
+
+
+def test_tracking_bias_fit_recovers_bias_and_gains() -> None:
+    import numpy as np
+
+    from benchmarks.planner_tracking_bias import fit_axes
+
+    rng = np.random.default_rng(0)
+    command = rng.uniform(-1.0, 1.0, (500, 3))
+    error = np.stack([0.02 - 0.1 * command[:, 0], -0.08 - 0.3 * command[:, 1] + 0.05 * command[:, 2]], axis=1)
+    fit = fit_axes(command, error)
+    np.testing.assert_allclose(fit["bias"], [0.02, -0.08], atol=1e-4)
+    np.testing.assert_allclose(fit["gain_vx"], [-0.1, 0.0], atol=1e-4)
+    np.testing.assert_allclose(fit["gain_vy"], [0.0, -0.3], atol=1e-4)
+    np.testing.assert_allclose(fit["gain_yaw"], [0.0, 0.05], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_planner_tracking_bias_rows_for_the_expert_and_the_plan(tmp_path) -> None:
+    from tests.training.helpers import export_tiny_planner
+
+    planner = export_tiny_planner(tmp_path)
+    out = tmp_path / "bias.json"
+    args = ["--planners", str(planner), "--episodes", "2", "--seconds", "3", "--json", str(out)]
+    result = _run(["benchmarks/planner_tracking_bias.py", *args])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["expert", str(planner)]
+    assert "plan" not in rows[0] and len(rows[1]["plan"]["bias"]) == 2 and len(rows[1]["robot"]["bias"]) == 3
+    too_short = _run(["benchmarks/planner_tracking_bias.py", "--seconds", "2"])
+    assert too_short.returncode != 0 and "--seconds" in too_short.stderr
