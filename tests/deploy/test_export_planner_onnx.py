@@ -183,3 +183,46 @@ def test_export_planner_cli_writes_every_cost_set(tmp_path):
     assert meta["format"] == "steer.planner"
     onnx_model = OnnxPlannerModel(tmp_path / "planner.onnx")
     assert len(onnx_model.grads) == 7 and onnx_model.meta["extra"]["ctrl_dt_s"] == 0.02
+
+
+def test_mirrored_action_head_exports_to_onnx_and_stays_equivariant(tmp_path):
+    """The committed planner's kind of head (mirrored with the G1's maps) in both exports: ONNX equals TorchScript,
+    and the executed action of the mirrored input is the mirror image of the action."""
+    import dataclasses
+
+    from envs.planner_state import planner_state_mirror_map
+    from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+    from robot.configio import from_jsonable, to_jsonable
+    from training.planner.action_head import set_g1_mirror_maps
+
+    path = tiny_planner_model(tmp_path / "planner_model.pt")
+    model = load_planner_model(path)
+    pc = from_jsonable(PlannerConfig, model["planner_config"], "tiny")
+    pc = dataclasses.replace(pc, action_head_states=2, action_head_width=32, action_head_mirror=True)
+    headed = DiffusionPlanner(pc)
+    headed.load_weights(model["weights"], without_action_head=True)
+    set_g1_mirror_maps(headed)
+    torch.save({**model, "planner_config": to_jsonable(pc), "weights": headed.weights()}, path)
+    planner = build_planner(load_planner_model(path), ExportPlannerConfig(model=path, sampler_steps=2))
+    pt, _ = export_planner(planner, tmp_path / "planner.pt")
+    files = export_planner_onnx(planner, tmp_path / "planner.onnx", {"robot": "test"}, only_sets=["joystick"])
+    module, onnx_model = torch.jit.load(str(pt)), OnnxPlannerModel(files[0])
+    obs, act, noise = inputs()
+    params = joystick(2, onnx_model.param_dim, vx=0.0)  # a symmetric command: standing still
+    ts_plan, _ = torchscript(module, obs, act, params, noise)
+    assert_parity(onnx(onnx_model, obs, act, params, noise)[0], ts_plan)
+    # Equivariance of the executed action alone: the head on a fixed plan, original and mirrored.
+    perm, sign = planner_state_mirror_map()
+    S = PLANNER_STATE_DIM
+    plan = torch.from_numpy(ts_plan)
+
+    def ms(x: torch.Tensor) -> torch.Tensor:
+        return x[..., perm] * torch.as_tensor(sign, dtype=torch.float32)
+
+    def ma(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(C.mirror_joint_values(x.numpy()).astype(np.float32))
+
+    with torch.no_grad():
+        a = planner._head_action(obs, act, plan)
+        a_m = planner._head_action(ms(obs), ma(act), torch.cat([ms(plan[..., :S]), ma(plan[..., S:])], dim=-1))
+    torch.testing.assert_close(a_m, ma(a), atol=1e-5, rtol=1e-5)
