@@ -12,10 +12,11 @@ from typing import Any
 
 import torch
 
+from robot.cli import UserError
 from robot.files import atomic_write
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that is missing or cannot be read; the message names the file."""
 
 

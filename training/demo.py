@@ -23,6 +23,10 @@ from __future__ import annotations
 import contextlib
 import ctypes.util
 import os
+import sys
+from collections.abc import Sequence
+
+from robot.cli import run_cli
 
 if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("EGL"):
     os.environ["MUJOCO_GL"] = "egl"  # before mujoco is imported: it picks the GL backend at import time
@@ -343,5 +347,10 @@ def main(cfg: DemoConfig) -> dict[str, Any]:
     return metrics
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-demo``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(DemoConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(DemoConfig))
+    sys.exit(cli())

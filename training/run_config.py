@@ -9,7 +9,7 @@ The trainers (walking expert, planner, action head, offline safe RL) share this 
 option given with it overrides that field. ``--resume`` starts from ``RUN_DIR/config.json`` instead, so nothing
 needs retyping; an option given with it must agree with the run, except the trainer's ``may_change`` fields (run
 length, checkpoint and evaluation periods, threads: what does not change the trained parameters). A conflict is
-refused with one line naming each field, the run's value and the given one. The trainers hold a resumed config to
+refused with an error naming each field, the run's value and the given one. The trainers hold a resumed config to
 the same rule (:func:`check_resume`), so code that builds configs directly cannot resume a run with other options.
 """
 
@@ -123,31 +123,30 @@ def parse_cli(
     presets: Mapping[str, Callable[[], T]] | None = None,
     description: str = "",
     args: Sequence[str] | None = None,
+    prog: str | None = None,
 ) -> T:
     """``tyro.cli(cls)`` with ``--preset NAME`` (``presets``) and ``--resume`` from the run's own config
-    (``run_config(run_dir)``; None: a config without ``--resume``), as the module docstring says; exits with a
-    one-line error on a conflict."""
+    (``run_config(run_dir)``; None: a config without ``--resume``), as the module docstring says; a conflict or
+    an unknown preset raises a ``ValueError`` (one line in :func:`robot.cli.run_cli`). ``prog``: the command in
+    the usage line (default ``sys.argv[0]``)."""
     presets = dict(presets or {})
     rest, preset, run_dir, resume = _scan(sys.argv[1:] if args is None else list(args))
     resume = resume and run_config is not None
     base: T | None = None
-    try:
-        if resume:
-            if preset is not None:
-                raise ValueError("--preset: a resumed run takes its options from its config.json; leave it out")
-            if run_dir is None:
-                run_dir = next(f.default for f in dataclasses.fields(cls) if f.name == "run_dir")  # type: ignore[arg-type]
-            if run_dir is not None and run_config is not None:
-                base = dataclasses.replace(run_config(run_dir), run_dir=run_dir, resume=True)  # type: ignore[type-var]
-        elif preset is not None:
-            name = preset.replace("_", "-")
-            if name not in presets:
-                raise ValueError(f"--preset: expected one of {sorted(presets)}, got {preset!r}")
-            base = presets[name]()
-        usage = _help(description, presets, None if run_config is None else may_change)
-        cfg = tyro.cli(cls, args=rest, default=base, description=usage)
-        if resume and base is not None:
-            check_resume(base, cfg, may_change, Path(run_dir or ".") / "config.json")
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"error: {error}") from None
+    if resume:
+        if preset is not None:
+            raise ValueError("--preset: a resumed run takes its options from its config.json; leave it out")
+        if run_dir is None:
+            run_dir = next(f.default for f in dataclasses.fields(cls) if f.name == "run_dir")  # type: ignore[arg-type]
+        if run_dir is not None and run_config is not None:
+            base = dataclasses.replace(run_config(run_dir), run_dir=run_dir, resume=True)  # type: ignore[type-var]
+    elif preset is not None:
+        name = preset.replace("_", "-")
+        if name not in presets:
+            raise ValueError(f"--preset: expected one of {sorted(presets)}, got {preset!r}")
+        base = presets[name]()
+    usage = _help(description, presets, None if run_config is None else may_change)
+    cfg = tyro.cli(cls, args=rest, default=base, description=usage, prog=prog)
+    if resume and base is not None:
+        check_resume(base, cfg, may_change, Path(run_dir or ".") / "config.json")
     return cfg

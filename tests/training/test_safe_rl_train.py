@@ -155,9 +155,9 @@ def test_cli_resume_takes_the_runs_options_and_refuses_conflicting_ones(tmp_path
     assert resumed.algorithm.hidden == first.algorithm.hidden  # nothing retyped
     assert train(resumed).step == 8
     assert cli("--run-dir", str(tmp_path / "run"), "--resume") == resumed  # config.json records the new length
-    with pytest.raises(SystemExit, match=r"algorithm\.mode: run has 'safe', now 'all'"):
+    with pytest.raises(ValueError, match=r"algorithm\.mode: run has 'safe', now 'all'"):
         cli("--run-dir", str(tmp_path / "run"), "--resume", "algorithm:bc-all")
-    with pytest.raises(SystemExit, match=r"seed: run has 3, now 0"):
+    with pytest.raises(ValueError, match=r"seed: run has 3, now 0"):
         cli("--run-dir", str(tmp_path / "run"), "--resume", "--seed", "0")
     # a run folder written before union fields were tagged names its algorithm only by algorithm_name
     record = json.loads((tmp_path / "run" / "config.json").read_text())

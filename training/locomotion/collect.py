@@ -21,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from envs.planner_dataset import PlannerDataset, mirror_episodes, phase_float32,
 from envs.planner_state import PlannerStateEstimator
 from envs.vec_env import DomainRandomizationConfig
 from robot.actuation import set_pd_gains
+from robot.cli import run_cli
 from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from training.locomotion.evaluate import (
@@ -373,5 +376,10 @@ def main(cfg: CollectConfig) -> None:
     )
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-collect``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(CollectConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(CollectConfig))
+    sys.exit(cli())

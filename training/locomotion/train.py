@@ -24,7 +24,9 @@ import csv
 import dataclasses
 import json
 import random
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.locomotion import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv
+from robot.cli import run_cli
 from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
@@ -416,13 +419,23 @@ def main(cfg: TrainConfig) -> None:
     print(f"checkpoint: {path}; actor: {cfg.run_dir / 'policy.pt'}")
 
 
-if __name__ == "__main__":
-    main(
-        parse_cli(
-            TrainConfig,
-            run_config=read_run_config,
-            may_change=RESUME_MAY_CHANGE,
-            presets=PRESETS,
-            description="Train the G1 walking expert with PPO.",
-        )
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-train-walk``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(
+        lambda argv, prog: main(
+            parse_cli(
+                TrainConfig,
+                run_config=read_run_config,
+                may_change=RESUME_MAY_CHANGE,
+                presets=PRESETS,
+                description="Train the G1 walking expert with PPO.",
+                args=argv,
+                prog=prog,
+            )
+        ),
+        args,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -10,6 +10,10 @@ pelvis; the current command is printed on the frame.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
+
+from robot.cli import run_cli
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported: it picks the GL backend at import time
 
@@ -169,5 +173,10 @@ def main(cfg: VideoConfig) -> None:
     print(f"{path}: {sum(s[0] for s in cfg.script):.0f} s of scripted commands at {cfg.fps} fps")
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-video``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(VideoConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(VideoConfig))
+    sys.exit(cli())

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,7 @@ from policies.diffusion.planner import (
     load_planner_model,
     with_sampling,
 )
+from robot.cli import run_cli
 from robot.configio import from_jsonable, to_jsonable
 from robot.files import atomic_write_text
 from robot.g1 import constants as C
@@ -278,11 +281,21 @@ def main(cfg: ActionHeadConfig) -> None:
     )
 
 
-if __name__ == "__main__":
-    main(
-        parse_cli(
-            ActionHeadConfig,
-            presets=HEAD_PRESETS,
-            description="Fit a planner's action head on the planner's own guided samples.",
-        )
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-fit-head``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(
+        lambda argv, prog: main(
+            parse_cli(
+                ActionHeadConfig,
+                presets=HEAD_PRESETS,
+                description="Fit a planner's action head on the planner's own guided samples.",
+                args=argv,
+                prog=prog,
+            )
+        ),
+        args,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -37,7 +37,9 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from envs.planner_dataset import PlannerDataset, load_planner_dataset
 from envs.planner_state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
+from robot.cli import run_cli
 from robot.configio import from_jsonable, to_jsonable
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
@@ -351,13 +354,23 @@ def main(cfg: PlannerTrainConfig) -> None:
     print(f"checkpoint: {path}; planner: {cfg.run_dir / 'planner_model.pt'}")
 
 
-if __name__ == "__main__":
-    main(
-        parse_cli(
-            PlannerTrainConfig,
-            run_config=read_run_config,
-            may_change=RESUME_MAY_CHANGE,
-            presets=PRESETS,
-            description="Train the G1 diffusion planner on expert rollouts.",
-        )
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-train-planner``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(
+        lambda argv, prog: main(
+            parse_cli(
+                PlannerTrainConfig,
+                run_config=read_run_config,
+                may_change=RESUME_MAY_CHANGE,
+                presets=PRESETS,
+                description="Train the G1 diffusion planner on expert rollouts.",
+                args=argv,
+                prog=prog,
+            )
+        ),
+        args,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

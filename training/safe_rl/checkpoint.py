@@ -27,13 +27,14 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from robot.cli import UserError
 from training.checkpoint import save_checkpoint as torch_save_atomic
 
 CHECKPOINT_FORMAT = "steer.safe_rl.checkpoint.v1"
 CHECKPOINT_KEYS = ("format", "step", "config", "algorithm", "rng", "best", "data")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and what to do."""
 
 
@@ -56,7 +57,7 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: no checkpoint there (expected a file written by training.safe_rl.train)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise CheckpointError(
             f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); the file is truncated or corrupt: "
             "use another checkpoint (best.pt or last.pt) or start the run again"

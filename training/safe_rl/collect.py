@@ -28,7 +28,9 @@ import itertools
 import json
 import math
 import shutil
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +44,7 @@ from tqdm import tqdm
 
 from envs.safe_rl.dsrl_data import DSRL_KEYS, dsrl_file_name, make_dsrl_env, write_dsrl
 from envs.safe_rl.tasks import DSRLTask, get_task
+from robot.cli import run_cli
 from robot.files import atomic_write, atomic_write_text
 from training.safe_rl.ppo_lagrangian import (
     OBS_GROUP,
@@ -479,5 +482,10 @@ def main(cfg: CollectConfig) -> Path:
     return path
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """Command ``steer-collect-safe-rl``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(CollectConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(CollectConfig))
+    sys.exit(cli())

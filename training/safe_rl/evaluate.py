@@ -16,7 +16,8 @@ periodic evaluation and tests (a tiny gymnasium env reporting ``info["cost"]``) 
 import importlib.util
 import json
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -27,6 +28,7 @@ import torch
 import tyro
 
 from envs.safe_rl import DSRLTask, get_task, make_dsrl_env
+from robot.cli import run_cli
 from robot.files import atomic_write_text
 from training.safe_rl.algorithms import SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import load_checkpoint, preserved_rng
@@ -215,5 +217,10 @@ def main(config: EvaluateConfig, env_factory: Optional[EnvFactory] = None) -> Ev
     return result
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-eval-safe-rl``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(EvaluateConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(EvaluateConfig))
+    sys.exit(cli())

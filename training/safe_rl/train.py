@@ -18,7 +18,9 @@ import hashlib
 import json
 import random
 import re
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -29,6 +31,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
+from robot.cli import run_cli
 from robot.files import atomic_write_text
 from training.run_config import check_resume, parse_cli
 from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
@@ -262,13 +265,23 @@ def main(config: TrainConfig) -> TrainResult:
     return result
 
 
-if __name__ == "__main__":
-    main(
-        parse_cli(
-            TrainConfig,
-            run_config=read_run_config,
-            may_change=RESUME_MAY_CHANGE,
-            presets=PRESETS,
-            description="Train FISOR, BC-All, BC-Safe or BCQ-Lagrangian on a DSRL dataset.",
-        )
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-train-safe-rl``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(
+        lambda argv, prog: main(
+            parse_cli(
+                TrainConfig,
+                run_config=read_run_config,
+                may_change=RESUME_MAY_CHANGE,
+                presets=PRESETS,
+                description="Train FISOR, BC-All, BC-Safe or BCQ-Lagrangian on a DSRL dataset.",
+                args=argv,
+                prog=prog,
+            )
+        ),
+        args,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
