@@ -5,12 +5,17 @@ what was expected and what was found (house rule: errors with context). :func:`r
 ``error: <message>`` on stderr and returns exit code 2; ``--debug`` on the command line (or ``STEER_DEBUG=1`` in
 the environment) re-raises it instead, with its full traceback. Bugs (any other exception) keep their traceback.
 
-It lives in ``robot`` (the bottom layer) so that the training, deploy and benchmark commands all share it.
+The commands' help comes from docstrings written for the documentation, with Sphinx roles (``:class:`x```) and
+literals (````x````); :func:`plain_help` has tyro print them as plain text (``x``).
+
+It lives in ``robot`` (the bottom layer) so that the training, deploy and benchmark commands all share it. It
+imports tyro only inside :func:`plain_help`: the robot-side runtime has no tyro.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +38,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 """What :func:`run_cli` reports in one line: the errors Steer raises for a user's input."""
 
+_ROLE = re.compile(r":(?:py:)?(?:class|func|mod|meth|attr|data|obj|exc|const|ref):`(~?)([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+_LIST_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s|\s*--\w")
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "STEER_DEBUG"
 
@@ -47,6 +55,50 @@ def prog_name(argv0: str | None = None) -> str:
     return Path(argv0).name or "steer"
 
 
+def plain_text(text: str) -> str:
+    """``text`` without reStructuredText markup: ``:mod:`a.b``` -> ``a.b`` (``~a.b.c`` -> ``c``), ````--x```` ->
+    ``--x``."""
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return _LITERAL.sub(r"\1", text)
+
+
+def _unwrap(text: str) -> str:
+    """Join the lines of each paragraph; a blank line, a list item (``- x``, ``1. x``) or an option (``--x``) starts
+    a new line."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if lines and lines[-1].strip() and line.strip() and not _LIST_ITEM.match(line):
+            lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def plain_help() -> None:
+    """Have tyro's help show docstrings as :func:`plain_text` (idempotent).
+
+    tyro has no public hook for help text: this wraps the two private functions every docstring passes through
+    (the line joining of field docstrings and the description of a config class), version 1.0 as locked; the
+    tests of ``robot.cli`` fail if a tyro release moves them. tyro keeps a docstring's line break before every
+    line that starts with a digit or punctuation (a list, it guesses); only list items and paragraphs keep it here.
+    """
+    from tyro import _docstrings, _strings
+
+    if getattr(_strings.remove_single_line_breaks, "_steer_plain", False):
+        return
+    join_lines, describe = _strings.remove_single_line_breaks, _docstrings.get_callable_description
+
+    def plain_join(text: str) -> str:
+        return join_lines(_unwrap(plain_text(text)))
+
+    def plain_description(f: Callable[..., object]) -> str:
+        return plain_text(describe(f))
+
+    plain_join._steer_plain = True  # type: ignore[attr-defined]
+    _strings.remove_single_line_breaks = plain_join
+    _docstrings.get_callable_description = plain_description  # type: ignore[assignment]
+
+
 def run_cli(
     run: Callable[[list[str], str], object],
     args: Sequence[str] | None = None,
@@ -56,7 +108,10 @@ def run_cli(
     """Call ``run(args, prog)`` (``args``: the command line without ``--debug``, default ``sys.argv[1:]``;
     ``prog``: :func:`prog_name`) and return its exit code: 0, or 2 after printing ``error: <message>`` to stderr
     when it raises one of :data:`USER_ERRORS` or ``errors`` (a command's own error types). With ``--debug`` in
-    ``args`` or ``STEER_DEBUG=1`` the error propagates with its traceback."""
+    ``args`` or ``STEER_DEBUG=1`` the error propagates with its traceback. A tyro command's help is plain text
+    (:func:`plain_help`)."""
+    if "tyro" in sys.modules:  # imported by the command's module: argparse tools stay free of it
+        plain_help()
     argv = list(sys.argv[1:] if args is None else args)
     debug = DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     argv = [arg for arg in argv if arg != DEBUG_FLAG]

@@ -26,6 +26,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import mujoco
 import numpy as np
@@ -37,7 +38,8 @@ from robot.interface import RobotCommand, RobotInterface, RobotState
 from robot.safety import SafetyConfig, SafetyLayer
 from robot.sensor_model import SensorModel, SensorModelConfig
 
-INITIAL_MODES = ("hold", "damping", "zero_torque")
+InitialMode = Literal["hold", "damping", "zero_torque"]
+INITIAL_MODES: tuple[str, ...] = get_args(InitialMode)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class SimRobotConfig:
     oracle: bool = True
     """Publish the exact base position and velocity in every sample (a real G1 does not; False: empty, as there).
     Ground truth stays available through ``MujocoRobot.ground_truth()`` either way."""
-    initial_mode: str = "hold"
+    initial_mode: InitialMode = "hold"
     """Before the first command: ``hold`` the default pose with stand gains, ``damping`` or ``zero_torque``."""
     seed: int = 0
     """Seed of the sensor-noise generator."""

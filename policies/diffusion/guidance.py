@@ -22,23 +22,26 @@ keep early, very noisy steps from being thrown off the data manifold.
 """
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-GUIDANCE_MODES = ("none", "x0", "classifier")
-SCALE_SCHEDULES = ("constant", "linear_up", "linear_down", "sigma")
+GuidanceMode = Literal["none", "x0", "classifier"]
+ScaleSchedule = Literal["constant", "linear_up", "linear_down", "sigma"]
+GUIDANCE_MODES: tuple[str, ...] = get_args(GuidanceMode)
+SCALE_SCHEDULES: tuple[str, ...] = get_args(ScaleSchedule)
 
 
 @dataclass
 class GuidanceConfig:
     """How costs steer the sampler."""
 
-    mode: str = "x0"
+    mode: GuidanceMode = "x0"
     """none, x0 (cheap x0-space correction) or classifier (gradient through the denoiser)"""
     scale: float = 1.0
     """base guidance scale lambda (0 reproduces unguided sampling bit for bit)"""
-    schedule: str = "constant"
+    schedule: ScaleSchedule = "constant"
     """per-step scale: constant, linear_up (weak early, full at the end), linear_down, or sigma (x sqrt(1-abar))"""
     max_grad_norm: float = 0.0
     """clip each sample's cost gradient to this L2 norm (0 disables)"""

@@ -25,6 +25,7 @@ from policies.diffusion.guidance import CostSum, GuidanceConfig, clip_grad_norm,
 from policies.diffusion.sampling import SamplerConfig, ddim_step, ddpm_step, step_sequence
 from policies.diffusion.schedules import (
     NoiseSchedule,
+    PredictionType,
     ScheduleConfig,
     check_prediction_type,
     eps_from_x0,
@@ -40,7 +41,7 @@ class DiffusionConfig:
 
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     """the training noise schedule"""
-    prediction_type: str = "v"
+    prediction_type: PredictionType = "v"
     """what the network predicts: epsilon, x0 or v (v is stable at every noise level; Salimans & Ho 2022)"""
     per_token_noise: bool = False
     """training: draw an independent diffusion step for every token (Diffuse-CLoC) instead of one per sample"""

@@ -21,14 +21,14 @@ on the plan, and through it on the action.
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional, get_args
 
 import torch
 from torch import nn
 
 from policies.base import Policy
 from policies.diffusion.denoisers.mlp import ResidualMLPConfig, ResidualMLPDenoiser
-from policies.diffusion.denoisers.transformer import TrajectoryTransformer, TrajectoryTransformerConfig
+from policies.diffusion.denoisers.transformer import AttentionKind, TrajectoryTransformer, TrajectoryTransformerConfig
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import Diffusion, DiffusionConfig
 from policies.diffusion.quantize import quantize_linear_int8
@@ -36,7 +36,8 @@ from policies.diffusion.vae import LatentAutoencoder, VAEConfig
 from policies.mirror import MirrorMaps
 from policies.normalizer import Normalizer
 
-DENOISERS = ("transformer", "mlp")
+DenoiserKind = Literal["transformer", "mlp"]
+DENOISERS: tuple[str, ...] = get_args(DenoiserKind)
 COSTS_PREFIX = "diffusion.costs."
 SAMPLER_BUFFERS = ("diffusion.steps", "diffusion.guide_scales")
 """Buffers derived from the sampler and guidance settings, which may change after training."""
@@ -79,7 +80,7 @@ class PlannerConfig:
     """Z of the per-step action latent (0 diffuses raw actions)"""
     vae_kl_weight: float = 1e-3
     """beta of the action autoencoder's KL term"""
-    denoiser: str = "transformer"
+    denoiser: DenoiserKind = "transformer"
     """network: transformer (trajectory transformer) or mlp (residual MLP over the flattened window)"""
     num_layers: int = 2
     """transformer layers"""
@@ -87,7 +88,7 @@ class PlannerConfig:
     """transformer heads"""
     width: int = 256
     """transformer width / MLP width"""
-    attention: str = "full"
+    attention: AttentionKind = "full"
     """transformer mask: full, causal or diffuse_cloc"""
     mlp_blocks: int = 3
     """residual MLP blocks"""

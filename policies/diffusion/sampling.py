@@ -25,19 +25,23 @@ clipping has moved ``x0_hat``.
 """
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
-SAMPLER_KINDS = ("ddim", "ddpm")
-DDPM_VARIANCES = ("posterior", "beta")
-SPACINGS = ("trailing", "leading")
+SamplerKind = Literal["ddim", "ddpm"]
+DdpmVariance = Literal["posterior", "beta"]
+Spacing = Literal["trailing", "leading"]
+SAMPLER_KINDS: tuple[str, ...] = get_args(SamplerKind)
+DDPM_VARIANCES: tuple[str, ...] = get_args(DdpmVariance)
+SPACINGS: tuple[str, ...] = get_args(Spacing)
 
 
 @dataclass
 class SamplerConfig:
     """How to sample: which update, how many steps, how the steps are spaced."""
 
-    kind: str = "ddim"
+    kind: SamplerKind = "ddim"
     """ddim (eta-controlled) or ddpm (ancestral)"""
     num_steps: int = 10
     """number of sampler steps K, a strided subsequence of the T training steps (K <= T)"""
@@ -47,9 +51,9 @@ class SamplerConfig:
     """clamp the predicted x0 to [-clip_x0, clip_x0] at every step (0 disables)"""
     clip_sample: float = 0.0
     """clamp every new sample x_next to [-clip_sample, clip_sample] (0 disables; FISOR's reference uses 1)"""
-    ddpm_variance: str = "posterior"
+    ddpm_variance: DdpmVariance = "posterior"
     """ddpm noise variance: posterior (fixed_small) or beta (fixed_large, FISOR's reference)"""
-    spacing: str = "trailing"
+    spacing: Spacing = "trailing"
     """trailing starts at step T-1 (better for few steps, Lin et al. 2024); leading is diffusers' default"""
 
     def __post_init__(self) -> None:

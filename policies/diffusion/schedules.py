@@ -26,19 +26,22 @@ Prediction targets (``v`` from Salimans & Ho 2022), with ``a = sqrt(abar)``, ``s
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-SCHEDULE_KINDS = ("linear", "cosine", "vp")
-PREDICTION_TYPES = ("epsilon", "x0", "v")
+ScheduleKind = Literal["linear", "cosine", "vp"]
+PredictionType = Literal["epsilon", "x0", "v"]
+SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
+PREDICTION_TYPES: tuple[str, ...] = get_args(PredictionType)
 
 
 @dataclass
 class ScheduleConfig:
     """Which discrete noise schedule to build."""
 
-    kind: str = "cosine"
+    kind: ScheduleKind = "cosine"
     """schedule family: linear, cosine (improved DDPM) or vp (FISOR)"""
     num_train_steps: int = 100
     """number of training diffusion steps T"""

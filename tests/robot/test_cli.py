@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from robot.cli import UserError, prog_name, run_cli
+from robot.cli import UserError, plain_help, plain_text, prog_name, run_cli
 
 
 class CustomError(RuntimeError):
@@ -72,3 +72,46 @@ def test_prog_name_is_what_the_user_typed(monkeypatch):
 
     monkeypatch.setattr(sys.modules["__main__"], "__spec__", Spec(), raising=False)
     assert prog_name("/work/main/training/planner/train.py") == "python -m training.planner.train"
+
+
+def test_plain_text_drops_roles_and_literals():
+    text = "Run :mod:`policies.quantize` on ``planner.pt`` (:class:`~deploy.loop.ControlLoop`, ``--int8``)."
+    assert plain_text(text) == "Run policies.quantize on planner.pt (ControlLoop, --int8)."
+
+
+def test_tyro_help_is_plain_text_with_choices_and_the_given_program(capsys, monkeypatch):
+    import dataclasses
+    from typing import Literal
+
+    import tyro
+    from tyro import _docstrings, _strings
+
+    # restored after the test: the rest of the session sees tyro as installed
+    monkeypatch.setattr(_strings, "remove_single_line_breaks", _strings.remove_single_line_breaks)
+    monkeypatch.setattr(_docstrings, "get_callable_description", _docstrings.get_callable_description)
+
+    @dataclasses.dataclass
+    class Inner:
+        """Sampler of :class:`policies.diffusion.sampling.Sampler`."""
+
+        steps: int = 2
+        """Steps (``--steps``) of the sampler,
+        30 by default in :func:`sample`."""
+
+    @dataclasses.dataclass
+    class Config:
+        mode: Literal["x0", "classifier", "none"] = "x0"
+        """Guidance of ``x0``:
+        :mod:`policies.diffusion.guidance`."""
+        inner: Inner = dataclasses.field(default_factory=Inner)
+
+    plain_help()
+    plain_help()  # idempotent
+    with pytest.raises(SystemExit):
+        tyro.cli(Config, args=["--help"], prog="steer-x")
+    out = capsys.readouterr().out
+    assert "usage: steer-x" in out and "{x0,classifier,none}" in out
+    assert "Guidance of x0: policies.diffusion.guidance." in out
+    assert "Steps (--steps) of the sampler, 30 by default in sample." in out
+    assert "Sampler of policies.diffusion.sampling.Sampler." in out
+    assert "``" not in out and ":class:" not in out

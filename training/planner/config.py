@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 from envs.planner_state import PLANNER_STATE_DIM
+from policies.diffusion.guidance import GuidanceMode
 from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
@@ -21,7 +23,8 @@ from policies.diffusion.schedules import ScheduleConfig
 from robot.g1 import constants as C
 from training.run_config import read_config_json
 
-ACTION_KEYS = ("expert_action", "action")
+ActionKey = Literal["expert_action", "action"]
+ACTION_KEYS: tuple[str, ...] = get_args(ActionKey)
 HEAD_TASKS = ("joystick", "waypoint")
 """Tasks of the action head's guided windows (``ActionHeadConfig.task_mix`` shares, in this order)."""
 
@@ -61,7 +64,7 @@ class PlannerTrainConfig:
     """Run folder (config, TensorBoard, metrics.csv, checkpoints, the EMA planner)."""
     planner: PlannerConfig = field(default_factory=g1_planner_config)
     """Planner shapes, denoiser, schedule and default sampler."""
-    action_key: str = "expert_action"
+    action_key: ActionKey = "expert_action"
     """Actions learned: the expert's clean ones (``expert_action``) or the executed noisy ones (``action``)."""
     steps: int = 30000
     """Denoiser optimisation steps."""
@@ -150,7 +153,7 @@ class ActionHeadConfig:
     the expert was ``lookahead_s`` later, in the plan frame)."""
     lookahead_s: tuple[float, float] = (0.5, 5.0)
     """Waypoint windows: how far ahead in the episode the goal is taken (cut at the episode's end)."""
-    guidance_mode: str | None = None
+    guidance_mode: GuidanceMode | None = None
     """Sampler settings the head is fitted for (None: the model's); export with the same ones."""
     guidance_scale: float | None = None
     """Guidance scale of the sampled plans (None: the model's)."""
@@ -159,7 +162,7 @@ class ActionHeadConfig:
     int8: bool = False
     """Sample the plans with the denoiser in int8 (as the export then runs it: the head learns what the quantized
     network's plans mean); written into the config, so the export follows."""
-    action_key: str = "expert_action"
+    action_key: ActionKey = "expert_action"
     """Actions of the history and the target (the planner's training key)."""
     val_fraction: float = 0.05
     """Validation episodes, drawn as ``training.planner.train`` draws them (same seed)."""

@@ -31,7 +31,7 @@ condition token that attended to, say, an action token would carry that action i
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,8 @@ from torch import nn
 
 from policies.diffusion.denoisers.base import Denoiser, check_denoiser_inputs
 
-ATTENTION_KINDS = ("full", "causal", "diffuse_cloc")
+AttentionKind = Literal["full", "causal", "diffuse_cloc"]
+ATTENTION_KINDS: tuple[str, ...] = get_args(AttentionKind)
 
 COND, STATE, ACTION = 0, 1, 2  # token types in the mask rules
 
@@ -72,7 +73,7 @@ class TrajectoryTransformerConfig:
     """hidden width of the block MLP = mlp_ratio * width"""
     dropout: float = 0.0
     """dropout on attention weights and on the residual branches"""
-    attention: str = "full"
+    attention: AttentionKind = "full"
     """attention mask: full, causal or diffuse_cloc"""
 
     def __post_init__(self) -> None:
