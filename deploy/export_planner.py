@@ -47,8 +47,8 @@ class ExportPlannerConfig:
     robot_metadata: Path = DEFAULT_ROBOT_METADATA
     """Deploy metadata (``.json``) of the expert whose data the planner learned: the planner's actions mean the
     same joint targets, so the runtime drives it with the same gains, default pose and period."""
-    out: Path = Path("assets/g1_planner/planner.pt")
-    """TorchScript output (``.json`` metadata beside it)."""
+    out: Path = Path("runs/g1_planner/export/planner.pt")
+    """TorchScript output (``.json`` beside it); pass assets/g1_planner/planner.pt to replace the committed one."""
     costs: G1CostConfig = field(default_factory=G1CostConfig)
     """How the task costs read the plan."""
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
