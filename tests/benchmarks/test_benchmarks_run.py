@@ -221,3 +221,29 @@ def test_planner_tracking_bias_rows_for_the_expert_and_the_plan(tmp_path) -> Non
     assert "plan" not in rows[0] and len(rows[1]["plan"]["bias"]) == 2 and len(rows[1]["robot"]["bias"]) == 3
     too_short = _run(["benchmarks/planner_tracking_bias.py", "--seconds", "2"])
     assert too_short.returncode != 0 and "--seconds" in too_short.stderr
+
+
+def test_planner_results_table_pools_seeds(tmp_path) -> None:
+    from benchmarks.planner_results_table import pooled, table
+
+    def row(name, cond, source, **kw):
+        return {"name": name, "condition": cond, "state_source": source, "fall_rate": 0.0, **kw}
+
+    files = []
+    for i, (err, falls) in enumerate(((0.2, 0.0), (0.3, 0.25))):
+        rows = [
+            row("expert", "nominal", "ground_truth", lin_err_m_per_s=0.1, mean_command_speed_m_per_s=0.5),
+            row("joystick", "nominal", "estimator", lin_err_m_per_s=err, mean_command_speed_m_per_s=0.5),
+            row("waypoint", "nominal", "estimator", success_rate=1.0 - falls, fall_rate=falls),
+        ]
+        files.append(tmp_path / f"s{i}.json")
+        files[-1].write_text(json.dumps({"rows": rows}))
+    rows, conditions = pooled(files)
+    assert rows[("nominal", "joystick", "estimator")]["lin_err_m_per_s"] == pytest.approx(0.25)
+    lines = table(rows, conditions)
+    assert "| nominal | estimator | 0.0% | 0.250 | 2.50x | 88% | 12% |" in lines
+    assert "| nominal, estimator: v err <= 1.5x expert | NO | 2.50x |" in lines
+    assert any("estimator: 50.0%" in line for line in lines)  # 0.25 m/s over a 0.5 m/s mean command
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a planner_eval JSON"):
+        pooled([tmp_path / "bad.json"])
