@@ -17,7 +17,9 @@ Prints a table and writes ``metrics.json`` and ``planner.pt`` / ``planner.json``
 """
 
 import json
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
+from robot.cli import run_cli
 
 HISTORY, HORIZON = 4, 16
 
@@ -249,5 +252,10 @@ def main(config: DemoConfig) -> dict[str, object]:
     return metrics
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-demo-pointmass``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(DemoConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(DemoConfig))
+    sys.exit(cli())

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,9 @@ from deploy.export import export_planner
 from deploy.policy_io import PolicyMetadata
 from envs.planner_state import planner_state_names
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
-from policies.diffusion.guidance import CostSum, Gated
+from policies.diffusion.guidance import CostSum, Gated, GuidanceMode
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, load_planner_model, with_sampling
+from robot.cli import run_cli
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
 
@@ -53,7 +56,7 @@ class ExportPlannerConfig:
     """How the task costs read the plan."""
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """Weights of the joystick, waypoint and obstacle terms (on top of the per-call gates)."""
-    guidance_mode: str | None = None
+    guidance_mode: GuidanceMode | None = None
     """Override the trained config's guidance mode (x0, classifier, none)."""
     guidance_scale: float | None = None
     """Override the guidance scale."""
@@ -147,5 +150,10 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
     return pt, meta
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-export-planner``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(ExportPlannerConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(ExportPlannerConfig))
+    sys.exit(cli())

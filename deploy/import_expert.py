@@ -12,6 +12,8 @@ action scale), checks the network on a zero observation, and writes the deploy p
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 import tyro
 
 from deploy.policy_io import PolicyMetadata, export_policy
+from robot.cli import run_cli
 
 TRAINER_KEYS = (
     "joint_names",
@@ -81,5 +84,10 @@ def main(cfg: ImportConfig) -> None:
         print(path)
 
 
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-import-expert``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
+    return run_cli(lambda argv, prog: main(tyro.cli(ImportConfig, args=argv, prog=prog)), args)
+
+
 if __name__ == "__main__":
-    main(tyro.cli(ImportConfig))
+    sys.exit(cli())

@@ -26,7 +26,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +41,7 @@ from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, e
 from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
 from envs.observations import quat_rotate_inverse
+from robot.cli import run_cli
 from robot.estimation import BaseStateEstimator
 from robot.g1 import constants as C
 from robot.interface import RobotInterface, RobotState
@@ -344,16 +345,16 @@ def main(cfg: RunConfig) -> dict[str, Any]:
     return summary
 
 
-def cli() -> int:
-    """Entry point: a refused start or a missing display is a message and exit code 1, not a traceback."""
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``steer-run``: a refused start, a missing display or another user's mistake is one line and exit
+    code 2 (``--debug``: traceback)."""
     from deploy.viewer import ViewerUnavailableError
 
-    try:
-        main(tyro.cli(RunConfig))
-    except (G1StartupError, ViewerUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_cli(
+        lambda argv, prog: main(tyro.cli(RunConfig, args=argv, prog=prog)),
+        args,
+        errors=(G1StartupError, ViewerUnavailableError),
+    )
 
 
 if __name__ == "__main__":

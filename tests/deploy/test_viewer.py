@@ -41,13 +41,13 @@ def test_viewer_follows_the_threaded_simulation_until_its_window_closes():
     assert viewer.times == sorted(viewer.times) and viewer.times[-1] > viewer.times[0]  # the simulation moved on
 
 
-def test_viewer_without_a_display_says_so_and_the_cli_exits_1(monkeypatch, capsys, tmp_path):
+def test_viewer_without_a_display_says_so_and_the_cli_exits_2(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(ViewerUnavailableError, match="needs a display"):
         require_display()
     monkeypatch.setattr(sys, "argv", ["deploy.run", "--viewer", "--out-dir", str(tmp_path)])
-    assert cli() == 1
+    assert cli() == 2
     assert "--viewer needs a display" in capsys.readouterr().err
     with pytest.raises(ValueError, match="expected --robot sim"):
         RunConfig(robot="g1", viewer=True)
