@@ -20,13 +20,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from deploy.policy_io import ExportedPolicy, PolicyMetadata
+from deploy.policies.base import RuntimePolicy
+from deploy.policies.metadata import PolicyMetadata
 
 LOG = logging.getLogger("steer.deploy.async_planner")
 ChunkPlanner = Callable[[np.ndarray], np.ndarray]
 
 
-class AsyncChunkPolicy(ExportedPolicy):
+class AsyncChunkPolicy(RuntimePolicy):
     """``act`` from the newest chunk of a planner running in a background thread (see module docstring)."""
 
     def __init__(
@@ -37,7 +38,7 @@ class AsyncChunkPolicy(ExportedPolicy):
         max_stale_ticks: int = 8,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        super().__init__(module=None, metadata=metadata)  # type: ignore[arg-type]
+        super().__init__(metadata)
         if not rate_hz > 0.0 or max_stale_ticks < 1:
             raise ValueError(f"rate_hz > 0 and max_stale_ticks >= 1 expected, got {rate_hz}, {max_stale_ticks}")
         self.planner, self.period_s, self.max_stale_ticks, self.clock = planner, 1.0 / rate_hz, max_stale_ticks, clock

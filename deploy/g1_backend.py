@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from deploy.policy_io import PolicyMetadata, RobotSpec, policy_robot_differences
+from deploy.policies.metadata import PolicyMetadata
 from deploy.safety_fsm import tilt_rad
+from robot.compat import RobotSpec, policy_robot_differences
 from robot.g1 import constants as C
 
 

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deploy.policy_io import ExportedPolicy, RobotSpec, check_policy_robot
+from deploy.policies.base import RuntimePolicy
 from deploy.safety_fsm import Mode, SafetyFsm, SafetyFsmConfig
 from deploy.teleop import CommandRanges, TeleopSource
 from deploy.timing import RatePacer, TimingStats
 from envs.observations import gait_phase, joint_targets_from_action, observation_from_state
+from robot.compat import RobotSpec, check_policy_robot
 from robot.interface import RobotInterface, RobotState
 
 LOG = logging.getLogger("steer.deploy.loop")
@@ -104,7 +105,7 @@ class ControlLoop:
     def __init__(
         self,
         robot: RobotInterface,
-        policy: ExportedPolicy,
+        policy: RuntimePolicy,
         teleop: TeleopSource,
         spec: RobotSpec | None = None,
         cfg: LoopConfig | None = None,

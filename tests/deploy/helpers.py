@@ -9,7 +9,10 @@ import mujoco
 import numpy as np
 
 from deploy.loop import ControlLoop, LoopConfig
-from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, export_policy, load_policy
+from deploy.policies.base import RuntimePolicy
+from deploy.policies.export import build_mlp_policy, export_policy
+from deploy.policies.loader import load_policy
+from deploy.policies.metadata import PolicyMetadata
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent, TeleopSource
 from robot.g1 import constants as C
@@ -26,7 +29,7 @@ STAND_THEN_WALK = [
 ]
 
 
-def export_hold_policy(tmp_path: Path, gain_profile: str = "stand", **meta_overrides) -> ExportedPolicy:
+def export_hold_policy(tmp_path: Path, gain_profile: str = "stand", **meta_overrides) -> RuntimePolicy:
     """Zero-action MLP (asks for the default pose) exported with G1 metadata, loaded back."""
     meta = PolicyMetadata.for_g1(gain_profile, **meta_overrides)
     net = build_mlp_policy(meta.obs_dim, meta.num_joints, (32, 32), zero_output=True)
@@ -72,7 +75,7 @@ def run_manual(
     return modes
 
 
-def make_loop(robot: MujocoRobot, policy: ExportedPolicy, teleop: TeleopSource | None = None, **cfg) -> ControlLoop:
+def make_loop(robot: MujocoRobot, policy: RuntimePolicy, teleop: TeleopSource | None = None, **cfg) -> ControlLoop:
     return ControlLoop(robot, policy, teleop or ScriptedTeleop(STAND_THEN_WALK), cfg=LoopConfig(**cfg))
 
 

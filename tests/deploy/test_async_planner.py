@@ -8,7 +8,7 @@ import pytest
 
 from deploy.async_planner import AsyncChunkPolicy
 from deploy.loop import ControlLoop, LoopConfig
-from deploy.policy_io import PolicyMetadata
+from deploy.policies.metadata import PolicyMetadata
 from deploy.safety_fsm import Mode
 from robot.sim import MujocoRobot, SimRobotConfig
 from tests.deploy.helpers import make_loop, manual_robot, run_manual

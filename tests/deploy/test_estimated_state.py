@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.policy_io import load_policy
+from deploy.policies.loader import load_policy
 from deploy.run import RunConfig
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent

@@ -27,7 +27,7 @@ if binding_version_problem() is not None:
 
 from deploy.g1_backend import G1LinkConfig, G1StartupError, startup_problems
 from deploy.loop import LoopConfig
-from deploy.policy_io import PolicyMetadata
+from deploy.policies.metadata import PolicyMetadata
 from deploy.run import RunConfig, main
 from deploy.safety_fsm import SafetyFsmConfig
 from robot.g1 import constants as C

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from deploy.import_expert import import_expert
-from deploy.policy_io import RobotSpec, build_mlp_policy, check_policy_robot, load_policy
+from deploy.policies.export import build_mlp_policy
+from deploy.policies.loader import load_policy
+from robot.compat import RobotSpec, check_policy_robot
 from robot.g1 import constants as C
 from training.locomotion.train import TrainConfig, policy_metadata
 

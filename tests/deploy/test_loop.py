@@ -152,7 +152,7 @@ def test_motion_monitor_errors_in_the_body_frame_settling_and_falls():
 def test_runtime_modules_import_no_policies_or_training():
     code = (
         "import sys, deploy.loop, deploy.safety_fsm, deploy.teleop, deploy.unitree_remote, deploy.gamepad, "
-        "deploy.policy_io, deploy.timing, deploy.run\n"
+        "deploy.policies, deploy.timing, deploy.run\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('policies', 'training'))\n"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -9,17 +9,12 @@ from torch import nn
 
 pytest.importorskip("onnxruntime", reason="needs the onnx extra")
 
-from deploy.onnx_io import OnnxPolicy, export_policy_onnx
-from deploy.policy_io import (
-    PolicyMetadata,
-    PolicyRobotMismatchError,
-    RobotSpec,
-    build_mlp_policy,
-    check_policy_robot,
-    export_policy,
-    load_policy,
-)
+from deploy.policies.export import build_mlp_policy, export_policy, export_policy_onnx
+from deploy.policies.loader import load_policy
+from deploy.policies.metadata import PolicyMetadata
+from deploy.policies.onnx import OnnxPolicy
 from deploy.safety_fsm import Mode
+from robot.compat import PolicyRobotMismatchError, RobotSpec, check_policy_robot
 from robot.g1 import constants as C
 from tests.deploy.helpers import make_loop, manual_robot, run_manual
 

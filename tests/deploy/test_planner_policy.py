@@ -4,8 +4,8 @@ cannot plan."""
 import numpy as np
 import pytest
 
-from deploy.planner_policy import PlannerPolicy, load_planner_policy
-from deploy.policy_io import load_policy
+from deploy.policies.loader import load_policy
+from deploy.policies.planner import PlannerPolicy, load_planner_policy
 from deploy.safety_fsm import Mode
 from envs.planner_state import PlannerStateEstimator
 from robot.g1.model import build_g1_model

@@ -22,8 +22,8 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="needs the onnx extra")
 
-from deploy.onnx_io import export_policy_onnx
-from deploy.policy_io import PolicyMetadata, build_mlp_policy
+from deploy.policies.export import build_mlp_policy, export_policy_onnx
+from deploy.policies.metadata import PolicyMetadata
 from envs.planner_state import planner_state
 from robot.g1 import constants as C
 from robot.g1.model import build_g1_model, joint_dof_adr, joint_qpos_adr
@@ -36,8 +36,9 @@ ENTRY_MODULES = [
     "deploy.unitree_remote",
     "deploy.gamepad",
     "deploy.operator_guide",
-    "deploy.onnx_io",
-    "deploy.planner_policy",
+    "deploy.policies.onnx",
+    "deploy.policies.planner",
+    "deploy.policies.loader",
     "envs.planner_onnx",
     "robot.estimation",
 ]
@@ -68,8 +69,9 @@ for m in json.loads(sys.argv[2]):
 
 import numpy as np
 from deploy.loop import ControlLoop, LoopConfig
-from deploy.planner_policy import PlannerPolicy
-from deploy.policy_io import PolicyMetadata, load_policy
+from deploy.policies.loader import load_policy
+from deploy.policies.metadata import PolicyMetadata
+from deploy.policies.planner import PlannerPolicy
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
 from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel

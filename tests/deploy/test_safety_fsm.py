@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from deploy.policy_io import PolicyMetadata, build_mlp_policy, export_policy, load_policy
+from deploy.policies.export import build_mlp_policy, export_policy
+from deploy.policies.loader import load_policy
+from deploy.policies.metadata import PolicyMetadata
 from deploy.safety_fsm import Mode, SafetyFsm, SafetyFsmConfig
 from deploy.teleop import ModeRequest, ScriptedTeleop, ScriptEvent, TeleopSample
 from robot.g1 import constants as C

@@ -1,4 +1,5 @@
-"""Plain-MLP policy export: eager/loaded parity, metadata round trip, and refusal on every robot mismatch."""
+"""Plain-MLP policy export: eager/loaded parity, metadata round trip, refusal on every robot mismatch, the loader
+table and the former module paths."""
 
 import dataclasses
 import json
@@ -8,17 +9,13 @@ import pytest
 import torch
 
 from deploy.loop import ControlLoop
-from deploy.policy_io import (
-    PolicyMetadata,
-    PolicyRobotMismatchError,
-    RobotSpec,
-    build_mlp_policy,
-    check_policy_robot,
-    export_policy,
-    load_policy,
-    policy_robot_differences,
-)
+from deploy.policies.base import RuntimePolicy
+from deploy.policies.export import build_mlp_policy, export_policy
+from deploy.policies.loader import LOADERS, load_policy
+from deploy.policies.metadata import PolicyMetadata
+from deploy.policies.torchscript import TorchScriptPolicy
 from deploy.teleop import ScriptedTeleop, ScriptEvent
+from robot.compat import PolicyRobotMismatchError, RobotSpec, check_policy_robot, policy_robot_differences
 from robot.g1 import constants as C
 from robot.sim import MujocoRobot, SimRobotConfig
 
@@ -159,3 +156,26 @@ def test_control_loop_refuses_a_mismatched_policy_before_any_command(tmp_path):
         ControlLoop(robot, policy, ScriptedTeleop([ScriptEvent(0.0)]))
     np.testing.assert_array_equal(robot.applied_command.kp_nm_per_rad, applied_before.kp_nm_per_rad)
     assert robot.safety.last_command_time_s is None  # nothing was sent
+
+
+def test_loader_table_opens_every_format_and_names_the_expected_ones(tmp_path):
+    assert set(LOADERS) == {(b, f) for b in ("torchscript", "onnx") for f in ("steer.policy", "steer.planner")}
+    meta = PolicyMetadata.for_g1()
+    pt, js = export_policy(build_mlp_policy(meta.obs_dim, 29), meta, tmp_path / "p.pt")
+    assert isinstance(load_policy(pt), TorchScriptPolicy)
+    js.write_text(json.dumps({**json.loads(js.read_text()), "format": "steer.other"}))
+    with pytest.raises(ValueError, match=r"expected format 'steer\.policy' or 'steer\.planner', got 'steer\.other'"):
+        load_policy(pt)
+
+
+def test_former_module_paths_still_import():
+    from deploy import onnx_io, planner_policy, policy_io
+    from deploy.policies.export import export_policy_onnx
+    from deploy.policies.onnx import OnnxPolicy
+    from deploy.policies.planner import PlannerPolicy, load_planner_policy
+
+    assert policy_io.ExportedPolicy is RuntimePolicy and policy_io.load_policy is load_policy
+    assert policy_io.PolicyMetadata is PolicyMetadata and policy_io.export_policy is export_policy
+    assert policy_io.build_mlp_policy is build_mlp_policy
+    assert onnx_io.export_policy_onnx is export_policy_onnx and onnx_io.OnnxPolicy is OnnxPolicy
+    assert planner_policy.PlannerPolicy is PlannerPolicy and planner_policy.load_planner_policy is load_planner_policy
