@@ -28,7 +28,7 @@ from typing import Any
 import tyro
 
 from deploy.export import export_planner
-from deploy.policy_io import PolicyMetadata
+from deploy.policies.metadata import PolicyMetadata
 from envs.planner_state import planner_state_names
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated, GuidanceMode

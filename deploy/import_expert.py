@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import tyro
 
-from deploy.policy_io import PolicyMetadata, export_policy
+from deploy.policies.export import export_policy, export_policy_onnx
+from deploy.policies.metadata import PolicyMetadata
 from robot.cli import run_cli
 
 TRAINER_KEYS = (
@@ -36,7 +37,7 @@ TRAINER_KEYS = (
     "command_high",
     "history_length",
 )
-"""Keys of the trainer's ``policy_meta.json`` carried into :class:`deploy.policy_io.PolicyMetadata`."""
+"""Keys of the trainer's ``policy_meta.json`` carried into :class:`deploy.policies.metadata.PolicyMetadata`."""
 
 
 def expert_metadata(trainer_meta: dict[str, Any], source: str) -> PolicyMetadata:
@@ -60,8 +61,6 @@ def import_expert(run_dir: Path, out_dir: Path, onnx: bool = True) -> list[Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = list(export_policy(actor, metadata, out_dir / "policy.pt"))
     if onnx:
-        from deploy.onnx_io import export_policy_onnx
-
         written.append(export_policy_onnx(actor, metadata, out_dir / "policy.onnx")[0])
     return written
 

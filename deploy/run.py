@@ -37,7 +37,10 @@ import tyro
 from deploy.g1_backend import G1LinkConfig, G1StartupError, connect_g1, dry_run
 from deploy.loop import ControlLoop, LoopConfig
 from deploy.operator_guide import OperatorGuide, OperatorKeys
-from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, export_policy, load_policy
+from deploy.policies.base import RuntimePolicy
+from deploy.policies.export import build_mlp_policy, export_policy
+from deploy.policies.loader import load_policy
+from deploy.policies.metadata import PolicyMetadata
 from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
 from envs.observations import quat_rotate_inverse
@@ -207,7 +210,7 @@ class RunConfig:
             raise ValueError("viewer: expected --robot sim (the viewer shows the simulation in this process)")
 
 
-def hold_policy(out_dir: Path) -> ExportedPolicy:
+def hold_policy(out_dir: Path) -> RuntimePolicy:
     """Export (once) and load the zero-action demo policy with stand gains."""
     meta = PolicyMetadata.for_g1("stand", extra={"demo": "zero-action hold policy"})
     path = out_dir / "hold_policy.pt"
@@ -235,7 +238,7 @@ def make_teleop(cfg: RunConfig, ranges: CommandRanges, robot: RobotInterface | N
     return ScriptedTeleop.from_file(path, ranges)
 
 
-def _open_robot(cfg: RunConfig, policy: ExportedPolicy) -> RobotInterface:
+def _open_robot(cfg: RunConfig, policy: RuntimePolicy) -> RobotInterface:
     """The robot of ``cfg.robot``: a G1 connected and checked (:func:`deploy.g1_backend.connect_g1`) or the
     simulator (connected by the caller, after the policy's warm-up)."""
     if cfg.robot == "g1":
