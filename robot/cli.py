@@ -117,6 +117,9 @@ def run_cli(
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:
         run(argv, prog_name())
+    except BrokenPipeError:  # `steer-run --help | head` closed stdout early: not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit flush fails silently
+        return 1
     except USER_ERRORS + errors as error:
         if debug:
             raise
