@@ -15,11 +15,12 @@ from typing import Protocol
 
 import numpy as np
 
+from robot.cli import UserError
 from robot.g1 import constants as C
 from robot.g1.gains import GAIN_PROFILES
 
 
-class PolicyRobotMismatchError(RuntimeError):
+class PolicyRobotMismatchError(UserError, RuntimeError):
     """The exported policy does not fit the robot it was about to drive; ``differences`` lists why."""
 
     def __init__(self, differences: list[str]) -> None:
