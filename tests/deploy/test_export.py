@@ -50,7 +50,7 @@ def test_exported_file_runs_without_any_steer_import(tmp_path) -> None:
         sys.meta_path.insert(0, Block())
         import torch
         m = torch.jit.load({str(pt)!r})
-        x = torch.load({str(tmp_path / "inputs.pt")!r})
+        x = torch.load({str(tmp_path / "inputs.pt")!r}, weights_only=True)
         plan, tokens = m(x["obs"], x["act"], torch.zeros(2, 2), None, None)
         assert plan.shape == (2, 8, 6) and torch.isfinite(plan).all()
         print("ok")

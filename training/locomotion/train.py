@@ -40,7 +40,13 @@ from robot.cli import run_cli
 from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
-from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
+from training.checkpoint import (
+    arrays_to_tensors,
+    load_checkpoint,
+    save_checkpoint,
+    tensors_to_arrays,
+    truncate_log_rows,
+)
 from training.locomotion.config import PRESETS, RESUME_MAY_CHANGE, TrainConfig, read_run_config
 from training.locomotion.config import PPOConfig as PPOConfig  # re-exported: callers import it from here
 from training.locomotion.evaluate import Conditions, EvalConfig, EvalResult, actuated_joint_ids, evaluate
@@ -189,9 +195,9 @@ class Trainer:
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "wall_s": self.wall_s,
-            "env": self.env.env.state_dict(),
+            "env": arrays_to_tensors(self.env.env.state_dict()),  # numpy arrays as tensors: nothing to unpickle
             "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
+            "numpy_rng": arrays_to_tensors(np.random.get_state()),
             "python_rng": random.getstate(),
             "config": to_jsonable(self.cfg),
         }
@@ -269,9 +275,9 @@ class Trainer:
         self.iteration = int(data["iteration"])
         self.env_steps = int(data["env_steps"])
         self.wall_s = float(data["wall_s"])
-        self.env.env.load_state_dict(data["env"])
+        self.env.env.load_state_dict(tensors_to_arrays(data["env"]))
         torch.set_rng_state(data["torch_rng"])
-        np.random.set_state(data["numpy_rng"])
+        np.random.set_state(tensors_to_arrays(data["numpy_rng"]))
         random.setstate(data["python_rng"])
         truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.iteration, METRIC_FIELDS)
         truncate_log_rows(self.cfg.run_dir / "eval.csv", self.iteration, EVAL_FIELDS)

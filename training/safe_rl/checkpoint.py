@@ -1,7 +1,7 @@
 """Checkpoints of offline safe-RL runs: atomic writes, every RNG state, clear errors, the "best" rule.
 
-A checkpoint is one ``torch.save`` file of plain containers (no pickled objects; read back with
-``weights_only=True``)::
+A checkpoint is one ``torch.save`` file of plain containers, written and read by :mod:`training.checkpoint` (no
+pickled objects; read back with ``weights_only=True``)::
 
     format      "steer.safe_rl.checkpoint.v1"
     step        int, gradient steps done
@@ -27,15 +27,12 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from robot.cli import UserError
+from training.checkpoint import CheckpointError as CheckpointError  # re-exported: callers import it from here
+from training.checkpoint import one_line, torch_load_plain
 from training.checkpoint import save_checkpoint as torch_save_atomic
 
 CHECKPOINT_FORMAT = "steer.safe_rl.checkpoint.v1"
 CHECKPOINT_KEYS = ("format", "step", "config", "algorithm", "rng", "best", "data")
-
-
-class CheckpointError(UserError, RuntimeError):
-    """A checkpoint file that cannot be used; the message names the file and what to do."""
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
@@ -56,11 +53,11 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint there (expected a file written by training.safe_rl.train)")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch_load_plain(path, map_location)
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise CheckpointError(
-            f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); the file is truncated or corrupt: "
-            "use another checkpoint (best.pt or last.pt) or start the run again"
+            f"{path}: cannot read the checkpoint ({type(error).__name__}: {one_line(error)}); the file is truncated or "
+            "corrupt: use another checkpoint (best.pt or last.pt) or start the run again"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

@@ -33,11 +33,11 @@ from tqdm import tqdm
 from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
 from robot.cli import run_cli
 from robot.files import atomic_write_text
+from training.checkpoint import CheckpointError
 from training.run_config import check_resume, parse_cli
 from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import (
     CHECKPOINT_FORMAT,
-    CheckpointError,
     EvalScore,
     capture_rng,
     is_better,
