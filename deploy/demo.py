@@ -37,6 +37,7 @@ from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.cli import run_cli
+from robot.files import atomic_write_text
 
 HISTORY, HORIZON = 4, 16
 
@@ -247,7 +248,7 @@ def main(config: DemoConfig) -> dict[str, object]:
         "rows": rows,
         "latency": latency,
     }
-    (config.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(config.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"\nwrote {config.out_dir / 'metrics.json'} and {pt}")
     return metrics
 

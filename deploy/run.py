@@ -46,6 +46,7 @@ from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptE
 from envs.observations import quat_rotate_inverse
 from robot.cli import run_cli
 from robot.estimation import BaseStateEstimator
+from robot.files import atomic_write_text
 from robot.g1 import constants as C
 from robot.interface import RobotInterface, RobotState
 
@@ -306,7 +307,7 @@ def main(cfg: RunConfig) -> dict[str, Any]:
         finally:
             robot.close()
         summary = {"dry_run": report, "config": json.loads(json.dumps(asdict(cfg), default=str))}
-        (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(cfg.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
     teleop = make_teleop(cfg, CommandRanges(tuple(meta.command_low), tuple(meta.command_high)), robot)
     print(f"policy {policy.path} ({meta.gain_profile} gains, {meta.control_freq_hz:.0f} Hz), {cfg.duration_s} s")
@@ -343,7 +344,7 @@ def main(cfg: RunConfig) -> dict[str, Any]:
         "operator_prompts": guide.prompts,
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
     }
-    (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(cfg.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"final base height {base_height_m:.3f} m; logs in {cfg.out_dir}")
     return summary
 

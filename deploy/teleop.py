@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from robot.files import atomic_write_text
+
 
 class ModeRequest(enum.Enum):
     """What the operator asked for on this tick."""
@@ -182,7 +184,7 @@ class ScriptedTeleop(TeleopSource):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows: list[dict[str, Any]] = [{**e.__dict__, "command": list(e.command)} for e in events]
-        path.write_text(json.dumps({"events": rows}, indent=2) + "\n")
+        atomic_write_text(path, json.dumps({"events": rows}, indent=2) + "\n")
         return path
 
     @property

@@ -48,7 +48,7 @@ from tqdm import tqdm
 from envs.safe_rl import get_task
 from policies.baselines import BCConfig
 from policies.fisor import FISORConfig
-from robot.files import atomic_write_text
+from robot.files import atomic_write, atomic_write_text
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions
 from training.locomotion.video import DEFAULT_SCRIPT, FrameRecorder, scripted_env_config
@@ -208,11 +208,7 @@ def velocity_plot(path: Path, commanded: np.ndarray, achieved: np.ndarray, dt: f
         x = left + (width - left - 20) * frac
         draw.text((x - 10 * frac, axis_y), f"{frac * t_max:.0f} s", fill="black")
     draw.text((width - 300, 8), "grey: commanded (on top)   blue: achieved", fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    image.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def planner_demo(cfg: DemoConfig, out_dir: Path) -> tuple[dict[str, Any], str]:

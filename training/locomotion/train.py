@@ -183,9 +183,9 @@ class Trainer:
         else:
             if cfg.init_from is not None:
                 self._init_networks(cfg.init_from, cfg.reset_action_std)
-            (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
-            (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
-            (cfg.run_dir / "eval.csv").write_text(",".join(EVAL_FIELDS) + "\n")
+            atomic_write_text(cfg.run_dir / "config.json", json.dumps(to_jsonable(cfg), indent=2) + "\n")
+            atomic_write_text(cfg.run_dir / "metrics.csv", ",".join(METRIC_FIELDS) + "\n")
+            atomic_write_text(cfg.run_dir / "eval.csv", ",".join(EVAL_FIELDS) + "\n")
 
     # ----- checkpoints ----------------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:

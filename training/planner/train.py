@@ -54,6 +54,7 @@ from policies.critics.networks import polyak_update
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
 from robot.cli import run_cli
 from robot.configio import from_jsonable, to_jsonable
+from robot.files import atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.planner.config import ACTION_KEYS as ACTION_KEYS  # re-exported: callers import them from here
@@ -151,8 +152,8 @@ class PlannerTrainer:
         else:
             if cfg.init_from is not None:
                 self._init_weights(cfg.init_from)
-            (cfg.run_dir / "config.json").write_text(json.dumps(to_jsonable(cfg), indent=2) + "\n")
-            (cfg.run_dir / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
+            atomic_write_text(cfg.run_dir / "config.json", json.dumps(to_jsonable(cfg), indent=2) + "\n")
+            atomic_write_text(cfg.run_dir / "metrics.csv", ",".join(METRIC_FIELDS) + "\n")
 
     @property
     def stage(self) -> str:

@@ -319,8 +319,7 @@ def plot_return_vs_cost(
     draw.text((left, 6), title, fill="black", font=font)
     draw.text(((width - right + left) // 2 - 40, height - 25), "episode cost", fill="black", font=font)
     draw.text((8, top - 16), "episode return", fill="black", font=font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
     return path
 
 
@@ -471,7 +470,7 @@ def main(cfg: CollectConfig) -> Path:
         "seconds": round(time.perf_counter() - start, 1),
         "episodes": [sources[i] | {"return": float(returns[i]), "cost": float(costs[i])} for i in keep],
     }
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(path.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
     short = f" (asked for {sizes.num_trajectories}: record more episodes)" if len(keep) < target else ""
     print(
         f"wrote {path}: {len(keep)} trajectories{short}, {summary['transitions']} transitions, "
