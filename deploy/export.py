@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from envs.planner_onnx import PLANNER_FORMAT
 from policies.diffusion.planner import DiffusionPlanner
 from robot.files import atomic_write, read_metadata_beside
 
@@ -53,7 +54,7 @@ def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
     cfg = planner.config
     diffusion = planner.diffusion
     return {
-        "format": "steer.planner",
+        "format": PLANNER_FORMAT,
         "metadata_version": METADATA_VERSION,
         "state_dim": cfg.state_dim,
         "action_dim": cfg.action_dim,
@@ -114,9 +115,6 @@ def export_planner(
     atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
     atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(metadata, indent=2) + "\n"))
     return path, meta_path
-
-
-PLANNER_FORMAT = "steer.planner"
 
 
 def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:

@@ -47,14 +47,12 @@ import torch
 from torch import nn
 
 from deploy.export import planner_metadata
+from envs.planner_onnx import EMBEDDED_KEY, ONNX_PLANNER_FORMAT
 from policies.diffusion.guidance import CostSum, Gated
 from policies.diffusion.planner import DiffusionPlanner
 from robot.files import atomic_write
 
-ONNX_PLANNER_FORMAT = "steer.planner.onnx"
 ONNX_PLANNER_VERSION = 1
-EMBEDDED_KEY = "steer.planner"
-"""Key of the metadata JSON in the main file's ``metadata_props``."""
 ONNX_OPSET = 18
 
 

@@ -27,8 +27,13 @@ from typing import Any
 
 import numpy as np
 
+PLANNER_FORMAT = "steer.planner"
+"""Format tag of an exported planner's metadata (the ``.json`` beside ``planner.pt`` or ``planner.onnx``); defined
+here, the lowest layer that reads exported planners, so that deploy and training share the one spelling."""
 ONNX_PLANNER_FORMAT = "steer.planner.onnx"
-EMBEDDED_KEY = "steer.planner"
+"""Format tag of the metadata of an ONNX-exported planner (``deploy.export_planner_onnx``)."""
+EMBEDDED_KEY = PLANNER_FORMAT
+"""Key of the metadata JSON in the main ONNX file's ``metadata_props``."""
 F32 = np.float32
 
 

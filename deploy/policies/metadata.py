@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from envs.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
+from envs.planner_onnx import PLANNER_FORMAT as PLANNER_FORMAT  # re-exported beside POLICY_FORMAT
 from robot.compat import RobotSpec
 from robot.g1 import constants as C
 
 POLICY_FORMAT = "steer.policy"
 POLICY_METADATA_VERSION = 1
 EMBEDDED_METADATA = "metadata.json"
-PLANNER_FORMAT = "steer.planner"
-"""Format tag in the ``.json`` beside an exported TorchScript planner (``python -m deploy.export_planner``)."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ pytest.importorskip("onnxscript", reason="needs the onnx extra")
 from deploy.export import export_planner
 from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model, main
 from deploy.export_planner_onnx import export_planner_onnx
-from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
+from envs.planner_onnx import ONNX_PLANNER_FORMAT, PLANNER_FORMAT, OnnxPlanner, OnnxPlannerModel
 from envs.planner_state import PLANNER_STATE_DIM
 from robot.g1 import constants as C
 from tests.training.helpers import tiny_planner_model
@@ -132,7 +132,7 @@ def test_missing_cost_set_companion_files_and_mixups_are_refused(exported, tmp_p
 def test_metadata_carries_tables_layout_and_extra(exported):
     _, model, _ = exported
     meta = model.meta
-    assert meta["format"] == "steer.planner.onnx" and meta["extra"] == {"robot": "test"}
+    assert meta["format"] == ONNX_PLANNER_FORMAT and meta["extra"] == {"robot": "test"}
     assert meta["sampler_steps"] == [19, 9, -1] and len(meta["abar_ext"]) == 21 and meta["abar_ext"][0] == 1.0
     assert meta["gated_terms"] == ["joystick", "waypoint", "obstacles"] and meta["cost_param_dim"] == model.param_dim
     assert set(meta["cost_graphs"]) == set(SETS) and "denoiser_int8" in meta["graphs"]
@@ -180,7 +180,7 @@ def test_export_planner_cli_writes_every_cost_set(tmp_path):
     model = tiny_planner_model(tmp_path / "planner_model.pt")
     main(ExportPlannerConfig(model=model, out=tmp_path / "planner.pt", sampler_steps=2, onnx=True))
     meta = json.loads((tmp_path / "planner.json").read_text())  # the TorchScript pair is unchanged
-    assert meta["format"] == "steer.planner"
+    assert meta["format"] == PLANNER_FORMAT
     onnx_model = OnnxPlannerModel(tmp_path / "planner.onnx")
     assert len(onnx_model.grads) == 7 and onnx_model.meta["extra"]["ctrl_dt_s"] == 0.02
 

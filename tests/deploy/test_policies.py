@@ -12,7 +12,7 @@ from deploy.loop import ControlLoop
 from deploy.policies.base import RuntimePolicy
 from deploy.policies.export import build_mlp_policy, export_policy
 from deploy.policies.loader import LOADERS, load_policy
-from deploy.policies.metadata import PolicyMetadata
+from deploy.policies.metadata import PLANNER_FORMAT, POLICY_FORMAT, PolicyMetadata
 from deploy.policies.torchscript import TorchScriptPolicy
 from deploy.teleop import ScriptedTeleop, ScriptEvent
 from robot.compat import PolicyRobotMismatchError, RobotSpec, check_policy_robot, policy_robot_differences
@@ -159,7 +159,7 @@ def test_control_loop_refuses_a_mismatched_policy_before_any_command(tmp_path):
 
 
 def test_loader_table_opens_every_format_and_names_the_expected_ones(tmp_path):
-    assert set(LOADERS) == {(b, f) for b in ("torchscript", "onnx") for f in ("steer.policy", "steer.planner")}
+    assert set(LOADERS) == {(b, f) for b in ("torchscript", "onnx") for f in (POLICY_FORMAT, PLANNER_FORMAT)}
     meta = PolicyMetadata.for_g1()
     pt, js = export_policy(build_mlp_policy(meta.obs_dim, 29), meta, tmp_path / "p.pt")
     assert isinstance(load_policy(pt), TorchScriptPolicy)

@@ -16,7 +16,7 @@ from envs.planner_state import PLANNER_STATE_DIM
 from envs.safe_rl import DSRLTask, write_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from policies.fisor import FISORConfig
@@ -171,7 +171,7 @@ def tiny_planner_model(path: Path) -> Path:
     planner.fit_latent_normalizer(torch.randn(64, PLANNER_STATE_DIM), torch.randn(64, C.NUM_JOINTS))
     torch.save(
         {
-            "format": "steer.planner_model",
+            "format": PLANNER_MODEL_FORMAT,
             "planner_config": to_jsonable(pc),
             "weights": planner.weights(),
             "ctrl_dt_s": 0.02,

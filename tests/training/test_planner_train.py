@@ -10,7 +10,7 @@ from envs.planner_dataset import load_planner_dataset
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.configio import from_jsonable
@@ -86,7 +86,7 @@ def test_the_saved_planner_loads_and_plans_with_g1_costs(tmp_path):
     trainer = PlannerTrainer(_cfg(data, tmp_path / "r", steps=2, vae_steps=0, latent=0))
     trainer.run()
     model = load_checkpoint(tmp_path / "r" / "planner_model.pt")
-    assert model["format"] == "steer.planner_model" and model["ctrl_dt_s"] == 0.02
+    assert model["format"] == PLANNER_MODEL_FORMAT and model["ctrl_dt_s"] == 0.02
     pc = from_jsonable(PlannerConfig, model["planner_config"], "planner_config")
     costs = CostSum([g1_joystick_cost(G1CostConfig()), g1_waypoint_cost(pc.history, model["ctrl_dt_s"])], [1.0, 1.0])
     planner = DiffusionPlanner(pc, costs)

@@ -3,13 +3,14 @@ checkpoints, the best-checkpoint wiring and resume's option checks."""
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.training.helpers import FakeEnvFactory, run_python, tiny_algorithm, train_config, write_tiny_dataset
-from training.safe_rl.checkpoint import CheckpointError, EvalScore, load_checkpoint
+from training.safe_rl.checkpoint import CHECKPOINT_FORMAT, CheckpointError, EvalScore, load_checkpoint
 from training.safe_rl.evaluate import EpisodeResult, EvalResult, load_algorithm
 from training.safe_rl.train import train
 
@@ -204,7 +205,7 @@ def test_missing_and_corrupt_checkpoints_name_the_file(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=str(last)):
         load_algorithm(last)
     torch.save({"format": "something else"}, last)
-    with pytest.raises(CheckpointError, match=r"expected a checkpoint of format 'steer.safe_rl.checkpoint.v1'"):
+    with pytest.raises(CheckpointError, match=re.escape(f"expected a checkpoint of format {CHECKPOINT_FORMAT!r}")):
         load_checkpoint(last)
 
 
