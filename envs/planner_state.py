@@ -76,6 +76,14 @@ def planner_state(
     )
 
 
+def linear_velocity_columns() -> np.ndarray:
+    """``(1 + K, 3)`` column indices of the root's and every tracked body's linear velocity (x, y, z in the heading
+    frame): what a base-velocity error shifts, all by the same vector (body velocities are the base's plus terms of
+    the joints and the attitude)."""
+    body = ROOT_STATE_DIM + 3 * NUM_TRACKED_BODIES + np.arange(3 * NUM_TRACKED_BODIES).reshape(NUM_TRACKED_BODIES, 3)
+    return np.concatenate([np.arange(7, 10)[None], body])
+
+
 def planner_state_names() -> list[str]:
     """Column names of the planner state, in order."""
     names = ["root_height"] + [f"root_rot6d_{c}{a}" for c in ("x", "y") for a in "xyz"]

@@ -134,3 +134,25 @@ def test_sampled_tasks_use_the_exports_cost_layout_and_ask_for_what_the_expert_d
     assert float(ahead.min()) >= 0.5 - 1e-4 and float(ahead.max()) <= 1.5 + 1e-4  # 1-3 s at 0.5 m/s
     with pytest.raises(ValueError, match="task_mix"):
         ActionHeadConfig(task_mix=(1.0,))
+
+
+def test_history_velocity_noise_shifts_every_linear_velocity_by_one_vector():
+    from envs.planner_state import PLANNER_STATE_DIM, linear_velocity_columns
+    from training.planner.action_head import add_velocity_noise
+
+    states = torch.randn(2000, 4, PLANNER_STATE_DIM)
+    assert add_velocity_noise(states, 0.0, seed=0) is states
+    noisy = add_velocity_noise(states, 0.04, seed=0)
+    diff = noisy - states  # (n, Hh, S)
+    cols = torch.as_tensor(linear_velocity_columns())  # (1 + K, 3)
+    shift = diff[:, :, cols]  # (n, Hh, 1 + K, 3)
+    torch.testing.assert_close(shift, shift[:, :, :1].expand_as(shift))  # the same vector on every body
+    others = torch.ones(PLANNER_STATE_DIM, dtype=torch.bool)
+    others[cols.flatten()] = False
+    assert torch.equal(diff[:, :, others], torch.zeros_like(diff[:, :, others]))  # positions, tilt, rates untouched
+    # per-window std uniform in [0, 0.04]: overall std sqrt(0.04^2 / 3) = 0.023; steps independent
+    assert float(shift[:, :, 0].std()) == pytest.approx(0.04 / 3**0.5, rel=0.05)
+    assert float(torch.corrcoef(shift[:, :2, 0, 0].T)[0, 1]) == pytest.approx(0.0, abs=0.06)
+    assert torch.equal(add_velocity_noise(states, 0.04, seed=0), noisy)  # seeded
+    with pytest.raises(ValueError, match="history_velocity_noise_m_per_s"):
+        ActionHeadConfig(history_velocity_noise_m_per_s=-0.1)

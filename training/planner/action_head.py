@@ -40,7 +40,7 @@ from tqdm import tqdm
 from envs.observations import yaw_from_quat
 from envs.planner_dataset import load_planner_dataset
 from envs.planner_runtime import gate_offsets
-from envs.planner_state import planner_state_mirror_map
+from envs.planner_state import linear_velocity_columns, planner_state_mirror_map
 from envs.tasks.g1_planner import (
     G1CostConfig,
     g1_joystick_cost,
@@ -150,6 +150,21 @@ def windows(
     return {**tensors, "episode": torch.as_tensor(e), "step": torch.as_tensor(k)}
 
 
+def add_velocity_noise(states: torch.Tensor, max_std_m_per_s: float, seed: int) -> torch.Tensor:
+    """``states (n, Hh, S)`` with a base-velocity error added to every step (``ActionHeadConfig.
+    history_velocity_noise_m_per_s``): one vector per window step on the root's and every body's linear velocity."""
+    if max_std_m_per_s <= 0.0:
+        return states
+    gen = torch.Generator().manual_seed(seed)
+    n, Hh = states.shape[:2]
+    std = torch.rand(n, 1, 1, generator=gen) * max_std_m_per_s  # (n, 1, 1)
+    error = torch.randn(n, Hh, 1, 3, generator=gen) * std[..., None]  # (n, Hh, 1, 3)
+    cols = torch.as_tensor(linear_velocity_columns())  # (1 + K, 3)
+    out = states.clone()
+    out[:, :, cols] += error.to(states.dtype)  # (n, Hh, 1 + K, 3)
+    return out
+
+
 def sample_plans(planner: DiffusionPlanner, w: dict[str, torch.Tensor], M: int, seed: int, desc: str) -> torch.Tensor:
     """The first ``M`` steps ``(n, M, S + A)`` of the guided plans of ``planner`` (without a head: the first
     action is the diffusion model's) for windows ``w`` with their cost parameters ``w["params"]``."""
@@ -209,6 +224,11 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
         "plans": "diffusion model without the head",
         "task_mix": list(cfg.task_mix),
         "lookahead_s": list(cfg.lookahead_s),
+        **(
+            {"history_velocity_noise_m_per_s": cfg.history_velocity_noise_m_per_s}
+            if cfg.history_velocity_noise_m_per_s
+            else {}
+        ),
         "windows": cfg.windows,
         "val_windows": cfg.val_windows,
         "seed": cfg.seed,
@@ -226,6 +246,8 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
         train = windows(arrays, order[n_val:], cfg.windows, pc.history, cfg.seed + 1)
         val = windows(arrays, order[:n_val], cfg.val_windows, pc.history, cfg.seed + 2)
         timing = {**arrays, "ctrl_dt_s": data.ctrl_dt_s}
+        train["states"] = add_velocity_noise(train["states"], cfg.history_velocity_noise_m_per_s, cfg.seed + 8)
+        val["states"] = add_velocity_noise(val["states"], cfg.history_velocity_noise_m_per_s, cfg.seed + 9)
         train["params"] = task_params(costs, train, timing, cfg, cfg.seed + 6)
         val["params"] = task_params(costs, val, timing, cfg, cfg.seed + 7)
         train["plan"] = sample_plans(sampler, train, cfg.states, cfg.seed + 3, "sampling training plans")

@@ -135,6 +135,10 @@ class ActionHeadConfig:
     """M, planned states the head reads (``PlannerConfig.action_head_states``)."""
     width: int = 256
     """Hidden width of the head."""
+    history_velocity_noise_m_per_s: float = 0.0
+    """Largest std of a base-velocity error added to the history states before their plans are sampled: the same
+    vector on the root's and every body's linear velocity, drawn per window step, its std per window uniform in
+    [0, this]. A state estimator's error enters the planner state this way; 0 fits on exact states."""
     mirror: bool = True
     """Make the head left-right equivariant with the G1's mirror maps (``PlannerConfig.action_head_mirror``): the
     head's own small asymmetries otherwise add up in closed loop to a sideways drift."""
@@ -177,6 +181,10 @@ class ActionHeadConfig:
         if len(self.task_mix) != len(HEAD_TASKS) or min(self.task_mix) < 0.0 or sum(self.task_mix) <= 0.0:
             raise ValueError(
                 f"task_mix: expected {len(HEAD_TASKS)} non-negative shares for {HEAD_TASKS}, got {self.task_mix}"
+            )
+        if self.history_velocity_noise_m_per_s < 0.0:
+            raise ValueError(
+                f"history_velocity_noise_m_per_s: expected >= 0, got {self.history_velocity_noise_m_per_s}"
             )
         for name in ("states", "width", "windows", "val_windows", "steps", "batch_size"):
             if getattr(self, name) < 1:
