@@ -41,6 +41,7 @@ import torch
 import tyro
 
 from envs.locomotion import G1LocomotionEnv
+from envs.planner_onnx import PLANNER_FORMAT
 from envs.planner_runtime import gate_offsets
 from envs.tasks.route import RouteConfig
 from robot.files import atomic_write_text, read_metadata_beside
@@ -71,7 +72,7 @@ CONDITIONS = {c.name: c for c in SIM_TO_SIM}
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """The exported G1 planner and its metadata; errors name the missing or foreign file."""
-    meta = read_metadata_beside(path, "steer.planner")
+    meta = read_metadata_beside(path, PLANNER_FORMAT)
     if "ctrl_dt_s" not in meta.get("extra", {}):
         raise ValueError(f"{path.with_suffix('.json')}: not an exported G1 planner (export with deploy.export_planner)")
     return torch.jit.load(str(path), map_location="cpu").eval(), meta
