@@ -227,7 +227,8 @@ def g1_planner() -> PlannerTrainConfig:
 
 def g1_planner_head() -> ActionHeadConfig:
     """The committed planner's action head (``assets/g1_planner/head``): fitted on the fine-tuned planner's plans
-    sampled as the export runs them (2 DDIM steps, x0 guidance 10, int8 denoiser), one torch thread."""
+    sampled as the export runs them (2 DDIM steps, x0 guidance 10, int8 denoiser), mirrored, with base-velocity
+    errors up to 0.08 m/s (std) added to the history states, one torch thread."""
     return ActionHeadConfig(
         model=Path("runs/g1_planner_dr_ft/planner_model.pt"),
         data=Path("data/planner/g1_walk_dr.h5"),
@@ -236,6 +237,7 @@ def g1_planner_head() -> ActionHeadConfig:
         guidance_scale=10.0,
         sampler_steps=2,
         int8=True,
+        history_velocity_noise_m_per_s=0.08,
         torch_threads=1,
     )
 
