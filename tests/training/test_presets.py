@@ -81,7 +81,17 @@ def test_g1_planner_head_is_the_committed_heads_config():
 
     head = HEAD_PRESETS["g1-planner-head"]()
     metrics = json.loads((ROOT / "assets/g1_planner/head/head_metrics.json").read_text())["settings"]
-    for key in ("model", "data", "states", "task_mix", "lookahead_s", "windows", "val_windows", "seed"):
+    for key in (
+        "model",
+        "data",
+        "states",
+        "task_mix",
+        "lookahead_s",
+        "windows",
+        "val_windows",
+        "seed",
+        "history_velocity_noise_m_per_s",
+    ):
         assert _json(head)[key] == metrics[key], key
     committed = load_checkpoint(ROOT / "assets/g1_planner/head/planner_model.pt")["planner_config"]
     fine_tune = {"planner_config": to_jsonable(PLANNER_PRESETS["g1-planner"]().planner)}
