@@ -247,3 +247,19 @@ def test_planner_results_table_pools_seeds(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="not a planner_eval JSON"):
         pooled([tmp_path / "bad.json"])
+
+
+@pytest.mark.slow
+def test_planner_state_ablation_rows(tmp_path) -> None:
+    from tests.training.helpers import export_tiny_planner
+
+    planner = export_tiny_planner(tmp_path)
+    out = tmp_path / "ablation.json"
+    args = ["--planner", str(planner), "--quick", "--seconds", "1.5", "--condition", "nominal", "--json", str(out)]
+    result = _run(["benchmarks/planner_state_ablation.py", *args])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {r["source"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["ground_truth", "estimator", "estimator, ideal sensors", "estimator, true velocity"]
+    assert "velocity_rmse_m_per_s" not in rows["ground_truth"]
+    assert rows["estimator"]["velocity_rmse_m_per_s"] > 0.0  # a filter never matches the simulator exactly
+    assert rows["estimator, true velocity"]["velocity_rmse_m_per_s"] == 0.0  # the true velocity was handed in
