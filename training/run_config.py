@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import tyro
 
+from robot.cli import run_cli
 from robot.configio import from_jsonable, to_jsonable
 
 T = TypeVar("T")
@@ -150,3 +151,31 @@ def parse_cli(
     if resume and base is not None:
         check_resume(base, cfg, may_change, Path(run_dir or ".") / "config.json")
     return cfg
+
+
+def trainer_cli(
+    cls: type[T],
+    main: Callable[[T], object],
+    args: Sequence[str] | None,
+    *,
+    run_config: Callable[[Path], T],
+    may_change: Collection[str],
+    presets: Mapping[str, Callable[[], T]],
+    description: str,
+) -> int:
+    """A trainer's command: :func:`parse_cli` (presets, ``--resume``) into ``main``, through
+    :func:`robot.cli.run_cli` (a user's mistake is one line and exit code 2; ``--debug``: traceback)."""
+    return run_cli(
+        lambda argv, prog: main(
+            parse_cli(
+                cls,
+                run_config=run_config,
+                may_change=may_change,
+                presets=presets,
+                description=description,
+                args=argv,
+                prog=prog,
+            )
+        ),
+        args,
+    )

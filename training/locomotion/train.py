@@ -36,7 +36,6 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.locomotion import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv
-from robot.cli import run_cli
 from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
@@ -57,7 +56,7 @@ from training.locomotion.rsl_env import (
     RslLocomotionEnv,
     build_ppo,
 )
-from training.run_config import check_resume, parse_cli
+from training.run_config import check_resume, trainer_cli
 from training.stop import graceful_stop
 
 EVAL_FIELDS = ("iteration", "env_steps", "fall_rate", "lin_err", "yaw_err", "ok")
@@ -427,19 +426,14 @@ def main(cfg: TrainConfig) -> None:
 
 def cli(args: Sequence[str] | None = None) -> int:
     """The command ``steer-train-walk``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
-    return run_cli(
-        lambda argv, prog: main(
-            parse_cli(
-                TrainConfig,
-                run_config=read_run_config,
-                may_change=RESUME_MAY_CHANGE,
-                presets=PRESETS,
-                description="Train the G1 walking expert with PPO.",
-                args=argv,
-                prog=prog,
-            )
-        ),
+    return trainer_cli(
+        TrainConfig,
+        main,
         args,
+        run_config=read_run_config,
+        may_change=RESUME_MAY_CHANGE,
+        presets=PRESETS,
+        description="Train the G1 walking expert with PPO.",
     )
 
 

@@ -52,7 +52,6 @@ from envs.planner_dataset import PlannerDataset, load_planner_dataset
 from envs.planner_state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
-from robot.cli import run_cli
 from robot.configio import from_jsonable, to_jsonable
 from robot.files import atomic_write_text
 from robot.g1 import constants as C
@@ -60,7 +59,7 @@ from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_r
 from training.planner.config import ACTION_KEYS as ACTION_KEYS  # re-exported: callers import them from here
 from training.planner.config import PRESETS, RESUME_MAY_CHANGE, PlannerTrainConfig, read_run_config
 from training.planner.config import g1_planner_config as g1_planner_config
-from training.run_config import check_resume, parse_cli
+from training.run_config import check_resume, trainer_cli
 from training.stop import graceful_stop
 
 NETWORK_FIELDS = (
@@ -357,19 +356,14 @@ def main(cfg: PlannerTrainConfig) -> None:
 
 def cli(args: Sequence[str] | None = None) -> int:
     """The command ``steer-train-planner``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
-    return run_cli(
-        lambda argv, prog: main(
-            parse_cli(
-                PlannerTrainConfig,
-                run_config=read_run_config,
-                may_change=RESUME_MAY_CHANGE,
-                presets=PRESETS,
-                description="Train the G1 diffusion planner on expert rollouts.",
-                args=argv,
-                prog=prog,
-            )
-        ),
+    return trainer_cli(
+        PlannerTrainConfig,
+        main,
         args,
+        run_config=read_run_config,
+        may_change=RESUME_MAY_CHANGE,
+        presets=PRESETS,
+        description="Train the G1 diffusion planner on expert rollouts.",
     )
 
 

@@ -31,10 +31,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
-from robot.cli import run_cli
 from robot.files import atomic_write_text
 from training.checkpoint import CheckpointError
-from training.run_config import check_resume, parse_cli
+from training.run_config import check_resume, trainer_cli
 from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -267,19 +266,14 @@ def main(config: TrainConfig) -> TrainResult:
 
 def cli(args: Sequence[str] | None = None) -> int:
     """The command ``steer-train-safe-rl``: a user's mistake is one line and exit code 2 (``--debug``: traceback)."""
-    return run_cli(
-        lambda argv, prog: main(
-            parse_cli(
-                TrainConfig,
-                run_config=read_run_config,
-                may_change=RESUME_MAY_CHANGE,
-                presets=PRESETS,
-                description="Train FISOR, BC-All, BC-Safe or BCQ-Lagrangian on a DSRL dataset.",
-                args=argv,
-                prog=prog,
-            )
-        ),
+    return trainer_cli(
+        TrainConfig,
+        main,
         args,
+        run_config=read_run_config,
+        may_change=RESUME_MAY_CHANGE,
+        presets=PRESETS,
+        description="Train FISOR, BC-All, BC-Safe or BCQ-Lagrangian on a DSRL dataset.",
     )
 
 
