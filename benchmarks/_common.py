@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
@@ -178,3 +179,10 @@ class MatmulFlopCounter(TorchDispatchMode):
             grad_out, q, k, v = args[:4]
             self.flops += int(sdpa_backward_flop_count(grad_out.shape, q.shape, k.shape, v.shape))
         return out
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean over each ``window`` consecutive entries along axis 0 (``(T, ...) -> (T - window + 1, ...)``), e.g. a
+    velocity averaged over one stride."""
+    kernel = np.ones(window) / window
+    return np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="valid"), 0, values)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._common import add_common_args, machine_info, write_json
+from benchmarks._common import add_common_args, machine_info, moving_average, write_json
 from envs.observations import yaw_from_quat
 from robot.sensor_model import SensorModelConfig
 from training.locomotion.collect import RecordingEnv
@@ -96,15 +96,11 @@ def velocity_error(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, floa
     within-stride parts."""
     est = np.stack([e for e, _ in pairs])[50:]  # (T, N, 2)
     true = np.stack([t for _, t in pairs])[50:]
-    kernel = np.ones(STRIDE_STEPS) / STRIDE_STEPS
-
-    def slow(v: np.ndarray) -> np.ndarray:
-        return np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="valid"), 0, v)
 
     err = est - true
     if len(err) < 2 * STRIDE_STEPS:  # too short to split into slow and within-stride parts
         return {"velocity_rmse_m_per_s": float(np.sqrt((err**2).sum(-1).mean()))}
-    slow_err = slow(est) - slow(true)
+    slow_err = moving_average(est, STRIDE_STEPS) - moving_average(true, STRIDE_STEPS)
     half = STRIDE_STEPS // 2
     fast_err = err[half : half + len(slow_err)] - slow_err
 

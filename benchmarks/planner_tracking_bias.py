@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._common import add_common_args, machine_info, write_json
+from benchmarks._common import add_common_args, machine_info, moving_average, write_json
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, evaluate, load_exported_policy
 from training.planner.control import PlannerController, expert_task
@@ -87,8 +87,7 @@ def summarise(
     err = vel - cmd
     row: dict[str, Any] = {"name": name, "lin_err_m_per_s": float(np.linalg.norm(err[..., :2], axis=-1).mean())}
     row["robot"] = fit_axes(cmd[settled].reshape(-1, 3), err[settled].reshape(-1, 3))
-    kernel = np.ones(stride) / stride
-    smooth = np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="valid"), 0, vel[..., :2])  # (T-stride+1, N, 2)
+    smooth = moving_average(vel[..., :2], stride)  # (T-stride+1, N, 2)
     ok = settled[stride - 1 :] & ((np.arange(stride - 1, T) % interval) >= settle + stride)
     row["stride_lin_err_m_per_s"] = float(np.linalg.norm(smooth[ok] - cmd[stride - 1 :][ok][..., :2], axis=-1).mean())
     if planned is not None:
