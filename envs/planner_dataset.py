@@ -221,3 +221,32 @@ def load_planner_dataset(path: Path) -> PlannerDataset:
     return PlannerDataset(
         arrays=arrays, ctrl_dt_s=float(attrs["ctrl_dt_s"]), collection=json.loads(attrs["collection"])
     )
+
+
+def merge_planner_datasets(paths: list[Path]) -> PlannerDataset:
+    """The episodes of several planner datasets in one (in the order given), e.g. a randomized collection and a
+    second one that covers a corner of its range more densely. Every file is loaded and checked as by
+    :func:`load_planner_dataset`; their control period and episode length must agree (one line naming the file
+    otherwise). The merged ``collection`` lists each input's path, episode count and own metadata."""
+    if len(paths) < 2:
+        raise PlannerDatasetError(f"merge: expected at least two datasets, got {len(paths)}")
+    parts = [load_planner_dataset(Path(p)) for p in paths]
+    first = parts[0]
+    for path, part in zip(paths[1:], parts[1:], strict=True):
+        if abs(part.ctrl_dt_s - first.ctrl_dt_s) > 1e-9:
+            raise PlannerDatasetError(
+                f"{path}: control period {part.ctrl_dt_s} s differs from {paths[0]}'s {first.ctrl_dt_s} s"
+            )
+        if part.episode_steps != first.episode_steps:
+            raise PlannerDatasetError(
+                f"{path}: episodes of {part.episode_steps} steps, {paths[0]} has {first.episode_steps}; "
+                "collect with the same --episode-length-s"
+            )
+    arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in first.arrays}
+    collection = {
+        "merged_from": [
+            {"path": str(path), "episodes": part.num_episodes, "collection": part.collection}
+            for path, part in zip(paths, parts, strict=True)
+        ]
+    }
+    return PlannerDataset(arrays=arrays, ctrl_dt_s=first.ctrl_dt_s, collection=collection)

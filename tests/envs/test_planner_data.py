@@ -154,6 +154,38 @@ def test_write_then_load_round_trip(tmp_path):
         np.testing.assert_array_equal(data.arrays[k], v)
 
 
+def test_merge_concatenates_episodes_and_keeps_each_inputs_metadata(tmp_path):
+    from training.locomotion.merge import cli as merge_cli
+
+    a, b = _episodes(e=3, seed=0), _episodes(e=2, seed=1)
+    pa = write_planner_dataset(tmp_path / "a.h5", PlannerDataset(a, 0.02, {"seed": 0}))
+    pb = write_planner_dataset(tmp_path / "b.h5", PlannerDataset(b, 0.02, {"seed": 1}))
+    assert merge_cli([str(pa), str(pb), "--out", str(tmp_path / "ab.h5")]) == 0
+    merged = load_planner_dataset(tmp_path / "ab.h5")
+    assert merged.num_episodes == 5
+    for k in a:
+        np.testing.assert_array_equal(merged.arrays[k], np.concatenate([a[k], b[k]]), err_msg=k)
+    assert [m["episodes"] for m in merged.collection["merged_from"]] == [3, 2]
+    assert [m["collection"] for m in merged.collection["merged_from"]] == [{"seed": 0}, {"seed": 1}]
+
+
+def test_merge_rejects_datasets_that_do_not_fit_together(tmp_path, capsys):
+    from envs.planner_dataset import merge_planner_datasets
+    from training.locomotion.merge import cli as merge_cli
+
+    pa = write_planner_dataset(tmp_path / "a.h5", PlannerDataset(_episodes(t=5), 0.02))
+    pb = write_planner_dataset(tmp_path / "b.h5", PlannerDataset(_episodes(t=6), 0.02))
+    pc = write_planner_dataset(tmp_path / "c.h5", PlannerDataset(_episodes(t=5), 0.01))
+    with pytest.raises(PlannerDatasetError, match="episodes of 6 steps"):
+        merge_planner_datasets([pa, pb])
+    with pytest.raises(PlannerDatasetError, match="control period"):
+        merge_planner_datasets([pa, pc])
+    assert merge_cli([str(pa), str(pb), "--out", str(tmp_path / "ab.h5")]) == 2
+    assert "episodes of 6 steps" in capsys.readouterr().err and not (tmp_path / "ab.h5").exists()
+    assert merge_cli([str(pa), str(pc), "--out", str(pa)]) == 2  # never overwrites an input
+    assert load_planner_dataset(pa).num_episodes == 3
+
+
 def _corrupt(path, key, value=None, delete=False):
     with h5py.File(path, "a") as f:
         del f[key]
