@@ -17,6 +17,9 @@ key                 shape       meaning
 ``command``         (E, T, 3)   velocity command (vx m/s, vy m/s, yaw rate rad/s), heading frame
 ``phase``           (E, T)      gait phase of the left foot in [0, 1) (the right foot's is +0.5)
 ``mirrored``        (E,)        bool: episode is the left-right mirror image of a recorded one
+``fell_at``         (E,)        optional, int32: the step whose action led to a fall (T: the episode stood);
+                                later steps repeat the last state before the fall. Only in collections that
+                                keep falls (for a feasibility critic); the planner's loaders refuse them
 ==================  ==========  ======================================================================
 
 File attributes: ``format``, ``version``, ``ctrl_dt_s``, ``joint_names``, ``tracked_bodies`` and
@@ -129,6 +132,8 @@ def mirror_episodes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "phase": phase_float32(np.mod(np.asarray(arrays["phase"], np.float64) + 0.5, 1.0)),
         "mirrored": ~arrays["mirrored"],
     }
+    if "fell_at" in arrays:
+        out["fell_at"] = arrays["fell_at"]
     for key in ("joint_pos", "joint_vel", "action", "expert_action"):
         out[key] = C.mirror_joint_values(arrays[key]).astype(np.float32)
     return out
@@ -161,6 +166,13 @@ def validate_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
         )
     if e < 1 or t < 2:
         raise PlannerDatasetError(f"{where}: expected at least 1 episode of 2 steps, got E={e}, T={t}")
+    if "fell_at" in arrays:
+        fell_at = arrays["fell_at"]
+        if fell_at.shape != (e,) or fell_at.dtype != np.int32 or fell_at.min() < 0 or fell_at.max() > t:
+            raise PlannerDatasetError(
+                f"{where}: key 'fell_at' must be ({e},) int32 steps in [0, {t}], got shape {fell_at.shape}, dtype "
+                f"{fell_at.dtype}"
+            )
     phase = arrays["phase"]
     if phase.min() < 0.0 or phase.max() >= 1.0:
         raise PlannerDatasetError(f"{where}: key 'phase' outside [0, 1): [{phase.min()}, {phase.max()}]")
@@ -194,8 +206,9 @@ def write_planner_dataset(path: Path, data: PlannerDataset) -> Path:
     return path
 
 
-def load_planner_dataset(path: Path) -> PlannerDataset:
-    """Read and validate a planner dataset (see module docstring); raises :class:`PlannerDatasetError`."""
+def load_planner_dataset(path: Path, allow_falls: bool = False) -> PlannerDataset:
+    """Read and validate a planner dataset (see module docstring); raises :class:`PlannerDatasetError`, also for a
+    file whose episodes end in falls (``fell_at``) unless ``allow_falls`` (a feasibility critic's data)."""
     path = Path(path)
     if not path.is_file():
         raise PlannerDatasetError(f"{path}: no such file (collect one with `python -m training.locomotion.collect`)")
@@ -210,6 +223,11 @@ def load_planner_dataset(path: Path) -> PlannerDataset:
     except OSError as exc:
         raise PlannerDatasetError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
     validate_arrays(arrays, str(path))
+    if not allow_falls and "fell_at" in arrays and (arrays["fell_at"] < arrays["state"].shape[1]).any():
+        raise PlannerDatasetError(
+            f"{path}: {int((arrays['fell_at'] < arrays['state'].shape[1]).sum())} episodes end in a fall (a "
+            "collection with --keep-falls, for a feasibility critic); the planner learns from episodes that stand"
+        )
     for name, expected in (
         ("joint_names", list(C.JOINT_NAMES)),
         ("tracked_bodies", list(C.TRACKED_BODIES)),
@@ -226,11 +244,12 @@ def load_planner_dataset(path: Path) -> PlannerDataset:
 def merge_planner_datasets(paths: list[Path]) -> PlannerDataset:
     """The episodes of several planner datasets in one (in the order given), e.g. a randomized collection and a
     second one that covers a corner of its range more densely. Every file is loaded and checked as by
-    :func:`load_planner_dataset`; their control period and episode length must agree (one line naming the file
-    otherwise). The merged ``collection`` lists each input's path, episode count and own metadata."""
+    :func:`load_planner_dataset` (falls allowed: ``fell_at`` is T for the episodes of inputs without it); their
+    control period and episode length must agree (one line naming the file otherwise). The merged ``collection``
+    lists each input's path, episode count and own metadata."""
     if len(paths) < 2:
         raise PlannerDatasetError(f"merge: expected at least two datasets, got {len(paths)}")
-    parts = [load_planner_dataset(Path(p)) for p in paths]
+    parts = [load_planner_dataset(Path(p), allow_falls=True) for p in paths]
     first = parts[0]
     for path, part in zip(paths[1:], parts[1:], strict=True):
         if abs(part.ctrl_dt_s - first.ctrl_dt_s) > 1e-9:
@@ -242,6 +261,9 @@ def merge_planner_datasets(paths: list[Path]) -> PlannerDataset:
                 f"{path}: episodes of {part.episode_steps} steps, {paths[0]} has {first.episode_steps}; "
                 "collect with the same --episode-length-s"
             )
+    if any("fell_at" in p.arrays for p in parts):  # episodes of a collection without falls stood to the end
+        for p in parts:
+            p.arrays.setdefault("fell_at", np.full(p.num_episodes, p.episode_steps, dtype=np.int32))
     arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in first.arrays}
     collection = {
         "merged_from": [

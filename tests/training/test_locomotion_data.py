@@ -221,6 +221,34 @@ def test_collect_fails_clearly_when_the_expert_keeps_falling(tmp_path):
     assert not cfg.out.exists()
 
 
+def test_collect_keep_falls_records_the_falls_for_a_feasibility_critic(tmp_path):
+    from envs.planner_dataset import PlannerDatasetError
+
+    policy = export_policy(tmp_path / "faller", env=_high_fall_line())
+    cfg = CollectConfig(
+        out=tmp_path / "falls.h5", policy=policy, episodes=2, num_envs=2, episode_length_s=0.2, keep_falls=True
+    )
+    main(cfg)
+    with pytest.raises(PlannerDatasetError, match="4 episodes end in a fall"):
+        load_planner_dataset(cfg.out)  # the planner's trainers read through this
+    data = load_planner_dataset(cfg.out, allow_falls=True)
+    a = data.arrays
+    assert a["fell_at"].tolist() == [0, 0, 0, 0] and a["mirrored"].tolist() == [False, False, True, True]
+    for k in ("state", "root_pos", "joint_pos", "action"):  # after the fall: the last state before it, held
+        np.testing.assert_array_equal(a[k], np.repeat(a[k][:, :1], a[k].shape[1], axis=1), err_msg=k)
+    assert data.collection["keep_falls"] and data.collection["episodes_fell"] == 2
+
+
+def test_hold_after_fall_keeps_the_steps_up_to_the_fall():
+    from training.locomotion.collect import hold_after_fall
+
+    x = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    out = hold_after_fall({"x": x}, np.array([2, 5]))["x"]
+    np.testing.assert_array_equal(out[0, :3], x[0, :3])
+    np.testing.assert_array_equal(out[0, 3:], np.stack([x[0, 2]] * 2))
+    np.testing.assert_array_equal(out[1], x[1])  # stood to the end
+
+
 def test_randomized_collection_draws_each_worlds_physics_within_the_ranges():
     ranges = PhysicsRandomizationConfig(
         mass_scale_range=(0.8, 1.2), link_mass_jitter_range=(1.0, 1.0), latency_range_s=(0.0, 0.010)

@@ -160,6 +160,11 @@ class CollectConfig:
     """Largest horizontal velocity change of a push."""
     mirror: bool = True
     """Also store the left-right mirror image of every kept episode."""
+    keep_falls: bool = False
+    """Keep the worlds that fall as well (every recorded world is an episode): a dataset for a feasibility critic,
+    which must see both sides of the fall line. ``fell_at`` (E,) then holds the step whose action led to the fall
+    (T: stood to the end); steps after it repeat the last state before the fall. The planner's trainers refuse such
+    a file."""
     randomize: bool = False
     """Draw every world's physics at each reset from ``randomization`` (off: the nominal robot everywhere)."""
     randomization: PhysicsRandomizationConfig = field(default_factory=PhysicsRandomizationConfig)
@@ -264,8 +269,8 @@ class RandomizedRecordingEnv(RecordingEnv):
 def _wave(
     env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int, joints: tuple[int, ...]
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
-    """One wave from a fresh reset: arrays (N, T, ...), the mask (N,) of worlds that never fell and, in a
-    randomized env, every world's physics draw (N, 5) for this wave.
+    """One wave from a fresh reset: arrays (N, T, ...), the step (N,) at whose action each world fell (T: it
+    stood) and, in a randomized env, every world's physics draw (N, 5) for this wave.
 
     The noise (N, len(joints)) goes on the expert's actions of ``joints`` only.
     """
@@ -273,9 +278,9 @@ def _wave(
     physics = env.physics.copy() if isinstance(env, RandomizedRecordingEnv) else None
     noise.reset()
     obs = env.get_observations()["policy"]
-    kept = np.ones(env.num_envs, dtype=bool)
+    fell_at = np.full(env.num_envs, steps, dtype=np.int64)
     per_step: dict[str, list[np.ndarray]] = {}
-    for _ in range(steps):
+    for t in range(steps):
         record = env.step_record()
         with torch.inference_mode():
             expert = policy(obs).numpy().astype(np.float64)  # (N, A)
@@ -286,9 +291,18 @@ def _wave(
         for k, v in record.items():
             per_step.setdefault(k, []).append(v)
         groups, _, terminated, _, _ = env.step(torch.from_numpy(action).float())
-        kept &= ~terminated.numpy()
+        fell_at[terminated.numpy() & (fell_at == steps)] = t  # the world auto-resets: later steps are a new episode
         obs = groups["policy"]
-    return {k: np.stack(v, axis=1) for k, v in per_step.items()}, kept, physics
+    return {k: np.stack(v, axis=1) for k, v in per_step.items()}, fell_at, physics
+
+
+def hold_after_fall(arrays: dict[str, np.ndarray], fell_at: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-step ``arrays (E, T, ...)`` with every step after ``fell_at[e]`` replaced by step ``fell_at[e]`` (the
+    last state before the fall; an auto-reset world's next episode is not this one's continuation)."""
+    steps = next(iter(arrays.values())).shape[1]
+    src = np.minimum(np.arange(steps)[None, :], fell_at[:, None])  # (E, T)
+    rows = np.arange(len(fell_at))[:, None]
+    return {k: v[rows, src] for k, v in arrays.items()}
 
 
 def collect(cfg: CollectConfig) -> PlannerDataset:
@@ -321,10 +335,14 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
     bar = tqdm(total=cfg.episodes, desc="episodes kept", unit="ep")
     try:
         for wave in range(cfg.max_waves):
-            arrays, kept, physics = _wave(env, policy, noise, steps, joints)
+            arrays, fell_at, physics = _wave(env, policy, noise, steps, joints)
+            kept = fell_at == steps
             recorded += cfg.num_envs
             fell += int((~kept).sum())
-            take = np.flatnonzero(kept)[: cfg.episodes - kept_total]
+            if cfg.keep_falls:
+                arrays = hold_after_fall(arrays, fell_at)
+                arrays["fell_at"] = fell_at.astype(np.int32)
+            take = np.flatnonzero(kept | cfg.keep_falls)[: cfg.episodes - kept_total]
             chunks.append({k: v[take] for k, v in arrays.items()})
             if physics is not None:
                 draws.append(np.concatenate([physics, kept[:, None]], axis=1))
@@ -353,6 +371,7 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
         "episodes_recorded": recorded,
         "episodes_kept": kept_total,
         "episodes_fell": fell,
+        "keep_falls": cfg.keep_falls,
         "fall_rate": fell / recorded,  # worlds that stood but were not needed in the last wave are no falls
         "seconds": seconds,
         "kept_transitions_per_s": kept_total * steps / seconds,

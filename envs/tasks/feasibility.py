@@ -1,0 +1,120 @@
+"""Safety constraints of the G1 on planner states, and the feasibility guidance term that steers plans away from them.
+
+**Constraint signals** follow FISOR's convention (Zheng et al., ICLR 2024): ``h > 0`` where a constraint is
+violated, ``h < 0`` where it holds. Each signal is a margin scaled to ``[-1, 1]``: -1 well inside the safe set, 0
+on its boundary, +1 one margin past it. Computed from recorded (or predicted) quantities:
+
+- **fall**: the pelvis drops below the fall line (``fall_height_m``, the environments' own) or tilts past it
+  (``up_z < min_up_z``, the z component of the pelvis' up axis: 0.5 is 60 deg); read from the planner state's
+  ``root_height`` and tilt columns (:mod:`envs.planner_state`);
+- **joint limits**: a joint within ``joint_margin_rad`` of its range's end (``robot.g1.constants``); read from the
+  joint angles.
+
+``h(s) = max`` of the signals. A Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
+``V_h(s)``: positive where a violation will come whatever the robot does next (Fisac et al. 2019; FISOR eq. 6-8).
+
+**Guidance** (:class:`FeasibilityCost`): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
+states ``x_t`` (the history is given, not planned). Its gradient moves predicted states that the critic classes
+infeasible back toward the feasible set; states already feasible cost nothing, so a plan the critic is content with
+is left as it is. The critic is any module mapping planner states ``(..., S)`` to ``(...)``; the exported planner
+carries it as one more gated term.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
+from robot.g1 import constants as C
+
+_NAMES = planner_state_names()
+HEIGHT_IDX = _NAMES.index("root_height")
+"""Planner-state column of the pelvis height."""
+TILT_COL0 = (_NAMES.index("root_rot6d_xx"), _NAMES.index("root_rot6d_xy"))
+"""Planner-state columns of the pelvis' x axis (x, y components, yaw removed)."""
+TILT_COL1 = (_NAMES.index("root_rot6d_yx"), _NAMES.index("root_rot6d_yy"))
+"""Planner-state columns of the pelvis' y axis (x, y components, yaw removed)."""
+
+
+@dataclass
+class ConstraintConfig:
+    """Where the G1's constraints lie and how wide their margins are."""
+
+    fall_height_m: float = C.FALL_HEIGHT_M
+    """The fall line of the pelvis height (the walking environments end an episode below it)."""
+    height_margin_m: float = 0.1
+    """Height margin: h = -1 this far above the fall line, +1 this far below."""
+    min_up_z: float = 0.5
+    """The fall line of the tilt: z of the pelvis' up axis (0.5: 60 deg, as the environments)."""
+    up_z_margin: float = 0.25
+    """Tilt margin in the same units."""
+    joint_margin_rad: float = 0.05
+    """A joint this close to the end of its range is on the boundary; at the end, h = +1."""
+
+    def __post_init__(self) -> None:
+        for name in ("height_margin_m", "up_z_margin", "joint_margin_rad"):
+            if getattr(self, name) <= 0.0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+
+
+def up_z(state: np.ndarray) -> np.ndarray:
+    """z of the pelvis' up axis ``(...)`` from planner states ``(..., S)``: the third column of the tilt rotation
+    is the cross product of the first two, whose z needs only their x and y."""
+    ax, ay = state[..., TILT_COL0[0]], state[..., TILT_COL0[1]]
+    bx, by = state[..., TILT_COL1[0]], state[..., TILT_COL1[1]]
+    return ax * by - ay * bx
+
+
+def fall_signal(state: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:
+    """``h_fall (...)`` of planner states ``(..., S)``, in [-1, 1] (module docstring)."""
+    if state.shape[-1] != PLANNER_STATE_DIM:
+        raise ValueError(f"fall_signal: expected planner states (..., {PLANNER_STATE_DIM}), got {state.shape}")
+    height = (cfg.fall_height_m - state[..., HEIGHT_IDX]) / cfg.height_margin_m
+    tilt = (cfg.min_up_z - up_z(state)) / cfg.up_z_margin
+    return np.clip(np.maximum(height, tilt), -1.0, 1.0)
+
+
+def joint_limit_signal(joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:
+    """``h_joint (...)`` of joint angles ``(..., 29)`` (SDK order), in [-1, 1]: the worst joint's margin."""
+    if joint_pos.shape[-1] != C.NUM_JOINTS:
+        raise ValueError(f"joint_limit_signal: expected joint angles (..., {C.NUM_JOINTS}), got {joint_pos.shape}")
+    inside = np.minimum(joint_pos - C.JOINT_LOWER_RAD, C.JOINT_UPPER_RAD - joint_pos)  # (..., J) >= 0 inside
+    worst = inside.min(axis=-1)
+    return np.clip((cfg.joint_margin_rad - worst) / cfg.joint_margin_rad, -1.0, 1.0)
+
+
+def constraint_signal(state: np.ndarray, joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:
+    """``h = max(h_fall, h_joint)`` per step ``(...)``: > 0 where a constraint is violated."""
+    return np.maximum(fall_signal(state, cfg), joint_limit_signal(joint_pos, cfg))
+
+
+class FeasibilityCost(nn.Module):
+    """``G(x) = sum_{t >= history} relu(V_h(x_t) - threshold)`` on the planner states of a plan (module docstring).
+
+    ``value`` maps planner states ``(N, S)`` to ``(N,)`` (a trained :class:`policies.feasibility.StateFeasibility`
+    or any such module); it is applied to the future steps of ``x (B, H, S[+A])``. No parameters of its own.
+    """
+
+    param_dim: int
+    param_names: list[str]
+    history: int
+    threshold: float
+
+    def __init__(self, value: nn.Module, history: int, threshold: float = 0.0) -> None:
+        super().__init__()
+        if history < 1:
+            raise ValueError(f"history: expected >= 1, got {history}")
+        self.value = value
+        self.history = int(history)
+        self.threshold = float(threshold)
+        self.param_dim = 0
+        self.param_names = []
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """x (B, H, D) physical plan with the planner state in its first S columns, params (B, 0) -> (B,)."""
+        future = x[:, self.history :, :PLANNER_STATE_DIM]  # (B, F, S)
+        b, f = future.shape[0], future.shape[1]
+        v = self.value(future.reshape(b * f, PLANNER_STATE_DIM)).reshape(b, f)  # (B, F)
+        return torch.relu(v - self.threshold).sum(dim=1)

@@ -1,0 +1,158 @@
+"""A Hamilton-Jacobi feasibility critic on a planner's states: FISOR's safety value for guidance at sampling time.
+
+FISOR (Zheng et al., ICLR 2024) learns, from offline transitions ``(s, a, h, s')`` with a constraint signal
+``h`` (> 0 violated), the discounted reachability value of Fisac et al. (2019) with a reversed expectile, so that it
+approaches the *best* the data's actions can do from a state::
+
+    Q_h(s, a) <- (1 - g) h(s) + g max(h(s), V_h(s'))          (FISOR eq. 6; V_h(s') = h_end where s' violated
+                                                              and ended the episode)
+    V_h(s)    <- reversed tau-expectile over a of max_i Qbar_h,i(s, a)   (eq. 8; tau -> 1: min over actions)
+
+A state is feasible when ``V_h(s) <= 0``: from it some recorded behaviour keeps every constraint. FISOR uses the
+value to weight a diffusion actor; here the value of the *predicted* states guides a diffusion planner instead
+(``envs.tasks.feasibility.FeasibilityCost``), so only ``V_h`` (states in, value out, smooth activations for a
+useful input gradient) is exported; ``Q_h`` and its target serve training.
+"""
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from policies.critics import hj_target, polyak_update, reversed_expectile_loss
+from policies.critics.networks import mlp
+from policies.normalizer import Normalizer
+
+CRITIC_FORMAT = "steer.feasibility_critic"
+CRITIC_VERSION = 1
+"""``critic.pt``: plain data (``torch.load(weights_only=True)``) with ``format``, ``version``, ``state_dim``,
+``hidden``, the training settings and ``weights`` (the :class:`StateFeasibility` state dict)."""
+
+
+@dataclass
+class FeasibilityCriticConfig:
+    """Networks and losses of :class:`FeasibilityCritic`."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of ``Q_h`` and ``V_h``."""
+    num_q_heads: int = 2
+    """``Q_h`` ensemble size (the target takes their maximum, FISOR's pessimism for a cost)."""
+    discount: float = 0.98
+    """``g``: per control step (0.98 at 50 Hz: a violation 0.7 s ahead still makes a state infeasible)."""
+    expectile: float = 0.9
+    """Reversed-expectile ``tau`` of ``V_h`` (FISOR: 0.9)."""
+    polyak: float = 0.005
+    """Target network rate."""
+    h_end: float = 1.0
+    """``V_h`` of the state a fall ended in (not recorded: the episode resets there)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.discount < 1.0 or not 0.5 <= self.expectile < 1.0:
+            raise ValueError(
+                f"expected 0 < discount < 1 and 0.5 <= expectile < 1, got {self.discount}, {self.expectile}"
+            )
+        if not self.hidden or min(self.hidden) < 1 or self.num_q_heads < 1:
+            raise ValueError(f"hidden and num_q_heads must be positive, got {self.hidden}, {self.num_q_heads}")
+
+
+class StateFeasibility(nn.Module):
+    """``V_h``: planner states ``(..., S)`` in physical units -> ``(...)``, normaliser included (what the export
+    carries)."""
+
+    state_dim: int
+
+    def __init__(self, state_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.state_dim = int(state_dim)
+        self.normalizer = Normalizer(state_dim)
+        self.net = mlp(state_dim, list(hidden), 1, activation=nn.SiLU)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        if states.shape[-1] != self.state_dim:
+            raise ValueError("V_h: expected states (..., " + str(self.state_dim) + "), got " + str(list(states.shape)))
+        return self.net(self.normalizer.normalize(states)).squeeze(-1)
+
+
+class StateActionFeasibility(nn.Module):
+    """``Q_h`` heads on normalised states and actions: ``(B, S), (B, A) -> (E, B)``."""
+
+    def __init__(self, normalizer: Normalizer, action_dim: int, cfg: FeasibilityCriticConfig) -> None:
+        super().__init__()
+        self.normalizer = normalizer
+        s = normalizer.offset.shape[-1]
+        self.heads = nn.ModuleList(
+            [mlp(s + action_dim, list(cfg.hidden), 1, activation=nn.SiLU) for _ in range(cfg.num_q_heads)]
+        )
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.normalizer.normalize(states), actions], dim=-1)
+        return torch.stack([head(x).squeeze(-1) for head in self.heads])
+
+
+class FeasibilityCritic(nn.Module):
+    """``V_h`` and ``Q_h`` (plus its target) with FISOR's losses (module docstring).
+
+    Batches: ``states (B, S)``, ``actions (B, A)``, ``h (B,)``, ``next_states (B, S)`` and ``ended (B,)`` (1 where
+    the transition ended in a violation: ``s'`` was not recorded and its value is ``h_end``).
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, cfg: FeasibilityCriticConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or FeasibilityCriticConfig()
+        self.value = StateFeasibility(state_dim, self.cfg.hidden)
+        self.q = StateActionFeasibility(self.value.normalizer, action_dim, self.cfg)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+
+    def fit_normalizer(self, states: torch.Tensor) -> None:
+        """Gaussian statistics of the states (shared by ``V_h`` and ``Q_h``), before training."""
+        self.value.normalizer.fit(states)
+        self.q_target.normalizer.load_state_dict(self.value.normalizer.state_dict())
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """``L(V_h) + L(Q_h)``; ``V_h`` regresses on the target heads, ``Q_h`` on the HJ backup of ``V_h(s')``."""
+        s, a, h = batch["states"], batch["actions"], batch["h"]
+        with torch.no_grad():
+            q_bar = self.q_target(s, a).max(dim=0).values  # (B,)
+            v_next = self.value(batch["next_states"])
+            v_next = torch.where(batch["ended"] > 0.5, torch.full_like(v_next, self.cfg.h_end), v_next)
+            target = hj_target(h, v_next, torch.ones_like(h), self.cfg.discount)
+        v = self.value(s)
+        loss_v = reversed_expectile_loss(q_bar - v, self.cfg.expectile).mean()
+        q = self.q(s, a)  # (E, B)
+        loss_q = ((q - target) ** 2).mean()
+        return loss_v + loss_q, {
+            "loss_v": float(loss_v.detach()),
+            "loss_q": float(loss_q.detach()),
+            "v_mean": float(v.detach().mean()),
+        }
+
+    def update_target(self) -> None:
+        """Polyak step of the ``Q_h`` target."""
+        polyak_update(self.q_target, self.q, self.cfg.polyak)
+
+
+def load_feasibility_critic(path: Path) -> tuple[StateFeasibility, dict[str, Any]]:
+    """``V_h`` of a ``critic.pt`` (``python -m training.planner.feasibility``), in eval mode with frozen weights,
+    and the file's other entries; a missing, unreadable or foreign file is one clear error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no feasibility critic here (train one with python -m training.planner.feasibility)"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated, foreign and pickled files
+        raise ValueError(f"{path}: not a readable feasibility critic ({type(exc).__name__})") from exc
+    if not isinstance(obj, dict) or obj.get("format") != CRITIC_FORMAT or obj.get("version") != CRITIC_VERSION:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{path}: expected a {CRITIC_FORMAT!r} v{CRITIC_VERSION} file, found {found!r}")
+    value = StateFeasibility(int(obj["state_dim"]), tuple(int(w) for w in obj["hidden"]))
+    try:
+        value.load_state_dict(obj["weights"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the file's own network ({str(exc).splitlines()[0]})") from exc
+    value.eval().requires_grad_(False)
+    return value, {k: v for k, v in obj.items() if k != "weights"}

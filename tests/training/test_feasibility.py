@@ -1,0 +1,200 @@
+"""The G1 planner's feasibility critic: constraint signals, the HJ backup on planner transitions, the guidance term."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from envs.planner_dataset import PlannerDataset, write_planner_dataset
+from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
+from envs.tasks.feasibility import (
+    ConstraintConfig,
+    FeasibilityCost,
+    constraint_signal,
+    fall_signal,
+    joint_limit_signal,
+    up_z,
+)
+from policies.feasibility import (
+    FeasibilityCritic,
+    FeasibilityCriticConfig,
+    StateFeasibility,
+    load_feasibility_critic,
+)
+from robot.g1 import constants as C
+from training.planner.feasibility import FeasibilityTrainConfig, cli, transitions
+
+NAMES = planner_state_names()
+HEIGHT = NAMES.index("root_height")
+
+
+def upright(height: float | np.ndarray) -> np.ndarray:
+    """Planner states ``(*height.shape, S)`` of an upright pelvis at ``height`` (everything else zero)."""
+    s = np.zeros((*np.shape(height), PLANNER_STATE_DIM), dtype=np.float32)
+    s[..., HEIGHT] = height
+    s[..., NAMES.index("root_rot6d_xx")] = 1.0
+    s[..., NAMES.index("root_rot6d_yy")] = 1.0
+    return s
+
+
+def test_signals_are_negative_inside_and_positive_past_each_constraint():
+    cfg = ConstraintConfig()
+    standing = upright(C.DEFAULT_BASE_HEIGHT_M)
+    assert up_z(standing) == pytest.approx(1.0) and fall_signal(standing, cfg) == -1.0
+    assert fall_signal(upright(cfg.fall_height_m), cfg) == pytest.approx(0.0, abs=1e-6)
+    assert fall_signal(upright(cfg.fall_height_m - 0.05), cfg) == pytest.approx(0.5, abs=1e-5)
+    tilted = standing.copy()  # 70 deg about x: up_z = cos 70 deg = 0.34 < 0.5
+    c, s = np.cos(np.radians(70)), np.sin(np.radians(70))
+    tilted[NAMES.index("root_rot6d_yy")], tilted[NAMES.index("root_rot6d_yz")] = c, s
+    assert up_z(tilted) == pytest.approx(c, abs=1e-6) and fall_signal(tilted, cfg) > 0.5
+    q = C.DEFAULT_JOINT_POS_RAD.copy()
+    assert joint_limit_signal(q, cfg) == -1.0
+    q[3] = C.JOINT_UPPER_RAD[3]  # a knee at the end of its range
+    assert joint_limit_signal(q, cfg) == 1.0
+    assert constraint_signal(standing, q, cfg) == 1.0
+    with pytest.raises(ValueError, match="planner states"):
+        fall_signal(np.zeros(5), cfg)
+
+
+def _episodes(heights: np.ndarray, fell_at: list[int]) -> dict[str, np.ndarray]:
+    e, t = heights.shape
+    return {
+        "state": upright(heights),
+        "joint_pos": np.broadcast_to(C.DEFAULT_JOINT_POS_RAD.astype(np.float32), (e, t, C.NUM_JOINTS)).copy(),
+        "action": np.zeros((e, t, C.NUM_JOINTS), np.float32),
+        "fell_at": np.array(fell_at, np.int32),
+    }
+
+
+def test_transitions_run_to_the_last_recorded_state_and_end_at_the_fall():
+    heights = np.full((2, 6), 0.75)
+    heights[1, 3] = 0.6  # the state before the fall; steps after it repeat it
+    tr = transitions(_episodes(heights, [6, 3]), np.array([0, 1]), ConstraintConfig())
+    assert len(tr) == 5 + 4  # stood: t -> t + 1 for t < 5; fell at 3: t < 3, plus the transition that fell
+    assert tr.ended.tolist() == [0] * 5 + [0, 0, 0, 1]
+    assert tr.steps_to_fall.tolist() == [-1] * 5 + [3, 2, 1, 0]
+    assert tr.next_states[7, HEIGHT] == pytest.approx(0.6) and tr.states[8, HEIGHT] == pytest.approx(0.6)
+
+
+def _branching_set() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Episodes that stand at 0.75 m with action 0, and episodes that leave that state with action 1 and sink
+    over 20 steps to a fall: from 0.75 m a recorded action keeps the robot up; on the way down none does.
+    Returns the arrays, the branch state (1, S) and the 20 states of the way down (20, S)."""
+    t = 30
+    stand = np.full((8, t), 0.75)
+    sink = np.full((8, t), 0.75)
+    down = np.linspace(0.74, 0.5, 20)
+    sink[:, 1:21] = down
+    sink[:, 21:] = down[-1]
+    arrays = _episodes(np.concatenate([stand, sink]), [t] * 8 + [20] * 8)
+    arrays["action"][8:, 0, 0] = 1.0  # the branch: action 1 from 0.75 m starts the fall
+    vz = NAMES.index("root_lin_vel_z")
+    arrays["state"][8:, 1:, vz] = -0.6  # sinking
+    way_down = upright(down)
+    way_down[:, vz] = -0.6
+    return arrays, upright(np.array([0.75])), way_down
+
+
+def test_hj_backup_converges_to_the_known_feasible_set():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    g = 0.95
+    arrays, branch, way_down = _branching_set()
+    cfg = ConstraintConfig()
+    tr = transitions(arrays, np.arange(16), cfg)
+    critic = FeasibilityCritic(
+        PLANNER_STATE_DIM, C.NUM_JOINTS, FeasibilityCriticConfig(hidden=(64, 64), discount=g, polyak=0.05)
+    )
+    critic.fit_normalizer(tr.states)
+    opt = torch.optim.Adam([*critic.value.parameters(), *critic.q.parameters()], lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(1500):
+        loss, _ = critic.loss(tr.batch(torch.randint(len(tr), (256,), generator=gen)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        critic.update_target()
+    with torch.no_grad():
+        v_branch = float(critic.value(torch.from_numpy(branch))[0])
+        v_down = critic.value(torch.from_numpy(way_down)).numpy()
+    # The exact backup along the way down: the last state's action fell (V = h_end = 1 after it).
+    h = constraint_signal(way_down.astype(np.float64), arrays["joint_pos"][0, :20].astype(np.float64), cfg)
+    exact, nxt = np.zeros(20), 1.0
+    for k in range(19, -1, -1):
+        exact[k] = nxt = (1 - g) * h[k] + g * max(h[k], nxt)
+    assert v_branch < -0.8  # standing is recorded from there: feasible, near the safe value -1
+    np.testing.assert_allclose(v_down, exact, atol=0.15)
+    clear = np.abs(exact) > 0.15
+    np.testing.assert_array_equal(v_down[clear] > 0, exact[clear] > 0)  # the same feasible set
+    assert (exact > 0).sum() >= 10 and (exact < 0).sum() >= 3  # both sides of the boundary on the way down
+
+
+def test_guidance_gradient_matches_finite_differences():
+    torch.manual_seed(1)
+    value = StateFeasibility(PLANNER_STATE_DIM, (32, 32)).double()
+    value.normalizer.fit(torch.randn(256, PLANNER_STATE_DIM, dtype=torch.float64))
+    cost = FeasibilityCost(value, history=2, threshold=-10.0)  # every state past the threshold: smooth everywhere
+    x = torch.randn(2, 5, PLANNER_STATE_DIM + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
+    params = torch.zeros(2, 0, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: cost(x, params), (x,), eps=1e-6, atol=1e-5)
+    grad = torch.autograd.grad(cost(x, params).sum(), x)[0]
+    assert grad[:, :2].abs().max() == 0.0 and grad[:, :, PLANNER_STATE_DIM:].abs().max() == 0.0  # history, actions
+    assert grad[:, 2:, :PLANNER_STATE_DIM].abs().max() > 0.0
+
+
+def _train_cli(tmp_path, data, *extra):
+    return cli(
+        ["--data", *map(str, data), "--run-dir", str(tmp_path / "run"), "--steps", "40", "--batch-size", "64",
+         "--eval-every", "20", "--save-every", "20", "--critic.hidden", "32", "32", *extra]
+    )  # fmt: skip
+
+
+def _dataset(tmp_path, name, arrays):
+    full = {
+        **arrays,
+        "root_pos": np.zeros((*arrays["state"].shape[:2], 3), np.float32),
+        "root_quat": np.tile(np.array([1, 0, 0, 0], np.float32), (*arrays["state"].shape[:2], 1)),
+        "joint_vel": np.zeros_like(arrays["joint_pos"]),
+        "expert_action": arrays["action"],
+        "command": np.zeros((*arrays["state"].shape[:2], 3), np.float32),
+        "phase": np.zeros(arrays["state"].shape[:2], np.float32),
+        "mirrored": np.zeros(arrays["state"].shape[0], bool),
+    }
+    return write_planner_dataset(tmp_path / name, PlannerDataset(full, 0.02, {}))
+
+
+def test_trainer_writes_a_critic_resumes_and_reports(tmp_path, capsys):
+    arrays, feasible, _ = _branching_set()
+    data = _dataset(tmp_path, "falls.h5", arrays)
+    assert _train_cli(tmp_path, [data]) == 0
+    assert "classed feasible" in capsys.readouterr().out
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert report["step"] == 40 and report["states_before_a_fall"] > 0
+    assert [b["time_before_fall_s"][0] for b in report["by_time_before_fall"]] == [0.0, 0.2, 0.5, 1.0, 2.0]
+    value, meta = load_feasibility_critic(run / "critic.pt")
+    assert meta["state_dim"] == PLANNER_STATE_DIM and value(torch.from_numpy(feasible)).shape == (1,)
+    assert _train_cli(tmp_path, [data], "--resume", "--steps", "60") == 0
+    assert json.loads((run / "report.json").read_text())["step"] == 60
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 3  # steps 20, 40, 60: no duplicate rows
+    assert _train_cli(tmp_path, [data], "--resume", "--lr", "0.1") == 2
+    assert "cannot resume with different options: lr" in capsys.readouterr().err
+
+
+def test_trainer_refuses_data_without_falls_and_loader_names_bad_files(tmp_path, capsys):
+    arrays, _, _ = _branching_set()
+    arrays["fell_at"][:] = arrays["state"].shape[1]
+    data = _dataset(tmp_path, "stood.h5", arrays)
+    assert _train_cli(tmp_path, [data]) == 2
+    assert "no episode ends in a fall" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no feasibility critic"):
+        load_feasibility_critic(tmp_path / "none.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"expected a 'steer\.feasibility_critic' v1 file"):
+        load_feasibility_critic(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable feasibility critic"):
+        load_feasibility_critic(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="at least one planner dataset"):
+        FeasibilityTrainConfig(data=())

@@ -1,0 +1,377 @@
+"""Train FISOR's Hamilton-Jacobi feasibility critic on the G1 planner's states, for guidance at sampling time.
+
+    python -m training.locomotion.collect --keep-falls --randomize --push-velocity-m-per-s 1.0 \\
+        --push-interval-s 2.5 --noise.sigma 0.2 --episodes 400 --out data/planner/g1_walk_falls.h5
+    python -m training.planner.feasibility --data data/planner/g1_walk_falls.h5 data/planner/g1_walk_dr.h5 \\
+        --run-dir runs/g1_feasibility
+
+Data: planner datasets (:mod:`envs.planner_dataset`), at least one collected with ``--keep-falls`` so that the
+critic sees both sides of the fall line: episodes that end in a fall (``fell_at``) and episodes that stand.
+Transitions ``(s_t, a_t, h(s_t), s_{t+1})`` run up to each episode's last recorded state; the transition whose
+action led to a fall ends there with ``V_h(s') = h_end`` (the fallen state is not recorded, the world reset).
+``h`` is :func:`envs.tasks.feasibility.constraint_signal` (fall line, joint limits), ``a`` the executed action.
+The losses are :class:`policies.feasibility.FeasibilityCritic`'s (FISOR eq. 6-8); validation episodes are held
+out by episode.
+
+Run folder: ``config.json``, ``metrics.csv`` (step, losses, validation classification), ``last.pt`` (full state,
+atomic, every ``save_every`` steps, on SIGINT / SIGTERM and at the end; ``--resume`` continues it),
+``critic.pt`` (``V_h`` only: what ``python -m deploy.export_planner --feasibility-critic`` puts into the planner)
+and ``report.json``: the critic's own numbers on held-out episodes, the share of states it classes feasible
+(``V_h <= 0``) against what then happened, and its mean value by time left before a fall.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.planner_dataset import PlannerDatasetError, load_planner_dataset
+from envs.planner_state import PLANNER_STATE_DIM
+from envs.tasks.feasibility import ConstraintConfig, constraint_signal
+from policies.feasibility import (
+    CRITIC_FORMAT,
+    CRITIC_VERSION,
+    FeasibilityCritic,
+    FeasibilityCriticConfig,
+    StateFeasibility,
+)
+from robot.configio import to_jsonable
+from robot.files import atomic_write_text
+from robot.g1 import constants as C
+from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
+from training.run_config import check_resume, read_config_json, trainer_cli
+from training.stop import graceful_stop
+
+METRIC_FIELDS = (
+    "step",
+    "loss_v",
+    "loss_q",
+    "v_mean",
+    "val_feasible_stood",
+    "val_infeasible_before_fall",
+    "steps_per_s",
+)
+TIME_TO_FALL_BINS_S = (0.0, 0.2, 0.5, 1.0, 2.0)
+"""Edges of the report's time-before-a-fall bins (the last bin is open)."""
+
+
+@dataclass
+class FeasibilityTrainConfig:
+    """Feasibility-critic training run."""
+
+    data: tuple[Path, ...] = (Path("data/planner/g1_walk_falls.h5"),)
+    """Planner datasets; at least one must hold falls (``training.locomotion.collect --keep-falls``)."""
+    run_dir: Path = Path("runs/g1_feasibility")
+    """Run folder."""
+    critic: FeasibilityCriticConfig = field(default_factory=FeasibilityCriticConfig)
+    """Networks and losses."""
+    constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
+    """Where the constraints lie (the signal ``h``)."""
+    steps: int = 20000
+    """Adam steps."""
+    batch_size: int = 512
+    """Transitions per step."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    val_fraction: float = 0.1
+    """Episodes held out for the report."""
+    eval_every: int = 2000
+    """Validation period (steps)."""
+    save_every: int = 2000
+    """Checkpoint period (steps)."""
+    horizon_s: float = 0.5
+    """Report: a state this close before a fall counts as one the critic should class infeasible."""
+    seed: int = 0
+    """Episode split, batches and initial weights."""
+    torch_threads: int = 1
+    """Torch intra-op threads."""
+    resume: bool = False
+    """Continue ``run_dir/last.pt`` (its config.json gives the options)."""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("data: expected at least one planner dataset")
+        for name in ("steps", "batch_size", "eval_every", "save_every", "torch_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+
+
+RESUME_MAY_CHANGE = ("run_dir", "resume", "steps", "eval_every", "save_every", "torch_threads")
+"""Options a ``--resume`` may change (the run length, periods and threads)."""
+
+
+def read_run_config(run_dir: Path) -> FeasibilityTrainConfig:
+    """The config of the run in ``run_dir`` (its ``config.json``)."""
+    return read_config_json(FeasibilityTrainConfig, Path(run_dir) / "config.json")
+
+
+@dataclass
+class Transitions:
+    """Flat transitions of a set of episodes (tensors on the CPU)."""
+
+    states: torch.Tensor  # (N, S)
+    actions: torch.Tensor  # (N, A)
+    h: torch.Tensor  # (N,)
+    next_states: torch.Tensor  # (N, S)
+    ended: torch.Tensor  # (N,) 1: the action led to a fall
+    steps_to_fall: torch.Tensor  # (N,) control steps from s to the fall (-1: the episode stood)
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The critic's batch of rows ``idx``."""
+        return {
+            "states": self.states[idx],
+            "actions": self.actions[idx],
+            "h": self.h[idx],
+            "next_states": self.next_states[idx],
+            "ended": self.ended[idx],
+        }
+
+
+def transitions(arrays: dict[str, np.ndarray], episodes: np.ndarray, cfg: ConstraintConfig) -> Transitions:
+    """The transitions of ``episodes`` (module docstring). ``arrays`` as in :mod:`envs.planner_dataset`, with
+    ``fell_at`` (T where absent: every episode stood)."""
+    state, joint_pos, action = arrays["state"], arrays["joint_pos"], arrays["action"]
+    e_all, t_all = state.shape[:2]
+    fell_at = arrays.get("fell_at", np.full(e_all, t_all, dtype=np.int32)).astype(np.int64)
+    rows_e, rows_t, ended, to_fall = [], [], [], []
+    for e in episodes:
+        f = int(fell_at[e])
+        last = min(f, t_all - 1)  # transitions t -> t + 1 with t + 1 recorded before the fall
+        t = np.arange(last + (1 if f < t_all else 0))  # plus the one that fell
+        rows_e.append(np.full(len(t), e))
+        rows_t.append(t)
+        ended.append(t == f)
+        to_fall.append(f - t if f < t_all else np.full(len(t), -1))
+    e_idx, t_idx = np.concatenate(rows_e), np.concatenate(rows_t)
+    end = np.concatenate(ended)
+    nxt = np.where(end, t_idx, t_idx + 1)  # an ended row's next state is never read (its value is h_end)
+    h = constraint_signal(state[e_idx, t_idx].astype(np.float64), joint_pos[e_idx, t_idx].astype(np.float64), cfg)
+    return Transitions(
+        states=torch.from_numpy(state[e_idx, t_idx]),
+        actions=torch.from_numpy(action[e_idx, t_idx]),
+        h=torch.from_numpy(h.astype(np.float32)),
+        next_states=torch.from_numpy(state[e_idx, nxt]),
+        ended=torch.from_numpy(end.astype(np.float32)),
+        steps_to_fall=torch.from_numpy(np.concatenate(to_fall).astype(np.int64)),
+    )
+
+
+def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, float]:
+    """Training and validation transitions of ``cfg.data`` (episodes split per file) and the control period."""
+    train, val, dt = [], [], None
+    gen = np.random.default_rng(cfg.seed)
+    falls = 0
+    for path in cfg.data:
+        data = load_planner_dataset(path, allow_falls=True)
+        if dt is not None and abs(data.ctrl_dt_s - dt) > 1e-9:
+            raise PlannerDatasetError(f"{path}: control period {data.ctrl_dt_s} s, the first file's is {dt} s")
+        dt = data.ctrl_dt_s
+        arrays = data.arrays
+        if "fell_at" in arrays:
+            falls += int((arrays["fell_at"] < data.episode_steps).sum())
+        order = gen.permutation(data.num_episodes)
+        n_val = max(1, round(cfg.val_fraction * data.num_episodes))
+        val.append(transitions(arrays, order[:n_val], cfg.constraints))
+        train.append(transitions(arrays, order[n_val:], cfg.constraints))
+    if falls == 0:
+        raise PlannerDatasetError(
+            f"{', '.join(map(str, cfg.data))}: no episode ends in a fall; the critic needs both outcomes (collect one "
+            "with `python -m training.locomotion.collect --keep-falls` and stronger pushes)"
+        )
+
+    def cat(parts: list[Transitions]) -> Transitions:
+        return Transitions(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Transitions)))
+
+    assert dt is not None
+    return cat(train), cat(val), dt
+
+
+@torch.no_grad()
+def report(value: StateFeasibility, val: Transitions, ctrl_dt_s: float, horizon_s: float) -> dict[str, Any]:
+    """The critic's classification of held-out states against what happened (module docstring)."""
+    v = torch.cat([value(val.states[i : i + 8192]) for i in range(0, len(val), 8192)]).numpy()
+    to_fall_s = val.steps_to_fall.numpy() * ctrl_dt_s
+    stood = val.steps_to_fall.numpy() < 0
+    soon = (~stood) & (to_fall_s <= horizon_s)
+    out: dict[str, Any] = {
+        "states": len(val),
+        "states_of_episodes_that_stood": int(stood.sum()),
+        "states_before_a_fall": int((~stood).sum()),
+        "feasible_share_stood": float((v[stood] <= 0).mean()) if stood.any() else None,
+        f"infeasible_share_last_{horizon_s:g}_s_before_a_fall": float((v[soon] > 0).mean()) if soon.any() else None,
+        "mean_value_stood": float(v[stood].mean()) if stood.any() else None,
+    }
+    bins = []
+    edges = [*TIME_TO_FALL_BINS_S, float("inf")]
+    for lo, hi in itertools.pairwise(edges):
+        m = (~stood) & (to_fall_s >= lo) & (to_fall_s < hi)
+        bins.append(
+            {
+                "time_before_fall_s": [lo, hi],
+                "states": int(m.sum()),
+                "mean_value": float(v[m].mean()) if m.any() else None,
+                "infeasible_share": float((v[m] > 0).mean()) if m.any() else None,
+            }
+        )
+    out["by_time_before_fall"] = bins
+    return out
+
+
+def critic_file(critic: FeasibilityCritic, cfg: FeasibilityTrainConfig, ctrl_dt_s: float) -> dict[str, Any]:
+    """The exported ``V_h`` as plain data (``critic.pt``)."""
+    return {
+        "format": CRITIC_FORMAT,
+        "version": CRITIC_VERSION,
+        "state_dim": PLANNER_STATE_DIM,
+        "hidden": list(cfg.critic.hidden),
+        "critic": to_jsonable(cfg.critic),
+        "constraints": to_jsonable(cfg.constraints),
+        "ctrl_dt_s": ctrl_dt_s,
+        "data": [str(p) for p in cfg.data],
+        "weights": {k: v.detach().clone() for k, v in critic.value.state_dict().items()},
+    }
+
+
+class FeasibilityTrainer:
+    """The training loop, its checkpoints and resume (module docstring)."""
+
+    def __init__(self, cfg: FeasibilityTrainConfig) -> None:
+        self.cfg = cfg
+        torch.set_num_threads(cfg.torch_threads)
+        self.train, self.val, self.ctrl_dt_s = load_data(cfg)
+        torch.manual_seed(cfg.seed)
+        self.critic = FeasibilityCritic(PLANNER_STATE_DIM, C.NUM_JOINTS, cfg.critic)
+        self.critic.fit_normalizer(self.train.states)
+        self.opt = torch.optim.Adam([*self.critic.value.parameters(), *self.critic.q.parameters()], lr=cfg.lr)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.step = 0
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, cfg.run_dir / "config.json")
+            self._load(cfg.run_dir / "last.pt")
+        else:
+            atomic_write_text(cfg.run_dir / "config.json", json.dumps(to_jsonable(cfg), indent=2) + "\n")
+            atomic_write_text(cfg.run_dir / "metrics.csv", ",".join(METRIC_FIELDS) + "\n")
+
+    def save(self) -> Path:
+        """``last.pt`` (atomic) and ``critic.pt``."""
+        path = self.cfg.run_dir / "last.pt"
+        save_checkpoint(
+            {
+                "step": self.step,
+                "critic": self.critic.state_dict(),
+                "opt": self.opt.state_dict(),
+                "gen": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            path,
+        )
+        save_checkpoint(critic_file(self.critic, self.cfg, self.ctrl_dt_s), self.cfg.run_dir / "critic.pt")
+        return path
+
+    def _load(self, path: Path) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint to resume from (start the run without --resume)")
+        state = load_checkpoint(path)
+        self.critic.load_state_dict(state["critic"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.step, METRIC_FIELDS)
+
+    def evaluate(self) -> dict[str, Any]:
+        """:func:`report` on the validation episodes."""
+        return report(self.critic.value, self.val, self.ctrl_dt_s, self.cfg.horizon_s)
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``steps``, checkpointing; returns the final report (also written to ``report.json``)."""
+        cfg = self.cfg
+        last_t, last_step, logs = time.perf_counter(), self.step, {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="feasibility critic", unit="step")
+        with graceful_stop() as stop, (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            while self.step < cfg.steps and stop.signal is None:
+                idx = torch.randint(len(self.train), (cfg.batch_size,), generator=self.gen)
+                loss, logs = self.critic.loss(self.train.batch(idx))
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.critic.update_target()
+                self.step += 1
+                bar.update(1)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    rep = self.evaluate()
+                    now = time.perf_counter()
+                    rate = (self.step - last_step) / max(now - last_t, 1e-9)
+                    last_t, last_step = now, self.step
+                    soon = rep[f"infeasible_share_last_{cfg.horizon_s:g}_s_before_a_fall"]
+                    writer.writerow(
+                        [
+                            self.step,
+                            *(f"{logs[k]:.5f}" for k in ("loss_v", "loss_q", "v_mean")),
+                            f"{rep['feasible_share_stood']:.4f}",
+                            f"{soon:.4f}",
+                            f"{rate:.1f}",
+                        ]
+                    )
+                    handle.flush()
+                    bar.set_postfix(stood_ok=f"{rep['feasible_share_stood']:.3f}", fall_seen=f"{soon:.3f}")
+                if self.step % cfg.save_every == 0:
+                    self.save()
+        bar.close()
+        self.save()
+        rep = self.evaluate()
+        rep["step"] = self.step
+        atomic_write_text(cfg.run_dir / "report.json", json.dumps(rep, indent=2) + "\n")
+        return rep
+
+
+def main(cfg: FeasibilityTrainConfig) -> None:
+    """CLI entry point."""
+    trainer = FeasibilityTrainer(cfg)
+    print(
+        f"feasibility critic: {len(trainer.train)} training / {len(trainer.val)} validation transitions from "
+        f"{', '.join(map(str, cfg.data))}; {'resumed at' if cfg.resume else 'starting at'} step {trainer.step}"
+    )
+    rep = trainer.run()
+    soon = rep[f"infeasible_share_last_{cfg.horizon_s:g}_s_before_a_fall"]
+    print(
+        f"{cfg.run_dir / 'critic.pt'}: held-out states of standing episodes classed feasible "
+        f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before a fall classed "
+        f"infeasible {soon:.1%} (report.json)"
+    )
+
+
+def cli(args: Sequence[str] | None = None) -> int:
+    """The command ``python -m training.planner.feasibility``: a user's mistake is one line and exit code 2."""
+    return trainer_cli(
+        FeasibilityTrainConfig,
+        main,
+        args,
+        run_config=read_run_config,
+        may_change=RESUME_MAY_CHANGE,
+        presets={},
+        description="Train a Hamilton-Jacobi feasibility critic (FISOR) on the G1 planner's states.",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
