@@ -8,7 +8,12 @@ call. Parameter layout (also in ``planner.json`` under ``cost_terms``)::
 
     [joystick_gate, vx, vy, yaw_rate,            # command in the heading frame (m/s, m/s, rad/s)
      waypoint_gate, goal_x, goal_y,              # goal in the plan frame (m): origin at the root, x ahead
-     obstacles_gate, <scene params>]             # boxes then cylinders, plan frame (envs.tasks.g1_planner)
+     obstacles_gate, <scene params>,             # boxes then cylinders, plan frame (envs.tasks.g1_planner)
+     feasibility_gate]                           # only with --feasibility-critic (no parameters of its own)
+
+``--feasibility-critic runs/.../critic.pt`` adds FISOR's learned safety value as one more gated term
+(:class:`envs.tasks.feasibility.FeasibilityCost`: ``relu(V_h(x_t) - threshold)`` over the plan's future states,
+from ``python -m training.planner.feasibility``); a runtime opens its gate to keep plans inside the feasible set.
 
 Sampling and guidance settings (mode, scale, steps, rolling start) can be changed at export without retraining.
 ``--onnx`` (``--onnx-int8``) also writes the ONNX Runtime export beside it (``planner.onnx`` and its companion
@@ -29,10 +34,12 @@ import tyro
 
 from deploy.export import export_planner
 from deploy.policies.metadata import PolicyMetadata
-from envs.planner_state import planner_state_names
+from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
+from envs.tasks.feasibility import FeasibilityCost
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated, GuidanceMode
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, load_planner_model, with_sampling
+from policies.feasibility import load_feasibility_critic
 from robot.cli import run_cli
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
@@ -56,6 +63,12 @@ class ExportPlannerConfig:
     """How the task costs read the plan."""
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """Weights of the joystick, waypoint and obstacle terms (on top of the per-call gates)."""
+    feasibility_critic: Path | None = None
+    """``critic.pt`` of ``python -m training.planner.feasibility``: add its value as a gated feasibility term."""
+    feasibility_weight: float = 1.0
+    """Weight of the feasibility term (on top of its per-call gate)."""
+    feasibility_threshold: float = 0.0
+    """The term acts on predicted states whose ``V_h`` exceeds this (0: the feasible set's boundary)."""
     guidance_mode: GuidanceMode | None = None
     """Override the trained config's guidance mode (x0, classifier, none)."""
     guidance_scale: float | None = None
@@ -88,13 +101,29 @@ def configured(pc: PlannerConfig, cfg: ExportPlannerConfig) -> PlannerConfig:
 
 
 def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> CostSum:
-    """The gated joystick + waypoint + obstacle costs (layout in the module docstring)."""
+    """The gated joystick + waypoint + obstacle costs, and the feasibility term when the export has a critic
+    (layout in the module docstring)."""
     terms = [
         Gated(g1_joystick_cost(cfg.costs), "joystick"),
         Gated(g1_waypoint_cost(history, ctrl_dt_s), "waypoint"),
         Gated(g1_obstacle_cost(cfg.costs, history, ctrl_dt_s), "obstacles"),
     ]
-    return CostSum(terms, list(cfg.weights))
+    weights = list(cfg.weights)
+    if cfg.feasibility_critic is not None:
+        value, meta = load_feasibility_critic(cfg.feasibility_critic)
+        if int(meta["state_dim"]) != PLANNER_STATE_DIM:
+            raise ValueError(
+                f"{cfg.feasibility_critic}: a critic of {meta['state_dim']}-d states; this planner state has "
+                f"{PLANNER_STATE_DIM}"
+            )
+        if abs(float(meta["ctrl_dt_s"]) - ctrl_dt_s) > 1e-9:
+            raise ValueError(
+                f"{cfg.feasibility_critic}: learned at a {meta['ctrl_dt_s']} s control period, the planner's is "
+                f"{ctrl_dt_s} s"
+            )
+        terms.append(Gated(FeasibilityCost(value, history, cfg.feasibility_threshold), "feasibility"))
+        weights.append(cfg.feasibility_weight)
+    return CostSum(terms, weights)
 
 
 def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig, float_network: bool = False) -> DiffusionPlanner:
@@ -133,10 +162,20 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
         "tracked_bodies": list(C.TRACKED_BODIES),
         "action": "joint position offsets: q* = q_default + action_scale * a",
         "cost_config": dataclasses.asdict(cfg.costs),
-        "task_terms": list(TASK_TERMS),
+        "task_terms": list(TASK_TERMS) + (["feasibility"] if cfg.feasibility_critic is not None else []),
         "trained_steps": int(model.get("step", -1)),
         "training_data": str(model.get("data", "")),
     }
+    if cfg.feasibility_critic is not None:
+        _, critic = load_feasibility_critic(cfg.feasibility_critic)
+        extra["feasibility"] = {
+            "critic": str(cfg.feasibility_critic),
+            "weight": cfg.feasibility_weight,
+            "threshold": cfg.feasibility_threshold,
+            "constraints": critic.get("constraints"),
+            "critic_config": critic.get("critic"),
+            "data": critic.get("data"),
+        }
     pt, meta = export_planner(planner, cfg.out, extra)
     if cfg.onnx or cfg.onnx_int8:
         from deploy.export_planner_onnx import export_planner_onnx

@@ -10,7 +10,7 @@ on its boundary, +1 one margin past it. Computed from recorded (or predicted) qu
 - **joint limits**: a joint within ``joint_margin_rad`` of its range's end (``robot.g1.constants``); read from the
   joint angles.
 
-``h(s) = max`` of the signals. A Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
+``h(s) = max`` of the signals (the joint-limit one only when asked: :class:`ConstraintConfig`). A Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
 ``V_h(s)``: positive where a violation will come whatever the robot does next (Fisac et al. 2019; FISOR eq. 6-8).
 
 **Guidance** (:class:`FeasibilityCost`): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
@@ -52,6 +52,10 @@ class ConstraintConfig:
     """Tilt margin in the same units."""
     joint_margin_rad: float = 0.05
     """A joint this close to the end of its range is on the boundary; at the end, h = +1."""
+    joint_limits: bool = False
+    """Count the joint-limit signal in ``h``. Off by default: the walking expert itself runs its ankle-roll joints
+    into their ranges' ends (in 17 % of the randomized collection's steps, 0.1 rad past them: MuJoCo's limits are
+    soft), so with it 40 % of the expert's states are violations and a critic learns walking itself infeasible."""
 
     def __post_init__(self) -> None:
         for name in ("height_margin_m", "up_z_margin", "joint_margin_rad"):
@@ -86,8 +90,10 @@ def joint_limit_signal(joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarr
 
 
 def constraint_signal(state: np.ndarray, joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:
-    """``h = max(h_fall, h_joint)`` per step ``(...)``: > 0 where a constraint is violated."""
-    return np.maximum(fall_signal(state, cfg), joint_limit_signal(joint_pos, cfg))
+    """``h = max(h_fall, h_joint)`` per step ``(...)`` (``h_joint`` only with ``cfg.joint_limits``): > 0 where a
+    constraint is violated."""
+    h = fall_signal(state, cfg)
+    return np.maximum(h, joint_limit_signal(joint_pos, cfg)) if cfg.joint_limits else h
 
 
 class FeasibilityCost(nn.Module):
@@ -100,6 +106,7 @@ class FeasibilityCost(nn.Module):
     param_dim: int
     param_names: list[str]
     history: int
+    state_dim: int
     threshold: float
 
     def __init__(self, value: nn.Module, history: int, threshold: float = 0.0) -> None:
@@ -108,13 +115,14 @@ class FeasibilityCost(nn.Module):
             raise ValueError(f"history: expected >= 1, got {history}")
         self.value = value
         self.history = int(history)
+        self.state_dim = PLANNER_STATE_DIM
         self.threshold = float(threshold)
         self.param_dim = 0
         self.param_names = []
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """x (B, H, D) physical plan with the planner state in its first S columns, params (B, 0) -> (B,)."""
-        future = x[:, self.history :, :PLANNER_STATE_DIM]  # (B, F, S)
+        future = x[:, self.history :, : self.state_dim]  # (B, F, S)
         b, f = future.shape[0], future.shape[1]
-        v = self.value(future.reshape(b * f, PLANNER_STATE_DIM)).reshape(b, f)  # (B, F)
+        v = self.value(future.reshape(b * f, self.state_dim)).reshape(b, f)  # (B, F)
         return torch.relu(v - self.threshold).sum(dim=1)

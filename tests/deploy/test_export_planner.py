@@ -74,3 +74,60 @@ def test_int8_export_plans_close_to_float_and_refuses_classifier_guidance(tmp_pa
     assert 0.0 < float((plan_q - plan_f).abs().mean()) < 0.05 * float(plan_f.abs().mean())  # quantized, and close
     with pytest.raises(ValueError, match="classifier"):
         build_planner(load_planner_model(model), ExportPlannerConfig(**base, guidance_mode="classifier", int8=True))
+
+
+def _critic_file(path, ctrl_dt_s=0.02):
+    from policies.feasibility import CRITIC_FORMAT, CRITIC_VERSION, StateFeasibility
+
+    torch.manual_seed(3)
+    value = StateFeasibility(PLANNER_STATE_DIM, (16, 16))
+    value.normalizer.fit(torch.randn(64, PLANNER_STATE_DIM))
+    torch.save(
+        {
+            "format": CRITIC_FORMAT,
+            "version": CRITIC_VERSION,
+            "state_dim": PLANNER_STATE_DIM,
+            "hidden": [16, 16],
+            "ctrl_dt_s": ctrl_dt_s,
+            "constraints": {},
+            "weights": value.state_dict(),
+        },
+        path,
+    )
+    return path
+
+
+def test_feasibility_term_exports_with_its_gate_and_leaves_plans_alone_when_closed(tmp_path):
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    base = {"model": model, "sampler_steps": 2, "guidance_scale": 0.5}
+    critic = _critic_file(tmp_path / "critic.pt")
+    cfg = ExportPlannerConfig(  # threshold far below: the random critic's every value counts
+        **base, out=tmp_path / "f" / "planner.pt", feasibility_critic=critic, feasibility_threshold=-100.0
+    )
+    pt, meta_path = main(cfg)
+    meta = json.loads(meta_path.read_text())
+    assert [t["params"][0] for t in meta["cost_terms"]][-1] == "feasibility_gate"
+    assert meta["extra"]["feasibility"]["critic"] == str(critic) and "feasibility" in meta["extra"]["task_terms"]
+    plain_pt, plain_meta = main(ExportPlannerConfig(**base, out=tmp_path / "p" / "planner.pt"))
+    P = meta["cost_param_dim"]
+    assert P == json.loads(plain_meta.read_text())["cost_param_dim"] + 1
+    scripted, plain = torch.jit.load(str(pt)), torch.jit.load(str(plain_pt))
+    eager = build_planner(load_planner_model(model), cfg)
+    B = 3
+    obs, act = torch.randn(B, 4, PLANNER_STATE_DIM), torch.zeros(B, 4, C.NUM_JOINTS)
+    noise = torch.randn(B, 12, meta["token_dim"])
+    params = torch.zeros(B, P)
+    params[:, 0], params[:, 1] = 1.0, 0.8  # joystick on
+    closed, _ = scripted(obs, act, params, noise, None)
+    without, _ = plain(obs, act, params[:, :-1], noise, None)
+    assert torch.equal(closed, without)  # gate 0: bit for bit the plan of the planner without the term
+    params[:, -1] = 1.0
+    opened_s, _ = scripted(obs, act, params, noise, None)
+    opened_e, _ = eager(obs, act, params, noise, None)
+    torch.testing.assert_close(opened_s, opened_e, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(opened_s, closed)
+    with pytest.raises(ValueError, match="control period"):
+        build_planner(
+            load_planner_model(model),
+            ExportPlannerConfig(**base, feasibility_critic=_critic_file(tmp_path / "c2.pt", ctrl_dt_s=0.01)),
+        )

@@ -52,7 +52,8 @@ def test_signals_are_negative_inside_and_positive_past_each_constraint():
     assert joint_limit_signal(q, cfg) == -1.0
     q[3] = C.JOINT_UPPER_RAD[3]  # a knee at the end of its range
     assert joint_limit_signal(q, cfg) == 1.0
-    assert constraint_signal(standing, q, cfg) == 1.0
+    assert constraint_signal(standing, q, cfg) == -1.0  # joint limits count only when asked
+    assert constraint_signal(standing, q, ConstraintConfig(joint_limits=True)) == 1.0
     with pytest.raises(ValueError, match="planner states"):
         fall_signal(np.zeros(5), cfg)
 
