@@ -10,7 +10,8 @@ on its boundary, +1 one margin past it. Computed from recorded (or predicted) qu
 - **joint limits**: a joint within ``joint_margin_rad`` of its range's end (``robot.g1.constants``); read from the
   joint angles.
 
-``h(s) = max`` of the signals (the joint-limit one only when asked: :class:`ConstraintConfig`). A Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
+``h(s) = max`` of the signals (the joint-limit one only when asked: :class:`ConstraintConfig`). A
+Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
 ``V_h(s)``: positive where a violation will come whatever the robot does next (Fisac et al. 2019; FISOR eq. 6-8).
 
 **Guidance** (:class:`FeasibilityCost`): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
