@@ -24,6 +24,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,9 +33,11 @@ import torch
 from benchmarks._common import add_common_args, latency_stats_ms, machine_info, write_json
 from envs.planner_runtime import ExportedPlanner
 from envs.tasks.route import RouteConfig
+from training.locomotion.evaluate import SIM_TO_SIM
 from training.planner.evaluate import (
     CONDITIONS,
     DEFAULT_PLANNER,
+    DEFAULT_ROWS,
     ROWS,
     PlannerEvalConfig,
     format_table,
@@ -43,8 +46,9 @@ from training.planner.evaluate import (
 from training.planner.evaluate_sources import rows_of, run_state_sources, summaries
 
 
-def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float]:
-    """p50/p99 of one guided (joystick) rolling plan for one robot on one thread."""
+def plan_latency_ms(path: Path, calls: int, warmup: int = 20, feasibility: bool = False) -> dict[str, float]:
+    """p50/p99 of one guided (joystick, plus the feasibility term when asked) rolling plan for one robot on one
+    thread."""
     torch.set_num_threads(1)
     planner = ExportedPlanner(*load_planner(path))
     states = torch.zeros(1, planner.history, planner.state_dim)
@@ -52,6 +56,8 @@ def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float
     params = torch.zeros(1, planner.param_dim)
     gate = planner.gate("joystick")
     params[0, gate], params[0, gate + 1] = 1.0, 0.5
+    if feasibility:
+        params[0, planner.gate("feasibility")] = 1.0
     samples = []
     for i in range(warmup + calls):
         t0 = time.perf_counter_ns()
@@ -61,7 +67,7 @@ def plan_latency_ms(path: Path, calls: int, warmup: int = 20) -> dict[str, float
     return latency_stats_ms(samples)
 
 
-def targets(rows: list[dict], latency: dict[str, float]) -> list[tuple[str, bool, str]]:
+def targets(rows: list[dict], latency: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """(what, met, measured) per target that the rows allow checking, per condition (and state source)."""
     out = []
     sources = list(dict.fromkeys(r["state_source"] for r in rows if r["name"] != "expert")) or ["ground_truth"]
@@ -83,6 +89,19 @@ def targets(rows: list[dict], latency: dict[str, float]) -> list[tuple[str, bool
                     f"{u['lin_err_m_per_s']:.3f} vs {j['lin_err_m_per_s']:.3f}",
                 )
             )
+        if "joystick_feasibility" in by and "joystick" in by:
+            f, j = by["joystick_feasibility"], by["joystick"]
+            if j["fall_rate"] > 0:
+                out.append(
+                    (
+                        f"{cond}: feasibility term at least halves the falls",
+                        f["fall_rate"] <= 0.5 * j["fall_rate"],
+                        f"{100 * f['fall_rate']:.1f} % vs {100 * j['fall_rate']:.1f} %",
+                    )
+                )
+            if name == "nominal":
+                ratio = f["lin_err_m_per_s"] / max(j["lin_err_m_per_s"], 1e-9)
+                out.append((f"{cond}: feasibility term v err <= 1.1x without", ratio <= 1.1, f"{ratio:.2f}x"))
         if "waypoint" in by:
             w = by["waypoint"]["success_rate"]
             out.append((f"{cond}: waypoint success >= 90 %", w >= 0.9, f"{100 * w:.0f} %"))
@@ -98,13 +117,16 @@ def main() -> int:
     add_common_args(parser)
     parser.add_argument("--planner", type=Path, default=DEFAULT_PLANNER, help="exported planner (.pt + .json)")
     parser.add_argument("--episodes", type=int, default=None, help="worlds per row (default 32, quick 4)")
-    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run, from {list(ROWS)}")
+    parser.add_argument("--rows", nargs="*", default=list(DEFAULT_ROWS), help=f"rows to run, from {list(ROWS)}")
     parser.add_argument("--seconds", type=float, default=None, help="joystick episode length (default 20, quick 4)")
     parser.add_argument(
         "--waypoint-seconds", type=float, default=None, help="time allowed per waypoint trial (default 30, quick 4)"
     )
     parser.add_argument(
-        "--conditions", nargs="*", default=list(CONDITIONS), help=f"physics conditions, from {list(CONDITIONS)}"
+        "--conditions",
+        nargs="*",
+        default=[c.name for c in SIM_TO_SIM],
+        help=f"physics conditions, from {list(CONDITIONS)} (default: the expert benchmark's sim-to-sim rows)",
     )
     parser.add_argument(
         "--goal-lookahead-m",
@@ -123,6 +145,12 @@ def main() -> int:
         type=float,
         default=0.8,
         help="obstacle rows: the route's pursuit point at least this far along it, past a nearer goal",
+    )
+    parser.add_argument(
+        "--feasibility-gate",
+        type=float,
+        default=1.0,
+        help="gate of the feasibility term in the joystick_feasibility row (a planner exported with a critic)",
     )
     parser.add_argument("--num-threads", type=int, default=2, help="physics worker threads")
     parser.add_argument("--seed", type=int, default=1, help="seed of commands, initial states, goals and noise")
@@ -148,12 +176,20 @@ def main() -> int:
         goal_lookahead_m=args.goal_lookahead_m or None,
         goal_min_lookahead_m=args.goal_min_lookahead_m if args.goal_lookahead_m else 0.0,
         route=RouteConfig(min_lookahead_m=args.route_min_lookahead_m),
+        feasibility_gate=args.feasibility_gate,
     )
-    latency = plan_latency_ms(args.planner, args.latency_calls or (30 if quick else 300))
+    calls = args.latency_calls or (30 if quick else 300)
+    latency = plan_latency_ms(args.planner, calls)
     print(
         f"G1 planner {args.planner}: plan latency (1 thread, 1 robot, joystick-guided rolling plan) "
         f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
     )
+    if "joystick_feasibility" in cfg.rows:
+        latency["with_feasibility"] = plan_latency_ms(args.planner, calls, feasibility=True)
+        print(
+            f"  with the feasibility term: p50 {latency['with_feasibility']['p50_ms']:.2f} ms, "
+            f"p99 {latency['with_feasibility']['p99_ms']:.2f} ms"
+        )
     start = time.perf_counter()
     sources = tuple(args.state_sources)
     rows = run_state_sources(cfg, sources)

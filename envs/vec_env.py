@@ -63,6 +63,9 @@ class DomainRandomizationConfig:
     """Physics substeps (inclusive range) before a new action takes effect."""
     push_interval_s: float = 5.0
     """Time between pushes (<= 0 disables them)."""
+    push_interval_jitter_s: float = 0.0
+    """Each world's next push comes ``push_interval_s`` plus a uniform draw in [0, this] after its last (0: every
+    world on the same fixed period)."""
     push_velocity_m_per_s: float = 0.5
     """Largest horizontal base velocity change of a push."""
 
@@ -78,6 +81,8 @@ class DomainRandomizationConfig:
         lo, hi = self.latency_substeps_range
         if not 0 <= lo <= hi:
             raise ValueError(f"latency_substeps_range: expected 0 <= low <= high, got {(lo, hi)}")
+        if self.push_interval_jitter_s < 0.0:
+            raise ValueError(f"push_interval_jitter_s: expected >= 0, got {self.push_interval_jitter_s}")
 
 
 @dataclass
@@ -309,10 +314,27 @@ class G1VecEnv:
         if dr.push_interval_s <= 0.0:
             return
         interval = max(1, round(dr.push_interval_s / env.ctrl_dt_s))
-        pushed = np.flatnonzero((self.episode_length > 0) & (self.episode_length % interval == 0))
+        if dr.push_interval_jitter_s > 0.0:
+            pushed = self._jittered_pushes(interval, round(dr.push_interval_jitter_s / env.ctrl_dt_s))
+        else:
+            pushed = np.flatnonzero((self.episode_length > 0) & (self.episode_length % interval == 0))
         if len(pushed):
             kick = self._rng.uniform(-dr.push_velocity_m_per_s, dr.push_velocity_m_per_s, (len(pushed), 2))
             self._state[pushed, self._qvel_cols.start : self._qvel_cols.start + 2] += kick
+
+    def _jittered_pushes(self, interval: int, jitter: int) -> np.ndarray:
+        """Worlds due for a push now, each on its own schedule (``push_interval_jitter_s``): a world whose episode
+        restarted, or that was just pushed, draws its next push time ``interval + U{0..jitter}`` steps ahead."""
+        length = self.episode_length
+        if not hasattr(self, "_next_push"):
+            self._next_push = np.full(len(length), -1, dtype=np.int64)
+            self._last_length = np.full(len(length), np.iinfo(np.int64).max, dtype=np.int64)
+        restarted = (length < self._last_length) | (self._next_push < 0)
+        self._next_push[restarted] = length[restarted] + interval + self._rng.integers(0, jitter + 1, restarted.sum())
+        self._last_length = length.copy()
+        pushed = np.flatnonzero(length >= self._next_push)
+        self._next_push[pushed] = length[pushed] + interval + self._rng.integers(0, jitter + 1, len(pushed))
+        return pushed
 
     def _enter_damping(self, envs: np.ndarray) -> None:
         for i in envs:

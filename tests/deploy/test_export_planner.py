@@ -8,7 +8,7 @@ import torch
 from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model, main
 from envs.planner_state import PLANNER_STATE_DIM
 from robot.g1 import constants as C
-from tests.training.helpers import tiny_planner_model
+from tests.training.helpers import tiny_critic_file, tiny_planner_model
 
 
 def test_export_carries_gated_costs_and_matches_eager(tmp_path):
@@ -76,31 +76,10 @@ def test_int8_export_plans_close_to_float_and_refuses_classifier_guidance(tmp_pa
         build_planner(load_planner_model(model), ExportPlannerConfig(**base, guidance_mode="classifier", int8=True))
 
 
-def _critic_file(path, ctrl_dt_s=0.02):
-    from policies.feasibility import CRITIC_FORMAT, CRITIC_VERSION, StateFeasibility
-
-    torch.manual_seed(3)
-    value = StateFeasibility(PLANNER_STATE_DIM, (16, 16))
-    value.normalizer.fit(torch.randn(64, PLANNER_STATE_DIM))
-    torch.save(
-        {
-            "format": CRITIC_FORMAT,
-            "version": CRITIC_VERSION,
-            "state_dim": PLANNER_STATE_DIM,
-            "hidden": [16, 16],
-            "ctrl_dt_s": ctrl_dt_s,
-            "constraints": {},
-            "weights": value.state_dict(),
-        },
-        path,
-    )
-    return path
-
-
 def test_feasibility_term_exports_with_its_gate_and_leaves_plans_alone_when_closed(tmp_path):
     model = tiny_planner_model(tmp_path / "planner_model.pt")
     base = {"model": model, "sampler_steps": 2, "guidance_scale": 0.5}
-    critic = _critic_file(tmp_path / "critic.pt")
+    critic = tiny_critic_file(tmp_path / "critic.pt")
     cfg = ExportPlannerConfig(  # threshold far below: the random critic's every value counts
         **base, out=tmp_path / "f" / "planner.pt", feasibility_critic=critic, feasibility_threshold=-100.0
     )
@@ -129,5 +108,5 @@ def test_feasibility_term_exports_with_its_gate_and_leaves_plans_alone_when_clos
     with pytest.raises(ValueError, match="control period"):
         build_planner(
             load_planner_model(model),
-            ExportPlannerConfig(**base, feasibility_critic=_critic_file(tmp_path / "c2.pt", ctrl_dt_s=0.01)),
+            ExportPlannerConfig(**base, feasibility_critic=tiny_critic_file(tmp_path / "c2.pt", ctrl_dt_s=0.01)),
         )

@@ -195,3 +195,21 @@ def test_vec_env_joint_targets_respect_limits():
         assert np.all(vec._targets <= C.JOINT_UPPER_RAD) and np.all(vec._targets >= C.JOINT_LOWER_RAD)
         assert np.all(np.abs(vec.env_data(0).actuator_force) <= C.EFFORT_LIMIT_NM + 1e-9)
     vec.close()
+
+
+def test_jittered_pushes_give_each_world_its_own_period_and_restart_with_the_episode():
+    dr = DomainRandomizationConfig(enabled=False, push_interval_s=2.0, push_interval_jitter_s=1.0)
+    vec = G1VecEnv(G1VecEnvConfig(num_envs=8, num_threads=1, randomization=dr, seed=0))
+    times: list[list[int]] = [[] for _ in range(8)]
+    for t in range(600):  # 12 s at 50 Hz
+        vec.episode_length[:] = t
+        for i in vec._jittered_pushes(100, 50):
+            times[i].append(t)
+    gaps = np.concatenate([np.diff(x) for x in times])
+    assert all(len(x) >= 4 for x in times) and gaps.min() >= 100 and gaps.max() <= 150
+    assert len({tuple(x) for x in times}) == 8  # no two worlds on one schedule
+    vec.episode_length[:] = 3  # every episode restarted
+    assert len(vec._jittered_pushes(100, 50)) == 0 and (vec._next_push >= 103).all()
+    vec.close()
+    with pytest.raises(ValueError, match="push_interval_jitter_s"):
+        DomainRandomizationConfig(push_interval_jitter_s=-1.0)

@@ -191,6 +191,28 @@ def export_tiny_planner(folder: Path) -> Path:
     return pt
 
 
+def tiny_critic_file(path: Path, ctrl_dt_s: float = 0.02) -> Path:
+    """A random-weight feasibility critic in the format ``training.planner.feasibility`` writes."""
+    from policies.feasibility import CRITIC_FORMAT, CRITIC_VERSION, StateFeasibility
+
+    torch.manual_seed(3)
+    value = StateFeasibility(PLANNER_STATE_DIM, (16, 16))
+    value.normalizer.fit(torch.randn(64, PLANNER_STATE_DIM))
+    torch.save(
+        {
+            "format": CRITIC_FORMAT,
+            "version": CRITIC_VERSION,
+            "state_dim": PLANNER_STATE_DIM,
+            "hidden": [16, 16],
+            "ctrl_dt_s": ctrl_dt_s,
+            "constraints": {},
+            "weights": value.state_dict(),
+        },
+        path,
+    )
+    return path
+
+
 def run_python(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     """``python ARGS`` from the repository root, output captured, one OpenMP thread (small networks: more threads
     only contend on a busy machine)."""

@@ -328,3 +328,13 @@ def test_video_renders_the_scripted_commands(tmp_path):
     assert len(frames) == 10 and frames[0].shape == (48, 64, 3)  # 0.4 s at 25 fps
     assert np.std(frames[-1]) > 1.0
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_push_conditions_reach_the_evaluation_env():
+    from training.locomotion.evaluate import PUSHES, eval_env_config
+
+    dr = eval_env_config(EvalConfig(), PUSHES).randomization
+    assert (dr.push_interval_s, dr.push_interval_jitter_s, dr.push_velocity_m_per_s) == (2.0, 1.0, 1.0)
+    assert eval_env_config(EvalConfig(), Conditions()).randomization.push_interval_s == 0.0  # no pushes
+    with pytest.raises(ValueError, match="pushes"):
+        Conditions(push_velocity_m_per_s=1.0, push_interval_s=(3.0, 2.0))

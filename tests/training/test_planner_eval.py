@@ -11,11 +11,11 @@ import torch
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
 from envs.tasks.obstacles import BoxObstacle
-from tests.training.helpers import export_tiny_planner
+from tests.training.helpers import export_tiny_planner, tiny_critic_file, tiny_planner_model
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
 from training.planner.evaluate import (
-    ROWS,
+    DEFAULT_ROWS,
     STATE_SOURCES,
     ObstacleRecordingEnv,
     PlannerController,
@@ -84,7 +84,7 @@ def test_every_row_runs_and_reports(exported, tmp_path):
         json_out=tmp_path / "rows.json",
     )
     rows = run(cfg)
-    assert [r["name"] for r in rows] == list(ROWS)
+    assert [r["name"] for r in rows] == list(DEFAULT_ROWS)
     assert {r["condition"] for r in rows} == {"nominal"}
     for r in rows:
         if "lin_err_m_per_s" in r:
@@ -248,3 +248,18 @@ def test_pipeline_collect_train_export_evaluate_on_simulated_data(tmp_path):
     )
     (row,) = run(cfg)
     assert row["name"] == "joystick" and np.isfinite(row["lin_err_m_per_s"])
+
+
+def test_feasibility_row_runs_under_pushes_and_needs_the_term(exported, tmp_path):
+    base = {"episodes": 2, "episode_length_s": 0.2, "command_interval_s": 0.1, "num_threads": 1}
+    rows = ("joystick", "joystick_feasibility")
+    with pytest.raises(ValueError, match="needs a planner exported with a feasibility term"):
+        run(PlannerEvalConfig(planner=exported, rows=rows, conditions=("nominal",), **base))
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    critic = tiny_critic_file(tmp_path / "critic.pt")
+    pt, _ = export_main(
+        ExportPlannerConfig(model=model, out=tmp_path / "f" / "planner.pt", sampler_steps=2, feasibility_critic=critic)
+    )
+    out = run(PlannerEvalConfig(planner=pt, rows=rows, conditions=("pushes 1.0 m/s every 2-3 s",), **base))
+    assert [r["name"] for r in out] == list(rows)
+    assert {r["condition"] for r in out} == {"pushes 1.0 m/s every 2-3 s"}

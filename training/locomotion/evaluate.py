@@ -62,6 +62,10 @@ class Conditions:
     """Multiplier of the floor and foot sliding friction."""
     mass_scale: float = 1.0
     """Multiplier of every link mass and inertia."""
+    push_velocity_m_per_s: float = 0.0
+    """Pushes: largest horizontal base-velocity change per axis (0: no pushes, as in the sim-to-sim rows)."""
+    push_interval_s: tuple[float, float] = (2.0, 3.0)
+    """Pushes: time from one push of a world to its next, uniform in this range."""
 
     def __post_init__(self) -> None:
         if self.physics_dt_s <= 0.0:
@@ -74,6 +78,12 @@ class Conditions:
             )
         if self.friction_scale <= 0.0 or self.mass_scale <= 0.0:
             raise ValueError(f"friction_scale and mass_scale must be > 0, got {self.friction_scale}, {self.mass_scale}")
+        lo, hi = self.push_interval_s
+        if self.push_velocity_m_per_s < 0.0 or not 0.0 < lo <= hi:
+            raise ValueError(
+                f"pushes: expected push_velocity_m_per_s >= 0 and 0 < low <= high interval, got "
+                f"{self.push_velocity_m_per_s}, {self.push_interval_s}"
+            )
 
     @property
     def latency_substeps(self) -> int:
@@ -91,6 +101,9 @@ SIM_TO_SIM: tuple[Conditions, ...] = (
     Conditions("mass x1.2", mass_scale=1.2),
 )
 """The nominal row and the sim-to-sim changes the expert is checked under."""
+PUSHES = Conditions("pushes 1.0 m/s every 2-3 s", push_velocity_m_per_s=1.0, push_interval_s=(2.0, 3.0))
+"""The nominal robot pushed harder and more often than the planner's data (0.3 m/s every 4 s): a velocity change of
+up to 1.0 m/s per horizontal axis every 2-3 s, each world on its own schedule."""
 
 
 @dataclass
@@ -196,7 +209,12 @@ def eval_env_config(cfg: EvalConfig, conditions: Conditions) -> LocomotionConfig
         num_envs=cfg.episodes,
         num_threads=cfg.num_threads,
         env=dataclasses.replace(t.env, robot=robot),
-        randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0),
+        randomization=DomainRandomizationConfig(
+            enabled=False,
+            push_interval_s=conditions.push_interval_s[0] if conditions.push_velocity_m_per_s > 0.0 else 0.0,
+            push_interval_jitter_s=conditions.push_interval_s[1] - conditions.push_interval_s[0],
+            push_velocity_m_per_s=conditions.push_velocity_m_per_s,
+        ),
         episode_length_s=cfg.episode_length_s,
         commands=commands,
         noise=dataclasses.replace(t.noise, scale=t.noise.scale if cfg.observation_noise else 0.0),

@@ -48,6 +48,7 @@ from robot.files import atomic_write_text, read_metadata_beside
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
+    PUSHES,
     SIM_TO_SIM,
     Conditions,
     EvalConfig,
@@ -64,10 +65,13 @@ from training.planner.navigation import NAVIGATION_ROWS, ObstacleRecordingEnv, n
 
 DEFAULT_PLANNER = Path(__file__).resolve().parents[2] / "assets" / "g1_planner" / "planner.pt"
 """The committed G1 planner (``planner.pt`` + ``planner.json``)."""
-ROWS = ("expert", "joystick", "unguided", *NAVIGATION_ROWS)
-TRACKING_ROWS = ("expert", "joystick", "unguided")
-CONDITIONS = {c.name: c for c in SIM_TO_SIM}
-"""The expert benchmark's conditions by row name (one definition: ``SIM_TO_SIM``)."""
+ROWS = ("expert", "joystick", "joystick_feasibility", "unguided", *NAVIGATION_ROWS)
+TRACKING_ROWS = ("expert", "joystick", "joystick_feasibility", "unguided")
+DEFAULT_ROWS = tuple(r for r in ROWS if r != "joystick_feasibility")
+"""Rows run unless others are named (``joystick_feasibility`` needs a planner with the feasibility term)."""
+CONDITIONS = {c.name: c for c in (*SIM_TO_SIM, PUSHES)}
+"""The expert benchmark's conditions by row name (one definition: ``SIM_TO_SIM``), plus harder pushes than the
+planner's data (``PUSHES``, for the feasibility term's rows; not run unless named)."""
 
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
@@ -86,12 +90,16 @@ class PlannerEvalConfig:
     """Exported planner (``.pt`` with its ``.json``)."""
     expert: Path = DEFAULT_EXPERT_POLICY
     """Walking expert (its ``config.json`` beside it defines the simulated task: gains, periods, model)."""
-    rows: tuple[str, ...] = ROWS
-    """Which rows to run."""
-    conditions: tuple[str, ...] = tuple(CONDITIONS)
-    """Physics conditions (names in ``training.locomotion.evaluate.SIM_TO_SIM``); the first should be nominal."""
-    sim_to_sim_rows: tuple[str, ...] = ("expert", "joystick", "waypoint")
+    rows: tuple[str, ...] = DEFAULT_ROWS
+    """Which rows to run (from :data:`ROWS`)."""
+    conditions: tuple[str, ...] = tuple(c.name for c in SIM_TO_SIM)
+    """Physics conditions (names in :data:`CONDITIONS`; by default the expert benchmark's ``SIM_TO_SIM``); the first
+    should be nominal."""
+    sim_to_sim_rows: tuple[str, ...] = ("expert", "joystick", "joystick_feasibility", "waypoint")
     """Rows also run under the conditions other than nominal (the rest run on the nominal robot only)."""
+    feasibility_gate: float = 1.0
+    """Gate of the feasibility term in the ``*_feasibility`` rows (a planner exported with ``--feasibility-critic``);
+    every other row runs with it closed."""
     state_source: str = "ground_truth"
     """Where the planner's state comes from (``training.planner.control.STATE_SOURCES``)."""
     episodes: int = 32
@@ -155,16 +163,33 @@ class PlannerEvalConfig:
         return tuple(r for r in ROWS if r in self.rows and (nominal or r in self.sim_to_sim_rows))
 
 
-def joystick_params(meta: dict[str, Any]) -> Any:
-    """``params_fn(env) -> (N, P)``: every world's joystick term on, with its current command."""
+def feasibility_gate_offset(meta: dict[str, Any], gate: float) -> int | None:
+    """Offset of the feasibility term's gate, None when ``gate`` is 0; a planner without the term is an error."""
+    if gate == 0.0:
+        return None
+    gates = gate_offsets(meta["cost_terms"])
+    if "feasibility" not in gates:
+        raise ValueError(
+            "a *_feasibility row needs a planner exported with a feasibility term "
+            "(python -m deploy.export_planner --feasibility-critic ...)"
+        )
+    return gates["feasibility"]
+
+
+def joystick_params(meta: dict[str, Any], feasibility_gate: float = 0.0) -> Any:
+    """``params_fn(env) -> (N, P)``: every world's joystick term on, with its current command (and the
+    feasibility term at ``feasibility_gate``)."""
     gates = gate_offsets(meta["cost_terms"])
     P = int(meta["cost_param_dim"])
+    feasibility = feasibility_gate_offset(meta, feasibility_gate)
 
     def joystick(env: G1LocomotionEnv) -> torch.Tensor:
         params = torch.zeros(env.num_envs, P)
         o = gates["joystick"]
         params[:, o] = 1.0
         params[:, o + 1 : o + 4] = torch.from_numpy(env.command).float()
+        if feasibility is not None:
+            params[:, feasibility] = feasibility_gate
         return params
 
     return joystick
@@ -191,7 +216,13 @@ def joystick_rows(
             result = evaluate(policy, ecfg, conditions, env_cls=RecordingEnv)
             source = "ground_truth"  # the expert reads its own (noisy) observation, not the planner state
         else:
-            params = joystick if row == "joystick" else lambda env: None
+            params = (
+                joystick
+                if row == "joystick"
+                else joystick_params(meta, cfg.feasibility_gate)
+                if row == "joystick_feasibility"
+                else lambda env: None
+            )
             ctrl = PlannerController(module, meta, params, cfg.seed, cfg.state_source)
             result = evaluate(ctrl, ecfg, conditions, env_cls=RecordingEnv)  # type: ignore[arg-type]
             source = cfg.state_source
@@ -211,7 +242,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Figures over all conditions: worst joystick fall rate and expert ratio, the relative tracking error of the
     joystick rows (sum of mean errors over sum of mean command speeds) and the worst waypoint success."""
     out: dict[str, Any] = {}
-    for name in ("joystick", "expert"):
+    for name in ("joystick", "joystick_feasibility", "expert"):
         track = [r for r in rows if r["name"] == name]
         if track:
             speed = sum(r["mean_command_speed_m_per_s"] for r in track)
