@@ -1,6 +1,7 @@
 """The G1 planner's feasibility critic: constraint signals, the HJ backup on planner transitions, the guidance term."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,12 @@ def test_trainer_refuses_data_without_falls_and_loader_names_bad_files(tmp_path,
         load_feasibility_critic(tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="at least one planner dataset"):
         FeasibilityTrainConfig(data=())
+
+
+def test_preset_is_the_committed_critics_recipe():
+    from robot.configio import from_jsonable
+    from training.planner.feasibility import PRESETS
+
+    committed = json.loads(Path(__file__).resolve().parents[2].joinpath("assets/g1_feasibility/config.json").read_text())
+    committed["run_dir"] = "runs/g1_feasibility"
+    assert PRESETS["g1-feasibility"]() == from_jsonable(FeasibilityTrainConfig, committed, "config.json")

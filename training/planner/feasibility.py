@@ -1,9 +1,9 @@
 """Train FISOR's Hamilton-Jacobi feasibility critic on the G1 planner's states, for guidance at sampling time.
 
-    python -m training.locomotion.collect --keep-falls --randomize --push-velocity-m-per-s 1.0 \\
-        --push-interval-s 2.5 --noise.sigma 0.2 --episodes 400 --out data/planner/g1_walk_falls.h5
-    python -m training.planner.feasibility --data data/planner/g1_walk_falls.h5 data/planner/g1_walk_dr.h5 \\
-        --run-dir runs/g1_feasibility
+    python -m training.locomotion.collect --policy assets/g1_walk/policy.pt --out data/planner/g1_walk_falls.h5 \\
+        --episodes 400 --num-envs 100 --num-threads 1 --randomize --keep-falls --push-velocity-m-per-s 1.0 \\
+        --push-interval-s 2.5 --noise.sigma 0.2 --seed 11
+    python -m training.planner.feasibility --preset g1-feasibility     # + data/planner/g1_walk_dr.h5
 
 Data: planner datasets (:mod:`envs.planner_dataset`), at least one collected with ``--keep-falls`` so that the
 critic sees both sides of the fall line: episodes that end in a fall (``fell_at``) and episodes that stand.
@@ -112,6 +112,21 @@ class FeasibilityTrainConfig:
 
 RESUME_MAY_CHANGE = ("run_dir", "resume", "steps", "eval_every", "save_every", "torch_threads")
 """Options a ``--resume`` may change (the run length, periods and threads)."""
+
+
+def g1_feasibility() -> FeasibilityTrainConfig:
+    """The committed critic (``assets/g1_feasibility``): the fall constraint, 20,000 steps on 400 + 400 mirrored
+    randomized episodes with 1.0 m/s pushes every 2.5 s and doubled action noise, falls kept
+    (``data/planner/g1_walk_falls.h5``), beside the planner's own randomized data (``g1_walk_dr.h5``, every
+    episode stood)."""
+    return FeasibilityTrainConfig(
+        data=(Path("data/planner/g1_walk_falls.h5"), Path("data/planner/g1_walk_dr.h5")),
+        run_dir=Path("runs/g1_feasibility"),
+    )
+
+
+PRESETS = {"g1-feasibility": g1_feasibility}
+"""``--preset`` names: one per committed critic."""
 
 
 def read_run_config(run_dir: Path) -> FeasibilityTrainConfig:
@@ -368,7 +383,7 @@ def cli(args: Sequence[str] | None = None) -> int:
         args,
         run_config=read_run_config,
         may_change=RESUME_MAY_CHANGE,
-        presets={},
+        presets=PRESETS,
         description="Train a Hamilton-Jacobi feasibility critic (FISOR) on the G1 planner's states.",
     )
 

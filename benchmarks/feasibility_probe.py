@@ -1,0 +1,125 @@
+"""What a feasibility critic sees: its value on the robot's states before a fall, against its value on the states
+the planner predicts from them.
+
+    python benchmarks/feasibility_probe.py --planner PLANNER.pt --critic runs/g1_feasibility/critic.pt \\
+        --data data/planner/g1_walk_falls.h5 [--episodes 40] [--json PATH]
+
+For episodes of a ``--keep-falls`` collection that end in a fall, and for episodes that stand, the last
+``history`` recorded states and actions at a given number of control steps before the fall feed the exported
+planner (joystick cost on with the recorded command, feasibility term closed, fixed noise); the critic's ``V_h``
+is read on the current state and on the plan's future states. A guidance term on predicted states can only act
+where the critic classes some of them infeasible (``V_h > threshold``): when the planner predicts safe states from
+a state the critic already classes infeasible, the term has nothing to push against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks._common import machine_info, write_json
+from envs.planner_dataset import load_planner_dataset
+from envs.planner_runtime import gate_offsets
+from policies.feasibility import load_feasibility_critic
+from training.planner.evaluate import load_planner
+
+LEADS = (30, 15, 8, 4)
+"""Control steps before the fall at which the planner is asked (0.6, 0.3, 0.16, 0.08 s at 50 Hz)."""
+
+
+def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int, seed: int) -> list[dict[str, Any]]:
+    """One row per (outcome, steps before the fall): the critic's value now and along the plan."""
+    torch.set_num_threads(1)
+    module, meta = load_planner(planner_path)
+    value, _ = load_feasibility_critic(critic_path)
+    data = load_planner_dataset(data_path, allow_falls=True).arrays
+    if "fell_at" not in data:
+        raise ValueError(f"{data_path}: no fell_at; probe a collection made with --keep-falls")
+    fell_at, steps = data["fell_at"], data["state"].shape[1]
+    hist, horizon = int(meta["history"]), int(meta["horizon"])
+    gates, P = gate_offsets(meta["cost_terms"]), int(meta["cost_param_dim"])
+    rows = []
+    cases = [("fell", np.flatnonzero(fell_at < steps)[:episodes], lead) for lead in LEADS]
+    cases.append(("stood", np.flatnonzero(fell_at == steps)[:episodes], steps // 2))
+    for outcome, eps, lead in cases:
+        ends = [int(fell_at[e]) - lead if outcome == "fell" else lead for e in eps]
+        keep = [(e, t) for e, t in zip(eps, ends, strict=True) if t >= hist]
+        if not keep:
+            continue
+        states = torch.from_numpy(np.stack([data["state"][e, t - hist + 1 : t + 1] for e, t in keep]))
+        actions = torch.from_numpy(np.stack([data["action"][e, t - hist : t] for e, t in keep]))
+        params = torch.zeros(len(keep), P)
+        o = gates["joystick"]
+        params[:, o] = 1.0
+        params[:, o + 1 : o + 4] = torch.from_numpy(np.stack([data["command"][e, t] for e, t in keep]))
+        noise = torch.randn(
+            len(keep), hist + horizon, int(meta["token_dim"]), generator=torch.Generator().manual_seed(seed)
+        )
+        with torch.enable_grad():
+            plan, _ = module(states, actions, params, noise, None)
+        with torch.no_grad():
+            v_now = value(states[:, -1])
+            v_plan = value(plan.detach()[:, hist:, : states.shape[-1]])  # (B, horizon)
+        rows.append(
+            {
+                "outcome": outcome,
+                "steps_before_fall": lead if outcome == "fell" else None,
+                "episodes": len(keep),
+                "v_now_mean": float(v_now.mean()),
+                "infeasible_now_share": float((v_now > 0).float().mean()),
+                "v_plan_mean_by_step": [float(v) for v in v_plan.mean(dim=0)],
+                "v_plan_max": float(v_plan.max()),
+                "infeasible_plan_state_share": float((v_plan > 0).float().mean()),
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--planner", type=Path, required=True, help="exported planner (.pt + .json)")
+    parser.add_argument("--critic", type=Path, required=True, help="critic.pt of training.planner.feasibility")
+    parser.add_argument("--data", type=Path, required=True, help="a --keep-falls planner dataset")
+    parser.add_argument("--episodes", type=int, default=40, help="episodes per outcome")
+    parser.add_argument("--seed", type=int, default=0, help="sampling noise")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    rows = probe(args.planner, args.critic, args.data, args.episodes, args.seed)
+    print(
+        "| outcome | steps before the fall | episodes | V_h now | infeasible now "
+        "| V_h of the plan, steps 1 / 4 / 8 / 12 | max V_h in the plan | infeasible plan states |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        v = r["v_plan_mean_by_step"]
+        steps = " / ".join(f"{v[k]:+.2f}" for k in (0, 3, 7, 11) if k < len(v))
+        print(
+            f"| {r['outcome']} | {r['steps_before_fall'] or '-'} | {r['episodes']} | {r['v_now_mean']:+.2f} | "
+            f"{100 * r['infeasible_now_share']:.0f} % | {steps} | {r['v_plan_max']:+.2f} | "
+            f"{100 * r['infeasible_plan_state_share']:.1f} % |"
+        )
+    if args.json is not None:
+        write_json(
+            args.json,
+            {
+                "benchmark": "feasibility_probe",
+                "planner": str(args.planner),
+                "critic": str(args.critic),
+                "data": str(args.data),
+                "rows": rows,
+                "machine": machine_info(),
+            },
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
