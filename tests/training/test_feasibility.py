@@ -206,6 +206,7 @@ def test_preset_is_the_committed_critics_recipe():
     from robot.configio import from_jsonable
     from training.planner.feasibility import PRESETS
 
-    committed = json.loads(Path(__file__).resolve().parents[2].joinpath("assets/g1_feasibility/config.json").read_text())
+    root = Path(__file__).resolve().parents[2]
+    committed = json.loads((root / "assets" / "g1_feasibility" / "config.json").read_text())
     committed["run_dir"] = "runs/g1_feasibility"
     assert PRESETS["g1-feasibility"]() == from_jsonable(FeasibilityTrainConfig, committed, "config.json")
