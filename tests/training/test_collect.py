@@ -5,7 +5,9 @@ Everything but the last test runs on a tiny fake gymnasium env that reports ``in
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from pathlib import Path
 
 import gymnasium
@@ -219,6 +221,9 @@ def test_pipeline_writes_a_loadable_deterministic_dataset(tmp_path: Path, monkey
     assert int(path.stem.rsplit("-", 1)[1]) == len(lengths) <= 24 and np.all(lengths == 100)
     assert costs.max() <= 80.0 and np.all(data.timeouts[episode_bounds(data)[:, 1] - 1] == 1)
     assert path.with_suffix(".png").stat().st_size > 1000 and path.with_suffix(".json").is_file()
+    summary = json.loads(path.with_suffix(".json").read_text())
+    assert summary["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert summary["trajectories"] == len(lengths) and summary["transitions"] == len(data.rewards)
     again = collect.main(CollectConfig(out_dir=tmp_path / "b", **args))
     assert again.name == path.name
     other = load_dsrl(path=again)

@@ -24,6 +24,7 @@ DSRL's sizes (BallRun 940 x 100 steps, ...; hours on a CPU).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -461,6 +462,7 @@ def main(cfg: CollectConfig) -> Path:
     plot_return_vs_cost(path.with_suffix(".png"), returns[keep], costs[keep], groups, labels, title)
     summary = {
         "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "trajectories": len(keep),
         "transitions": len(arrays["rewards"]),
         "recorded_episodes": len(episodes),
