@@ -9,7 +9,9 @@ For episodes of a ``--keep-falls`` collection that end in a fall, and for episod
 planner (joystick cost on with the recorded command, feasibility term closed, fixed noise); the critic's ``V_h``
 is read on the current state and on the plan's future states. A guidance term on predicted states can only act
 where the critic classes some of them infeasible (``V_h > threshold``): when the planner predicts safe states from
-a state the critic already classes infeasible, the term has nothing to push against.
+a state the critic already classes infeasible, the term has nothing to push against. When the critic file carries
+``Q_h``, its value for the current state with the plan's first action and with the recorded one is printed too: an
+action term (``--feasibility-term action``) can only steer where ``Q_h`` depends on the action.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 from benchmarks._common import machine_info, write_json
 from envs.planner_dataset import load_planner_dataset
 from envs.planner_runtime import gate_offsets
-from policies.feasibility import load_feasibility_critic
+from policies.feasibility import load_feasibility_critic, load_feasibility_q
 from training.planner.evaluate import load_planner
 
 LEADS = (30, 15, 8, 4)
@@ -40,6 +42,10 @@ def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int,
     torch.set_num_threads(1)
     module, meta = load_planner(planner_path)
     value, _ = load_feasibility_critic(critic_path)
+    try:
+        q = load_feasibility_q(critic_path)
+    except ValueError:
+        q = None  # a file with V_h only
     data = load_planner_dataset(data_path, allow_falls=True).arrays
     if "fell_at" not in data:
         raise ValueError(f"{data_path}: no fell_at; probe a collection made with --keep-falls")
@@ -65,11 +71,26 @@ def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int,
         )
         with torch.enable_grad():
             plan, _ = module(states, actions, params, noise, None)
+        S = states.shape[-1]
         with torch.no_grad():
             v_now = value(states[:, -1])
-            v_plan = value(plan.detach()[:, hist:, : states.shape[-1]])  # (B, horizon)
+            v_plan = value(plan.detach()[:, hist:, :S])  # (B, horizon)
+            if q is not None:
+                recorded = torch.from_numpy(np.stack([data["action"][e, t] for e, t in keep]))
+                q_plan = q(states[:, -1], plan.detach()[:, 0, S:]).max(dim=0).values
+                q_recorded = q(states[:, -1], recorded).max(dim=0).values
+        extra = (
+            {}
+            if q is None
+            else {
+                "q_now_plan_action_mean": float(q_plan.mean()),
+                "q_now_recorded_action_mean": float(q_recorded.mean()),
+                "q_plan_minus_recorded_abs_mean": float((q_plan - q_recorded).abs().mean()),
+            }
+        )
         rows.append(
-            {
+            extra
+            | {
                 "outcome": outcome,
                 "steps_before_fall": lead if outcome == "fell" else None,
                 "episodes": len(keep),
@@ -106,6 +127,13 @@ def main() -> int:
             f"{100 * r['infeasible_now_share']:.0f} % | {steps} | {r['v_plan_max']:+.2f} | "
             f"{100 * r['infeasible_plan_state_share']:.1f} % |"
         )
+    for r in rows:
+        if "q_now_plan_action_mean" in r:
+            print(
+                f"  {r['outcome']} {r['steps_before_fall'] or '-'}: Q_h(s now, the plan's action) "
+                f"{r['q_now_plan_action_mean']:+.2f}, Q_h(s now, the recorded action) "
+                f"{r['q_now_recorded_action_mean']:+.2f} (mean |difference| {r['q_plan_minus_recorded_abs_mean']:.3f})"
+            )
     if args.json is not None:
         write_json(
             args.json,

@@ -28,18 +28,18 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tyro
 
 from deploy.export import export_planner
 from deploy.policies.metadata import PolicyMetadata
 from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
-from envs.tasks.feasibility import FeasibilityCost
+from envs.tasks.feasibility import FeasibilityCost, FeasibleActionCost
 from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
 from policies.diffusion.guidance import CostSum, Gated, GuidanceMode
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, load_planner_model, with_sampling
-from policies.feasibility import load_feasibility_critic
+from policies.feasibility import load_feasibility_critic, load_feasibility_q
 from robot.cli import run_cli
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
@@ -68,7 +68,10 @@ class ExportPlannerConfig:
     feasibility_weight: float = 1.0
     """Weight of the feasibility term (on top of its per-call gate)."""
     feasibility_threshold: float = 0.0
-    """The term acts on predicted states whose ``V_h`` exceeds this (0: the feasible set's boundary)."""
+    """The term acts where the critic's value exceeds this (0: the feasible set's boundary)."""
+    feasibility_term: Literal["states", "action"] = "states"
+    """states: ``V_h`` of the plan's future states; action: ``Q_h`` of the measured state and the plan's action now
+    (a critic file with ``Q_h``)."""
     guidance_mode: GuidanceMode | None = None
     """Override the trained config's guidance mode (x0, classifier, none)."""
     guidance_scale: float | None = None
@@ -121,7 +124,12 @@ def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> Cos
                 f"{cfg.feasibility_critic}: learned at a {meta['ctrl_dt_s']} s control period, the planner's is "
                 f"{ctrl_dt_s} s"
             )
-        terms.append(Gated(FeasibilityCost(value, history, cfg.feasibility_threshold), "feasibility"))
+        term = (
+            FeasibleActionCost(load_feasibility_q(cfg.feasibility_critic), history, cfg.feasibility_threshold)
+            if cfg.feasibility_term == "action"
+            else FeasibilityCost(value, history, cfg.feasibility_threshold)
+        )
+        terms.append(Gated(term, "feasibility"))
         weights.append(cfg.feasibility_weight)
     return CostSum(terms, weights)
 
@@ -172,6 +180,7 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
             "critic": str(cfg.feasibility_critic),
             "weight": cfg.feasibility_weight,
             "threshold": cfg.feasibility_threshold,
+            "term": cfg.feasibility_term,
             "constraints": critic.get("constraints"),
             "critic_config": critic.get("critic"),
             "data": critic.get("data"),

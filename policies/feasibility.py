@@ -79,12 +79,16 @@ class StateFeasibility(nn.Module):
 class StateActionFeasibility(nn.Module):
     """``Q_h`` heads on normalised states and actions: ``(B, S), (B, A) -> (E, B)``."""
 
+    state_dim: int
+    action_dim: int
+
     def __init__(self, normalizer: Normalizer, action_dim: int, cfg: FeasibilityCriticConfig) -> None:
         super().__init__()
         self.normalizer = normalizer
-        s = normalizer.offset.shape[-1]
+        self.state_dim = int(normalizer.offset.shape[-1])
+        self.action_dim = int(action_dim)
         self.heads = nn.ModuleList(
-            [mlp(s + action_dim, list(cfg.hidden), 1, activation=nn.SiLU) for _ in range(cfg.num_q_heads)]
+            [mlp(self.state_dim + action_dim, list(cfg.hidden), 1, activation=nn.SiLU) for _ in range(cfg.num_q_heads)]
         )
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -155,4 +159,17 @@ def load_feasibility_critic(path: Path) -> tuple[StateFeasibility, dict[str, Any
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit the file's own network ({str(exc).splitlines()[0]})") from exc
     value.eval().requires_grad_(False)
-    return value, {k: v for k, v in obj.items() if k != "weights"}
+    return value, {k: v for k, v in obj.items() if k not in ("weights", "q_weights")}
+
+
+def load_feasibility_q(path: Path) -> StateActionFeasibility:
+    """``Q_h`` of a ``critic.pt`` that carries it (``q_weights``), frozen, in eval mode; one clear error otherwise."""
+    _, meta = load_feasibility_critic(path)
+    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if "q_weights" not in obj:
+        raise ValueError(f"{path}: holds V_h only; retrain, or resume the run once to rewrite it with Q_h")
+    cfg = FeasibilityCriticConfig(hidden=tuple(int(w) for w in obj["hidden"]), num_q_heads=int(obj["num_q_heads"]))
+    q = StateActionFeasibility(Normalizer(int(meta["state_dim"])), int(obj["action_dim"]), cfg)
+    q.load_state_dict(obj["q_weights"])
+    q.eval().requires_grad_(False)
+    return q

@@ -14,7 +14,8 @@ on its boundary, +1 one margin past it. Computed from recorded (or predicted) qu
 Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
 ``V_h(s)``: positive where a violation will come whatever the robot does next (Fisac et al. 2019; FISOR eq. 6-8).
 
-**Guidance** (:class:`FeasibilityCost`): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
+**Guidance** (:class:`FeasibilityCost`, on predicted states; :class:`FeasibleActionCost`, ``Q_h`` of the measured
+state and the plan's action now): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
 states ``x_t`` (the history is given, not planned). Its gradient moves predicted states that the critic classes
 infeasible back toward the feasible set; states already feasible cost nothing, so a plan the critic is content with
 is left as it is. The critic is any module mapping planner states ``(..., S)`` to ``(...)``; the exported planner
@@ -127,3 +128,35 @@ class FeasibilityCost(nn.Module):
         b, f = future.shape[0], future.shape[1]
         v = self.value(future.reshape(b * f, self.state_dim)).reshape(b, f)  # (B, F)
         return torch.relu(v - self.threshold).sum(dim=1)
+
+
+class FeasibleActionCost(nn.Module):
+    """``G(x) = relu(max_i Q_h,i(s_t, a_t) - threshold)``: FISOR's state-action feasibility of the action the plan
+    takes now (``a_t``, the first planned action: what the action head reads besides the planned states) in the
+    state the robot is in (``s_t``, the last history step, measured). Unlike :class:`FeasibilityCost` it does not
+    depend on the planner predicting the danger: the state is the robot's own. ``q`` maps ``(N, S), (N, A)`` to
+    ``(E, N)`` (:class:`policies.feasibility.StateActionFeasibility`)."""
+
+    param_dim: int
+    param_names: list[str]
+    history: int
+    state_dim: int
+    threshold: float
+
+    def __init__(self, q: nn.Module, history: int, threshold: float = 0.0) -> None:
+        super().__init__()
+        if history < 1:
+            raise ValueError(f"history: expected >= 1, got {history}")
+        self.q = q
+        self.history = int(history)
+        self.state_dim = PLANNER_STATE_DIM
+        self.threshold = float(threshold)
+        self.param_dim = 0
+        self.param_names = []
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """x (B, H, S + A) physical plan (token ``history`` holds ``(s_{t+1}, a_t)``), params (B, 0) -> (B,)."""
+        s_now = x[:, self.history - 1, : self.state_dim]  # (B, S)
+        a_now = x[:, self.history, self.state_dim :]  # (B, A)
+        q = self.q(s_now, a_now).max(dim=0).values  # (B,)
+        return torch.relu(q - self.threshold)

@@ -105,6 +105,16 @@ def test_feasibility_term_exports_with_its_gate_and_leaves_plans_alone_when_clos
     opened_e, _ = eager(obs, act, params, noise, None)
     torch.testing.assert_close(opened_s, opened_e, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(opened_s, closed)
+    action_cfg = ExportPlannerConfig(
+        **base, out=tmp_path / "a" / "planner.pt", feasibility_critic=critic, feasibility_term="action",
+        feasibility_threshold=-100.0,
+    )  # fmt: skip
+    pt_a, meta_a = main(action_cfg)
+    assert json.loads(meta_a.read_text())["extra"]["feasibility"]["term"] == "action"
+    acted_s, _ = torch.jit.load(str(pt_a))(obs, act, params, noise, None)
+    acted_e, _ = build_planner(load_planner_model(model), action_cfg)(obs, act, params, noise, None)
+    torch.testing.assert_close(acted_s, acted_e, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(acted_s, closed)
     with pytest.raises(ValueError, match="control period"):
         build_planner(
             load_planner_model(model),

@@ -193,11 +193,18 @@ def export_tiny_planner(folder: Path) -> Path:
 
 def tiny_critic_file(path: Path, ctrl_dt_s: float = 0.02) -> Path:
     """A random-weight feasibility critic in the format ``training.planner.feasibility`` writes."""
-    from policies.feasibility import CRITIC_FORMAT, CRITIC_VERSION, StateFeasibility
+    from policies.feasibility import (
+        CRITIC_FORMAT,
+        CRITIC_VERSION,
+        FeasibilityCriticConfig,
+        StateActionFeasibility,
+        StateFeasibility,
+    )
 
     torch.manual_seed(3)
     value = StateFeasibility(PLANNER_STATE_DIM, (16, 16))
     value.normalizer.fit(torch.randn(64, PLANNER_STATE_DIM))
+    q = StateActionFeasibility(value.normalizer, C.NUM_JOINTS, FeasibilityCriticConfig(hidden=(16, 16)))
     torch.save(
         {
             "format": CRITIC_FORMAT,
@@ -207,6 +214,9 @@ def tiny_critic_file(path: Path, ctrl_dt_s: float = 0.02) -> Path:
             "ctrl_dt_s": ctrl_dt_s,
             "constraints": {},
             "weights": value.state_dict(),
+            "action_dim": C.NUM_JOINTS,
+            "num_q_heads": 2,
+            "q_weights": q.state_dict(),
         },
         path,
     )

@@ -145,6 +145,27 @@ def test_guidance_gradient_matches_finite_differences():
     assert grad[:, 2:, :PLANNER_STATE_DIM].abs().max() > 0.0
 
 
+def test_action_term_gradient_matches_finite_differences_and_reads_the_measured_state():
+    from envs.tasks.feasibility import FeasibleActionCost
+    from policies.feasibility import StateActionFeasibility
+    from policies.normalizer import Normalizer
+
+    torch.manual_seed(2)
+    norm = Normalizer(PLANNER_STATE_DIM)
+    norm.fit(torch.randn(256, PLANNER_STATE_DIM))
+    q = StateActionFeasibility(norm, C.NUM_JOINTS, FeasibilityCriticConfig(hidden=(32, 32))).double()
+    cost = FeasibleActionCost(q, history=2, threshold=-10.0)
+    x = torch.randn(2, 5, PLANNER_STATE_DIM + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
+    params = torch.zeros(2, 0, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: cost(x, params), (x,), eps=1e-6, atol=1e-5)
+    grad = torch.autograd.grad(cost(x, params).sum(), x)[0]
+    S = PLANNER_STATE_DIM
+    assert grad[:, 1, :S].abs().max() > 0 and grad[:, 2, S:].abs().max() > 0  # s_t (last history), a_t
+    grad[:, 1, :S] = 0.0
+    grad[:, 2, S:] = 0.0
+    assert grad.abs().max() == 0.0  # nothing else
+
+
 def _train_cli(tmp_path, data, *extra):
     return cli(
         ["--data", *map(str, data), "--run-dir", str(tmp_path / "run"), "--steps", "40", "--batch-size", "64",
@@ -177,6 +198,10 @@ def test_trainer_writes_a_critic_resumes_and_reports(tmp_path, capsys):
     assert [b["time_before_fall_s"][0] for b in report["by_time_before_fall"]] == [0.0, 0.2, 0.5, 1.0, 2.0]
     value, meta = load_feasibility_critic(run / "critic.pt")
     assert meta["state_dim"] == PLANNER_STATE_DIM and value(torch.from_numpy(feasible)).shape == (1,)
+    from policies.feasibility import load_feasibility_q
+
+    q = load_feasibility_q(run / "critic.pt")
+    assert q(torch.from_numpy(feasible), torch.zeros(1, C.NUM_JOINTS)).shape == (2, 1)
     assert _train_cli(tmp_path, [data], "--resume", "--steps", "60") == 0
     assert json.loads((run / "report.json").read_text())["step"] == 60
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 3  # steps 20, 40, 60: no duplicate rows

@@ -49,6 +49,7 @@ from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
     PUSHES,
+    PUSHES_MODERATE,
     SIM_TO_SIM,
     Conditions,
     EvalConfig,
@@ -69,9 +70,9 @@ ROWS = ("expert", "joystick", "joystick_feasibility", "unguided", *NAVIGATION_RO
 TRACKING_ROWS = ("expert", "joystick", "joystick_feasibility", "unguided")
 DEFAULT_ROWS = tuple(r for r in ROWS if r != "joystick_feasibility")
 """Rows run unless others are named (``joystick_feasibility`` needs a planner with the feasibility term)."""
-CONDITIONS = {c.name: c for c in (*SIM_TO_SIM, PUSHES)}
+CONDITIONS = {c.name: c for c in (*SIM_TO_SIM, PUSHES_MODERATE, PUSHES)}
 """The expert benchmark's conditions by row name (one definition: ``SIM_TO_SIM``), plus harder pushes than the
-planner's data (``PUSHES``, for the feasibility term's rows; not run unless named)."""
+planner's data (``PUSHES_MODERATE``, ``PUSHES``, for the feasibility term's rows; not run unless named)."""
 
 
 def load_planner(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:

@@ -261,6 +261,9 @@ def critic_file(critic: FeasibilityCritic, cfg: FeasibilityTrainConfig, ctrl_dt_
         "ctrl_dt_s": ctrl_dt_s,
         "data": [str(p) for p in cfg.data],
         "weights": {k: v.detach().clone() for k, v in critic.value.state_dict().items()},
+        "action_dim": C.NUM_JOINTS,
+        "num_q_heads": cfg.critic.num_q_heads,
+        "q_weights": {k: v.detach().clone() for k, v in critic.q.state_dict().items()},
     }
 
 
