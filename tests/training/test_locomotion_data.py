@@ -338,3 +338,22 @@ def test_push_conditions_reach_the_evaluation_env():
     assert eval_env_config(EvalConfig(), Conditions()).randomization.push_interval_s == 0.0  # no pushes
     with pytest.raises(ValueError, match="pushes"):
         Conditions(push_velocity_m_per_s=1.0, push_interval_s=(3.0, 2.0))
+
+
+def test_reaction_bursts_follow_pushes_for_their_duration_only():
+    from training.locomotion.collect import Bursts, ReactionBurstConfig
+
+    cfg = ReactionBurstConfig(probability=0.5, amplitude=0.5, duration_s=0.1)
+    bursts = Bursts(cfg, push_interval_s=0.2, dt=0.02, shape=(400, 3), seed=0)  # a push every 10 steps, 5-step bursts
+    out = np.stack([bursts.sample(t) for t in range(40)])  # (T, N, J)
+    on = np.abs(out).max(axis=2) > 0  # (T, N)
+    assert not on[:10].any()  # no push before step 10
+    for start in (10, 20, 30):
+        assert on[start : start + 5].all(axis=0).mean() == pytest.approx(0.5, abs=0.1)  # half the worlds
+        assert not on[start + 5 : start + 10].any()
+        np.testing.assert_array_equal(out[start], out[start + 4])  # one constant offset per burst
+    assert np.abs(out).max() <= 0.5
+    quiet = Bursts(ReactionBurstConfig(), push_interval_s=0.2, dt=0.02, shape=(4, 3), seed=0)
+    assert all(not quiet.sample(t).any() for t in range(40))
+    with pytest.raises(ValueError, match="reaction bursts"):
+        ReactionBurstConfig(probability=1.5)

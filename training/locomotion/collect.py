@@ -87,6 +87,28 @@ class OUNoise:
 
 
 @dataclass
+class ReactionBurstConfig:
+    """Wrong reactions to pushes: after a push, with probability ``probability``, a constant offset drawn uniformly
+    in +-``amplitude`` per driven joint is added to the expert's action for ``duration_s``. Data for a feasibility
+    critic: from the same pushed states, the expert's own reaction and perturbed ones then lead to different
+    outcomes, so the critic can learn which actions save a state (off: ``probability`` 0)."""
+
+    probability: float = 0.0
+    """Share of pushes followed by a burst."""
+    amplitude: float = 0.5
+    """Largest offset per joint (action units)."""
+    duration_s: float = 0.4
+    """Length of a burst."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0 or self.amplitude < 0.0 or self.duration_s <= 0.0:
+            raise ValueError(
+                f"reaction bursts: expected probability in [0, 1], amplitude >= 0 and duration_s > 0, got "
+                f"{self.probability}, {self.amplitude}, {self.duration_s}"
+            )
+
+
+@dataclass
 class PhysicsRandomizationConfig:
     """Per-world physics of a randomized collection, drawn uniformly at every reset, relative to the nominal robot."""
 
@@ -169,6 +191,8 @@ class CollectConfig:
     """Draw every world's physics at each reset from ``randomization`` (off: the nominal robot everywhere)."""
     randomization: PhysicsRandomizationConfig = field(default_factory=PhysicsRandomizationConfig)
     """Physics ranges of a randomized collection."""
+    bursts: ReactionBurstConfig = field(default_factory=ReactionBurstConfig)
+    """Perturbed reactions after pushes (off by default)."""
     num_threads: int = 2
     """Physics worker threads."""
     seed: int = 0
@@ -266,8 +290,38 @@ class RandomizedRecordingEnv(RecordingEnv):
         self.physics[i] = (scale, friction, strength, np.abs(kp_err).mean(), self._latency[i] * dt)
 
 
+class Bursts:
+    """:class:`ReactionBurstConfig` applied in a wave: which worlds react wrongly to the push just made, and how."""
+
+    def __init__(
+        self, cfg: ReactionBurstConfig, push_interval_s: float, dt: float, shape: tuple[int, int], seed: int
+    ) -> None:
+        self.cfg, self.shape = cfg, shape
+        self.interval = max(1, round(push_interval_s / dt)) if push_interval_s > 0.0 else 0
+        self.length = max(1, round(cfg.duration_s / dt))
+        self.rng = np.random.default_rng(seed)
+        self.offset = np.zeros(shape)
+        self.active = np.zeros(shape[0], dtype=bool)
+
+    def sample(self, t: int) -> np.ndarray:
+        """The offset ``(N, len(joints))`` at wave step ``t`` (the env pushes at every multiple of the interval)."""
+        if self.cfg.probability <= 0.0 or self.interval == 0:
+            return np.zeros(self.shape)
+        since = t % self.interval
+        if t > 0 and since == 0:
+            self.active = self.rng.random(self.shape[0]) < self.cfg.probability
+            self.offset = self.rng.uniform(-self.cfg.amplitude, self.cfg.amplitude, self.shape)
+        on = self.active & (t >= self.interval) & (since < self.length)
+        return self.offset * on[:, None]
+
+
 def _wave(
-    env: RecordingEnv, policy: Policy, noise: OUNoise, steps: int, joints: tuple[int, ...]
+    env: RecordingEnv,
+    policy: Policy,
+    noise: OUNoise,
+    steps: int,
+    joints: tuple[int, ...],
+    bursts: Bursts | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
     """One wave from a fresh reset: arrays (N, T, ...), the step (N,) at whose action each world fell (T: it
     stood) and, in a randomized env, every world's physics draw (N, 5) for this wave.
@@ -286,6 +340,8 @@ def _wave(
             expert = policy(obs).numpy().astype(np.float64)  # (N, A)
         action = expert.copy()
         action[:, joints] += noise.sample()
+        if bursts is not None:
+            action[:, joints] += bursts.sample(t)
         record["expert_action"] = expert.astype(np.float32)
         record["action"] = action.astype(np.float32)
         for k, v in record.items():
@@ -329,13 +385,18 @@ def collect(cfg: CollectConfig) -> PlannerDataset:
     steps = round(cfg.episode_length_s / dt)
     joints = expert_action_joints(cfg.policy)  # a legs-only expert never saw its waist and arms move
     noise = OUNoise(cfg.noise, (cfg.num_envs, len(joints)), dt, cfg.seed + 1)
+    bursts = (
+        Bursts(cfg.bursts, cfg.push_interval_s, dt, (cfg.num_envs, len(joints)), cfg.seed + 3)
+        if cfg.bursts.probability > 0.0
+        else None
+    )
     chunks: list[dict[str, np.ndarray]] = []
     draws: list[np.ndarray] = []  # (N, 6) per wave: the physics of every recorded world and whether it was kept
     kept_total, recorded, fell, start = 0, 0, 0, time.perf_counter()
     bar = tqdm(total=cfg.episodes, desc="episodes kept", unit="ep")
     try:
         for wave in range(cfg.max_waves):
-            arrays, fell_at, physics = _wave(env, policy, noise, steps, joints)
+            arrays, fell_at, physics = _wave(env, policy, noise, steps, joints, bursts)
             kept = fell_at == steps
             recorded += cfg.num_envs
             fell += int((~kept).sum())
