@@ -31,6 +31,7 @@ from benchmarks._common import machine_info, write_json
 from envs.planner_dataset import load_planner_dataset
 from envs.planner_runtime import gate_offsets
 from policies.feasibility import load_feasibility_critic, load_feasibility_q
+from robot.g1 import constants as C
 from training.planner.evaluate import load_planner
 
 LEADS = (30, 15, 8, 4)
@@ -79,6 +80,10 @@ def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int,
                 recorded = torch.from_numpy(np.stack([data["action"][e, t] for e, t in keep]))
                 q_plan = q(states[:, -1], plan.detach()[:, 0, S:]).max(dim=0).values
                 q_recorded = q(states[:, -1], recorded).max(dim=0).values
+                offset = torch.zeros_like(recorded)  # a wrong reaction: +-0.5 action units on every leg joint
+                legs = list(C.LEG_JOINT_IDS)
+                offset[:, legs] = torch.rand(len(keep), len(legs), generator=torch.Generator().manual_seed(seed)) - 0.5
+                q_offset = q(states[:, -1], recorded + offset).max(dim=0).values
         extra = (
             {}
             if q is None
@@ -86,6 +91,8 @@ def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int,
                 "q_now_plan_action_mean": float(q_plan.mean()),
                 "q_now_recorded_action_mean": float(q_recorded.mean()),
                 "q_plan_minus_recorded_abs_mean": float((q_plan - q_recorded).abs().mean()),
+                "q_now_offset_action_mean": float(q_offset.mean()),
+                "q_offset_minus_recorded_abs_mean": float((q_offset - q_recorded).abs().mean()),
             }
         )
         rows.append(
@@ -132,7 +139,10 @@ def main() -> int:
             print(
                 f"  {r['outcome']} {r['steps_before_fall'] or '-'}: Q_h(s now, the plan's action) "
                 f"{r['q_now_plan_action_mean']:+.2f}, Q_h(s now, the recorded action) "
-                f"{r['q_now_recorded_action_mean']:+.2f} (mean |difference| {r['q_plan_minus_recorded_abs_mean']:.3f})"
+                f"{r['q_now_recorded_action_mean']:+.2f} "
+                f"(mean |difference| {r['q_plan_minus_recorded_abs_mean']:.3f}); "
+                f"recorded action +-0.5 on the legs {r['q_now_offset_action_mean']:+.2f} "
+                f"(mean |difference| {r['q_offset_minus_recorded_abs_mean']:.3f})"
             )
     if args.json is not None:
         write_json(
