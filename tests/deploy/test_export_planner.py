@@ -100,6 +100,9 @@ def test_feasibility_term_exports_with_its_gate_and_leaves_plans_alone_when_clos
     closed, _ = scripted(obs, act, params, noise, None)
     without, _ = plain(obs, act, params[:, :-1], noise, None)
     assert torch.equal(closed, without)  # gate 0: bit for bit the plan of the planner without the term
+    all_closed, _ = scripted(obs, act, torch.zeros(B, P), noise, None)
+    unguided, _ = scripted(obs, act, None, noise, None)
+    assert torch.equal(all_closed, unguided)  # every gate 0: bit for bit the unguided plan
     params[:, -1] = 1.0
     opened_s, _ = scripted(obs, act, params, noise, None)
     opened_e, _ = eager(obs, act, params, noise, None)
