@@ -164,6 +164,8 @@ class G1VecEnv:
         self._damping = np.zeros(n, dtype=bool)
         self._params = np.zeros((n, self.task.param_dim))
         self.episode_length = np.zeros(n, dtype=np.int64)
+        self._next_push = np.full(n, -1, dtype=np.int64)  # jittered pushes: each world's next push step
+        self._last_length = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)  # to see restarted episodes
         self.reset()
 
     def _modify_spec(self, spec: mujoco.MjSpec) -> None:
@@ -326,9 +328,6 @@ class G1VecEnv:
         """Worlds due for a push now, each on its own schedule (``push_interval_jitter_s``): a world whose episode
         restarted, or that was just pushed, draws its next push time ``interval + U{0..jitter}`` steps ahead."""
         length = self.episode_length
-        if not hasattr(self, "_next_push"):
-            self._next_push = np.full(len(length), -1, dtype=np.int64)
-            self._last_length = np.full(len(length), np.iinfo(np.int64).max, dtype=np.int64)
         restarted = (length < self._last_length) | (self._next_push < 0)
         self._next_push[restarted] = length[restarted] + interval + self._rng.integers(0, jitter + 1, restarted.sum())
         self._last_length = length.copy()

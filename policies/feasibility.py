@@ -138,9 +138,9 @@ class FeasibilityCritic(nn.Module):
         polyak_update(self.q_target, self.q, self.cfg.polyak)
 
 
-def load_feasibility_critic(path: Path) -> tuple[StateFeasibility, dict[str, Any]]:
-    """``V_h`` of a ``critic.pt`` (``python -m training.planner.feasibility``), in eval mode with frozen weights,
-    and the file's other entries; a missing, unreadable or foreign file is one clear error naming it."""
+def _read_critic_file(path: Path) -> dict[str, Any]:
+    """The plain-data ``critic.pt`` at ``path``, format checked; a missing, unreadable or foreign file is one clear
+    error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -153,23 +153,33 @@ def load_feasibility_critic(path: Path) -> tuple[StateFeasibility, dict[str, Any
     if not isinstance(obj, dict) or obj.get("format") != CRITIC_FORMAT or obj.get("version") != CRITIC_VERSION:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"{path}: expected a {CRITIC_FORMAT!r} v{CRITIC_VERSION} file, found {found!r}")
-    value = StateFeasibility(int(obj["state_dim"]), tuple(int(w) for w in obj["hidden"]))
+    return obj
+
+
+def _frozen(module: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``weights`` into ``module`` (a mismatch names the file) and freeze it in eval mode."""
     try:
-        value.load_state_dict(obj["weights"])
+        module.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit the file's own network ({str(exc).splitlines()[0]})") from exc
-    value.eval().requires_grad_(False)
+    module.eval().requires_grad_(False)
+
+
+def load_feasibility_critic(path: Path) -> tuple[StateFeasibility, dict[str, Any]]:
+    """``V_h`` of a ``critic.pt`` (``python -m training.planner.feasibility``), in eval mode with frozen weights,
+    and the file's other entries; a missing, unreadable or foreign file is one clear error naming it."""
+    obj = _read_critic_file(path)
+    value = StateFeasibility(int(obj["state_dim"]), tuple(int(w) for w in obj["hidden"]))
+    _frozen(value, obj["weights"], path)
     return value, {k: v for k, v in obj.items() if k not in ("weights", "q_weights")}
 
 
 def load_feasibility_q(path: Path) -> StateActionFeasibility:
     """``Q_h`` of a ``critic.pt`` that carries it (``q_weights``), frozen, in eval mode; one clear error otherwise."""
-    _, meta = load_feasibility_critic(path)
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    obj = _read_critic_file(path)
     if "q_weights" not in obj:
         raise ValueError(f"{path}: holds V_h only; retrain, or resume the run once to rewrite it with Q_h")
     cfg = FeasibilityCriticConfig(hidden=tuple(int(w) for w in obj["hidden"]), num_q_heads=int(obj["num_q_heads"]))
-    q = StateActionFeasibility(Normalizer(int(meta["state_dim"])), int(obj["action_dim"]), cfg)
-    q.load_state_dict(obj["q_weights"])
-    q.eval().requires_grad_(False)
+    q = StateActionFeasibility(Normalizer(int(obj["state_dim"])), int(obj["action_dim"]), cfg)
+    _frozen(q, obj["q_weights"], path)
     return q

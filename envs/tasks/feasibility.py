@@ -98,12 +98,9 @@ def constraint_signal(state: np.ndarray, joint_pos: np.ndarray, cfg: ConstraintC
     return np.maximum(h, joint_limit_signal(joint_pos, cfg)) if cfg.joint_limits else h
 
 
-class FeasibilityCost(nn.Module):
-    """``G(x) = sum_{t >= history} relu(V_h(x_t) - threshold)`` on the planner states of a plan (module docstring).
-
-    ``value`` maps planner states ``(N, S)`` to ``(N,)`` (a trained :class:`policies.feasibility.StateFeasibility`
-    or any such module); it is applied to the future steps of ``x (B, H, S[+A])``. No parameters of its own.
-    """
+class _CriticCost(nn.Module):
+    """What the two feasibility terms share: a frozen critic module, the history length of the plan window, the
+    threshold above which the critic's value costs, and no parameters of their own."""
 
     param_dim: int
     param_names: list[str]
@@ -111,52 +108,43 @@ class FeasibilityCost(nn.Module):
     state_dim: int
     threshold: float
 
-    def __init__(self, value: nn.Module, history: int, threshold: float = 0.0) -> None:
+    def __init__(self, critic: nn.Module, history: int, threshold: float = 0.0) -> None:
         super().__init__()
         if history < 1:
             raise ValueError(f"history: expected >= 1, got {history}")
-        self.value = value
+        self.critic = critic
         self.history = int(history)
         self.state_dim = PLANNER_STATE_DIM
         self.threshold = float(threshold)
         self.param_dim = 0
         self.param_names = []
+
+
+class FeasibilityCost(_CriticCost):
+    """``G(x) = sum_{t >= history} relu(V_h(x_t) - threshold)`` on the planner states of a plan (module docstring).
+
+    ``critic`` maps planner states ``(N, S)`` to ``(N,)`` (a trained :class:`policies.feasibility.StateFeasibility`
+    or any such module); it is applied to the future steps of ``x (B, H, S[+A])``. No parameters of its own.
+    """
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """x (B, H, D) physical plan with the planner state in its first S columns, params (B, 0) -> (B,)."""
         future = x[:, self.history :, : self.state_dim]  # (B, F, S)
         b, f = future.shape[0], future.shape[1]
-        v = self.value(future.reshape(b * f, self.state_dim)).reshape(b, f)  # (B, F)
+        v = self.critic(future.reshape(b * f, self.state_dim)).reshape(b, f)  # (B, F)
         return torch.relu(v - self.threshold).sum(dim=1)
 
 
-class FeasibleActionCost(nn.Module):
+class FeasibleActionCost(_CriticCost):
     """``G(x) = relu(max_i Q_h,i(s_t, a_t) - threshold)``: FISOR's state-action feasibility of the action the plan
     takes now (``a_t``, the first planned action: what the action head reads besides the planned states) in the
     state the robot is in (``s_t``, the last history step, measured). Unlike :class:`FeasibilityCost` it does not
-    depend on the planner predicting the danger: the state is the robot's own. ``q`` maps ``(N, S), (N, A)`` to
+    depend on the planner predicting the danger: the state is the robot's own. ``critic`` maps ``(N, S), (N, A)`` to
     ``(E, N)`` (:class:`policies.feasibility.StateActionFeasibility`)."""
-
-    param_dim: int
-    param_names: list[str]
-    history: int
-    state_dim: int
-    threshold: float
-
-    def __init__(self, q: nn.Module, history: int, threshold: float = 0.0) -> None:
-        super().__init__()
-        if history < 1:
-            raise ValueError(f"history: expected >= 1, got {history}")
-        self.q = q
-        self.history = int(history)
-        self.state_dim = PLANNER_STATE_DIM
-        self.threshold = float(threshold)
-        self.param_dim = 0
-        self.param_names = []
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """x (B, H, S + A) physical plan (token ``history`` holds ``(s_{t+1}, a_t)``), params (B, 0) -> (B,)."""
         s_now = x[:, self.history - 1, : self.state_dim]  # (B, S)
         a_now = x[:, self.history, self.state_dim :]  # (B, A)
-        q = self.q(s_now, a_now).max(dim=0).values  # (B,)
+        q = self.critic(s_now, a_now).max(dim=0).values  # (B,)
         return torch.relu(q - self.threshold)

@@ -209,7 +209,6 @@ def joystick_rows(
         seed=cfg.seed,
         train=expert_task(cfg.expert),
     )
-    joystick = joystick_params(meta)
     rows = []
     for row in (r for r in TRACKING_ROWS if r in cfg.rows_under(conditions)):
         if row == "expert":
@@ -217,13 +216,8 @@ def joystick_rows(
             result = evaluate(policy, ecfg, conditions, env_cls=RecordingEnv)
             source = "ground_truth"  # the expert reads its own (noisy) observation, not the planner state
         else:
-            params = (
-                joystick
-                if row == "joystick"
-                else joystick_params(meta, cfg.feasibility_gate)
-                if row == "joystick_feasibility"
-                else lambda env: None
-            )
+            gate = cfg.feasibility_gate if row == "joystick_feasibility" else 0.0
+            params = (lambda env: None) if row == "unguided" else joystick_params(meta, gate)
             ctrl = PlannerController(module, meta, params, cfg.seed, cfg.state_source)
             result = evaluate(ctrl, ecfg, conditions, env_cls=RecordingEnv)  # type: ignore[arg-type]
             source = cfg.state_source

@@ -218,6 +218,11 @@ def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, fl
     return cat(train), cat(val), dt
 
 
+def soon_key(horizon_s: float) -> str:
+    """The report's key of the share of states within ``horizon_s`` before a fall classed infeasible."""
+    return f"infeasible_share_last_{horizon_s:g}_s_before_a_fall"
+
+
 @torch.no_grad()
 def report(value: StateFeasibility, val: Transitions, ctrl_dt_s: float, horizon_s: float) -> dict[str, Any]:
     """The critic's classification of held-out states against what happened (module docstring)."""
@@ -230,7 +235,7 @@ def report(value: StateFeasibility, val: Transitions, ctrl_dt_s: float, horizon_
         "states_of_episodes_that_stood": int(stood.sum()),
         "states_before_a_fall": int((~stood).sum()),
         "feasible_share_stood": float((v[stood] <= 0).mean()) if stood.any() else None,
-        f"infeasible_share_last_{horizon_s:g}_s_before_a_fall": float((v[soon] > 0).mean()) if soon.any() else None,
+        soon_key(horizon_s): float((v[soon] > 0).mean()) if soon.any() else None,
         "mean_value_stood": float(v[stood].mean()) if stood.any() else None,
     }
     bins = []
@@ -340,7 +345,7 @@ class FeasibilityTrainer:
                     now = time.perf_counter()
                     rate = (self.step - last_step) / max(now - last_t, 1e-9)
                     last_t, last_step = now, self.step
-                    soon = rep[f"infeasible_share_last_{cfg.horizon_s:g}_s_before_a_fall"]
+                    soon = rep[soon_key(cfg.horizon_s)]
                     writer.writerow(
                         [
                             self.step,
@@ -370,7 +375,7 @@ def main(cfg: FeasibilityTrainConfig) -> None:
         f"{', '.join(map(str, cfg.data))}; {'resumed at' if cfg.resume else 'starting at'} step {trainer.step}"
     )
     rep = trainer.run()
-    soon = rep[f"infeasible_share_last_{cfg.horizon_s:g}_s_before_a_fall"]
+    soon = rep[soon_key(cfg.horizon_s)]
     print(
         f"{cfg.run_dir / 'critic.pt'}: held-out states of standing episodes classed feasible "
         f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before a fall classed "
