@@ -3,7 +3,8 @@
     python benchmarks/safe_rl_benchmark.py --dataset PATH [--task NAME] [--steps N] [--batch-size B]
         [--seeds 0 1 2] [--episodes 10] [--cost-limit 10] [--algorithms fisor bc_all bc_safe bcq_lag]
         [--device cpu] [--threads N] [--fisor-precision fp32|bf16]
-        [--out-dir outputs/bench/safe_rl | --run-root DIR] [--checkpoint-every N] [--quick] [--json PATH]
+        [--out-dir outputs/bench/safe_rl | --run-root DIR] [--checkpoint-every N] [--results-dir DIR] [--quick]
+        [--json PATH]
 
 Each algorithm trains ``--steps`` gradient steps per seed with its reference hyperparameters (``--batch-size``
 overrides every batch size; BC-Safe and BCQ-Lag use ``--cost-limit`` as their constraint and BCQ-Lag the task's
@@ -30,6 +31,7 @@ processes on disjoint ``--seeds`` or ``--algorithms`` can share a run root, one 
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import sys
@@ -45,6 +47,7 @@ from benchmarks._common import Column, Table, add_common_args, machine_info, wri
 from envs.safe_rl import DSRLTask, load_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
+from robot.files import git_revision
 from training.safe_rl.checkpoint import load_checkpoint
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
 from training.safe_rl.evaluate import evaluate
@@ -98,7 +101,15 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: argparse.Namespace, run
     run_dir = run_root / f"{name}_seed{seed}"
     done = run_dir / f"result_{args.steps}.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        row = json.loads(done.read_text())
+        record = (
+            None
+            if args.results_dir is None
+            else result_record_path(args.results_dir, task.name, name, seed, args.steps)
+        )
+        if record is not None and not record.is_file():
+            write_result_record(args.results_dir, name, task, args, row)
+        return row
     last = run_dir / "checkpoints" / "last.pt"
     config = TrainConfig(
         algorithm=algorithm_config(
@@ -132,7 +143,41 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: argparse.Namespace, run
         "eval_s": time.perf_counter() - started,
     }
     write_json(done, row)
+    if args.results_dir is not None:
+        write_result_record(args.results_dir, name, task, args, row)
     return row
+
+
+def result_record_path(results_dir: Path, task: str, name: str, seed: int, steps: int) -> Path:
+    """Where one finished (task, algorithm, seed, steps) run's record goes: one small JSON per run."""
+    return results_dir / task / f"{name}_seed{seed}_{steps}.json"
+
+
+def write_result_record(
+    results_dir: Path, name: str, task: DSRLTask, args: argparse.Namespace, row: dict[str, Any]
+) -> Path:
+    """Write the run's figures with what produced them (dataset hash, commit, machine, command) into ``results_dir``.
+
+    Written as each run finishes, so a campaign spread over sittings keeps every finished run in the repository.
+    """
+    path = result_record_path(results_dir, task.name, name, row["seed"], row["steps"])
+    record = {
+        "task": task.name,
+        "algorithm": name,
+        **row,
+        "episodes": args.episodes,
+        "cost_limit": args.cost_limit,
+        "batch_size": args.batch_size,
+        "fisor_precision": args.fisor_precision if name == "fisor" else None,
+        "dataset": str(args.dataset),
+        "dataset_sha256": hashlib.sha256(Path(args.dataset).read_bytes()).hexdigest(),
+        "commit": git_revision(),
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine_info(),
+    }
+    write_json(path, record)
+    print(f"  {name} seed {row['seed']} at {row['steps']} steps: wrote {path}", flush=True)
+    return path
 
 
 def run_algorithm(name: str, task: DSRLTask, args: argparse.Namespace, run_root: Path) -> dict[str, Any]:
@@ -176,6 +221,13 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench/safe_rl"), help="run folders go here")
     parser.add_argument(
         "--run-root", type=Path, default=None, help="fixed folder of the runs: rerun to reuse or resume them"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="also write each finished run's figures, commit, machine and command to DIR/<task>/<algo>_seed<k>_<steps>"
+        ".json (e.g. benchmarks/results/safe_rl/campaign)",
     )
     parser.add_argument("--checkpoint-every", type=int, default=5000, help="checkpoint period of every run (steps)")
     parser.add_argument(

@@ -17,7 +17,6 @@ taken inside. Parameters are exported with ``requires_grad=False``, so no graph 
 import copy
 import datetime
 import json
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,27 +25,9 @@ import torch
 
 from envs.planner_onnx import PLANNER_FORMAT
 from policies.diffusion.planner import DiffusionPlanner
-from robot.files import atomic_write, read_metadata_beside
+from robot.files import atomic_write, git_revision, read_metadata_beside
 
 METADATA_VERSION = 1
-
-
-def _git_revision() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + ("-dirty" if dirty else "")
 
 
 def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
@@ -86,7 +67,7 @@ def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
         },
         "parameters": sum(p.numel() for p in planner.parameters()),
         "torch_version": torch.__version__,
-        "git_revision": _git_revision(),
+        "git_revision": git_revision(),
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +61,22 @@ def read_metadata_beside(path: str | os.PathLike[str], expected_format: str) -> 
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{meta_path}: expected format {expected_format!r}, got {found!r}")
     return data
+
+
+def git_revision() -> str:
+    """The repository's ``HEAD`` commit, ``-dirty`` appended when tracked files changed; ``unknown`` outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
