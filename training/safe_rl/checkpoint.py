@@ -33,6 +33,11 @@ from training.checkpoint import save_checkpoint as torch_save_atomic
 
 CHECKPOINT_FORMAT = "steer.safe_rl.checkpoint.v1"
 CHECKPOINT_KEYS = ("format", "step", "config", "algorithm", "rng", "best", "data")
+POLICY_FORMAT = "steer.safe_rl.policy.v1"
+"""A trained policy alone: a checkpoint's ``step``, ``config``, ``data`` and the policy's state dict (targets and EMA
+included, since FISOR acts with its EMA actor and ranks candidates with its critics), without optimiser or RNG
+states: a quarter of the size, what a committed demo policy needs."""
+POLICY_KEYS = ("format", "step", "config", "policy", "data")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
@@ -49,6 +54,33 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
         FileNotFoundError: no file at ``path``.
         CheckpointError: the file is truncated, corrupt, not a Steer safe-RL checkpoint, or lacks a part.
     """
+    return _load(path, map_location, {CHECKPOINT_FORMAT: CHECKPOINT_KEYS})
+
+
+def load_policy_or_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Read a policy file (:data:`POLICY_FORMAT`) or a full checkpoint; check it as :func:`load_checkpoint` does."""
+    return _load(path, map_location, {CHECKPOINT_FORMAT: CHECKPOINT_KEYS, POLICY_FORMAT: POLICY_KEYS})
+
+
+def policy_from_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`POLICY_FORMAT` content of a loaded checkpoint (no optimiser, RNG or best-score state)."""
+    return {
+        "format": POLICY_FORMAT,
+        "step": payload["step"],
+        "config": payload["config"],
+        "policy": payload["algorithm"]["policy"],
+        "data": payload["data"],
+    }
+
+
+def save_policy(path: Path, payload: dict[str, Any]) -> Path:
+    """Write a policy file atomically; ``payload`` from :func:`policy_from_checkpoint`."""
+    missing = [key for key in POLICY_KEYS if key not in payload]
+    assert not missing and payload["format"] == POLICY_FORMAT, f"policy payload lacks {missing}"
+    return torch_save_atomic(payload, Path(path))
+
+
+def _load(path: Path, map_location: str, formats: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint there (expected a file written by training.safe_rl.train)")
@@ -59,12 +91,16 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
             f"{path}: cannot read the checkpoint ({type(error).__name__}: {one_line(error)}); the file is truncated or "
             "corrupt: use another checkpoint (best.pt or last.pt) or start the run again"
         ) from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: expected a checkpoint of format {CHECKPOINT_FORMAT!r}, got {found!r}")
-    missing = [key for key in CHECKPOINT_KEYS if key not in payload]
+        what = "a checkpoint" if len(formats) == 1 else "a policy or checkpoint"
+        expected = " or ".join(repr(f) for f in formats)
+        raise CheckpointError(f"{path}: expected {what} of format {expected}, got {found!r}")
+    keys = formats[payload["format"]]
+    missing = [key for key in keys if key not in payload]
     if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {missing}; expected keys {list(CHECKPOINT_KEYS)}")
+        what = "checkpoint" if payload["format"] == CHECKPOINT_FORMAT else "policy file"
+        raise CheckpointError(f"{path}: {what} lacks {missing}; expected keys {list(keys)}")
     return payload
 
 

@@ -30,8 +30,9 @@ import tyro
 from envs.safe_rl import DSRLTask, get_task, make_dsrl_env
 from robot.cli import run_cli
 from robot.files import atomic_write_text
+from training.checkpoint import one_line
 from training.safe_rl.algorithms import SafeRLAlgorithm, make_algorithm
-from training.safe_rl.checkpoint import load_checkpoint, preserved_rng
+from training.safe_rl.checkpoint import POLICY_FORMAT, CheckpointError, load_policy_or_checkpoint, preserved_rng
 from training.safe_rl.config import EvalConfig, algorithm_config
 
 #: ``env_factory(task)`` makes a fresh environment of a DSRL task
@@ -160,12 +161,26 @@ def evaluate(
 
 
 def load_algorithm(checkpoint: Path, device: str = "cpu") -> tuple[SafeRLAlgorithm, dict[str, Any]]:
-    """The trained algorithm stored in a checkpoint (policy and optimisers) and the checkpoint itself."""
-    payload = load_checkpoint(checkpoint)  # on the CPU; load_state_dict moves the weights
+    """The trained algorithm in a checkpoint (policy and optimisers) or a policy file (policy only), and the file.
+
+    Raises:
+        FileNotFoundError: no file there.
+        CheckpointError: not a safe-RL checkpoint or policy file, corrupt, or its weights do not fit its config.
+    """
+    payload = load_policy_or_checkpoint(checkpoint)  # on the CPU; load_state_dict moves the weights
     record, data = payload["config"], payload["data"]
     config = algorithm_config(record["algorithm_name"], record["algorithm"])
     algorithm = make_algorithm(config, int(data["obs_dim"]), int(data["act_dim"]), device)
-    algorithm.load_state_dict(payload["algorithm"])
+    try:
+        if payload["format"] == POLICY_FORMAT:
+            algorithm.policy.load_state_dict(payload["policy"])
+        else:
+            algorithm.load_state_dict(payload["algorithm"])
+    except (KeyError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{checkpoint}: the weights do not fit the {record['algorithm_name']} config stored with them "
+            f"({type(error).__name__}: {one_line(error)})"
+        ) from error
     return algorithm, payload
 
 
@@ -188,7 +203,7 @@ class EvaluateConfig:
     """Evaluate a checkpoint of training.safe_rl.train in the DSRL environment of its task."""
 
     checkpoint: Path
-    """checkpoint file (runs/<run>/checkpoints/best.pt or last.pt)"""
+    """checkpoint file (runs/<run>/checkpoints/best.pt or last.pt) or policy file (``training.safe_rl.export``)"""
     task: Optional[str] = None
     """DSRL task to evaluate on; default: the task the checkpoint was trained for"""
     eval: EvalConfig = field(default_factory=EvalConfig)
