@@ -49,3 +49,38 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
     again = bench(20)  # finished: reused as it is
     assert again == more
     assert sorted(p.name for p in (root / "bc_all_seed0").glob("result_*.json")) == ["result_10.json", "result_20.json"]
+
+
+@pytest.mark.slow
+def test_campaign_records_land_in_the_results_dir_and_the_table_reads_them(tmp_path) -> None:
+    for module in ("pybullet", "bullet_safety_gym", "dsrl"):
+        pytest.importorskip(module)
+    data = write_tiny_dataset(tmp_path)
+    results = tmp_path / "records"
+    args = ["benchmarks/safe_rl_benchmark.py", "--quick", "--dataset", str(data), "--algorithms", "bc_all"]
+    args += ["--seeds", "0", "1", "--steps", "10", "--run-root", str(tmp_path / "runs"), "--results-dir", str(results)]
+    result = run_python(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = sorted((results / "BallRun").glob("*.json"))
+    assert [p.name for p in records] == ["bc_all_seed0_10.json", "bc_all_seed1_10.json"]
+    record = json.loads(records[0].read_text())
+    assert record["task"] == "BallRun" and record["algorithm"] == "bc_all" and record["steps"] == 10
+    assert len(record["dataset_sha256"]) == 64 and record["commit"] and "--results-dir" in record["command"]
+    assert record["machine"]["cpu_count"] >= 1
+    # a finished run whose record was lost writes it again from its result file, without training
+    records[1].unlink()
+    result = run_python(args)
+    assert result.returncode == 0 and "wrote" in result.stdout and records[1].is_file()
+    assert json.loads(records[1].read_text())["steps_trained_now"] == 10  # the original run's, not a new one
+    # the table: mean over the recorded seeds, marked as short of the planned three
+    table = run_python(
+        ["benchmarks/safe_rl_table.py", "--results-dir", str(results), "--json", str(tmp_path / "t.json")]
+    )
+    assert table.returncode == 0, table.stderr[-3000:]
+    rows = json.loads((tmp_path / "t.json").read_text())["rows"]
+    rewards = [json.loads(p.read_text())["normalized_reward"] for p in records]
+    assert len(rows) == 1 and rows[0]["seeds"] == [0, 1]
+    assert rows[0]["normalized_reward"] == pytest.approx(sum(rewards) / 2)
+    assert "(2/3 seeds)" in table.stdout and "0.67 / 11.38" in table.stdout
+    missing = run_python(["benchmarks/safe_rl_table.py", "--results-dir", str(tmp_path / "none")])
+    assert missing.returncode == 2 and "no campaign records there" in missing.stderr

@@ -39,7 +39,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import tyro
-from PIL import Image, ImageDraw, ImageFont
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -47,6 +46,7 @@ from envs.safe_rl.dsrl_data import DSRL_KEYS, dsrl_file_name, make_dsrl_env, wri
 from envs.safe_rl.tasks import DSRLTask, get_task
 from robot.cli import run_cli
 from robot.files import atomic_write, atomic_write_text
+from training.safe_rl.plots import plot_return_vs_cost
 from training.safe_rl.ppo_lagrangian import (
     OBS_GROUP,
     GymVecEnv,
@@ -269,59 +269,6 @@ def balanced_subsample(returns: np.ndarray, costs: np.ndarray, k: int, seed: int
     position = np.empty(len(returns), dtype=np.int64)
     position[order] = np.arange(len(returns))
     return np.sort(np.lexsort((position, rank))[:k])
-
-
-def plot_return_vs_cost(
-    path: Path, returns: np.ndarray, costs: np.ndarray, groups: np.ndarray, labels: list[str], title: str
-) -> Path:
-    """A PNG scatter of episode return (y) against episode cost (x), one dot per trajectory, coloured by group."""
-    width, height, left, right, top, bottom = 800, 560, 80, 150, 40, 60
-    palette = [  # matplotlib's tab10: DSRL-size builds have 7 agents, each gets its own colour
-        (31, 119, 180),
-        (255, 127, 14),
-        (44, 160, 44),
-        (214, 39, 40),
-        (148, 103, 189),
-        (140, 86, 75),
-        (227, 119, 194),
-        (127, 127, 127),
-        (188, 189, 34),
-        (23, 190, 207),
-    ]
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
-    x_hi = max(float(costs.max()), 1.0) * 1.05
-    x_lo = -0.03 * x_hi  # keeps the zero-cost dots off the frame
-    y_lo, y_hi = float(returns.min()), float(returns.max())
-    pad = max(y_hi - y_lo, 1.0) * 0.05
-    y_lo, y_hi = y_lo - pad, y_hi + pad
-
-    def to_px(x: float, y: float) -> tuple[float, float]:
-        px = left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)
-        return px, height - bottom - (y - y_lo) / (y_hi - y_lo) * (height - top - bottom)
-
-    draw.rectangle((left, top, width - right, height - bottom), outline="black")
-    for tick in range(6):
-        x, y = x_lo + (x_hi - x_lo) * tick / 5, y_lo + (y_hi - y_lo) * tick / 5
-        px, _ = to_px(x, y_lo)
-        _, py = to_px(x_lo, y)
-        draw.line((px, height - bottom, px, height - bottom + 5), fill="black")
-        draw.text((px - 12, height - bottom + 8), f"{x:.0f}", fill="black", font=font)
-        draw.line((left - 5, py, left, py), fill="black")
-        draw.text((8, py - 6), f"{y:.0f}", fill="black", font=font)
-    for i, (c, r) in enumerate(zip(costs, returns, strict=True)):
-        px, py = to_px(float(c), float(r))
-        draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=palette[int(groups[i]) % len(palette)])
-    for g, label in enumerate(labels):
-        y = top + 10 + 18 * g
-        draw.ellipse((width - right + 15, y, width - right + 23, y + 8), fill=palette[g % len(palette)])
-        draw.text((width - right + 30, y - 2), label, fill="black", font=font)
-    draw.text((left, 6), title, fill="black", font=font)
-    draw.text(((width - right + left) // 2 - 40, height - 25), "episode cost", fill="black", font=font)
-    draw.text((8, top - 16), "episode return", fill="black", font=font)
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
-    return path
 
 
 def existing_datasets(out_dir: Path, task: DSRLTask) -> list[Path]:
