@@ -41,20 +41,31 @@ def test_quick_demo_writes_metrics_plot_video_and_safe_rl_table(tmp_path) -> Non
     assert {r["state_source"] for r in saved["planner"]["navigation"]} == {"estimator"}
     assert Image.open(out / "planner" / "velocity.png").size[0] > 100
     assert (out / "planner" / "joystick.mp4").stat().st_size > 1000
-    rows = saved["safe_rl"]
-    assert [r["algorithm"] for r in rows] == ["bc_all", "bc_safe", "fisor"]
-    assert all(np.isfinite(r["normalized_reward"]) and r["normalized_cost"] >= 0.0 for r in rows)
+    safe_rl = saved["safe_rl"]
+    # the committed policies, every one in the DSRL environment, in algorithm order
+    committed = safe_rl["committed"]
+    assert [r["algorithm"] for r in committed] == sorted(
+        (r["algorithm"] for r in committed), key=["bc_all", "bc_safe", "fisor"].index
+    )
+    assert {r["algorithm"] for r in committed} >= {"bc_all"} and all(r["episodes"] == 1 for r in committed)
+    assert all(np.isfinite(r["normalized_reward"]) and r["normalized_cost"] >= 0.0 for r in committed)
+    assert all(r["steps"] >= 10_000 for r in committed)  # campaign policies, not the demo's own short runs
+    assert Image.open(safe_rl["plot"]).size[0] > 1000  # the reward-cost plot beside the dataset's scatter
+    # then the pipeline check, labelled as such
+    assert [r["algorithm"] for r in safe_rl["pipeline_check"]] == ["bc_all", "bc_safe", "fisor"]
+    assert all(r["steps"] == 20 for r in safe_rl["pipeline_check"])
     text = (out / "metrics.md").read_text()
-    assert "| waypoint |" in text and "| fisor |" in text
-    # a second run reuses the generated dataset and starts the training runs afresh
-    stdout = _demo(out, "--parts", "safe_rl")
-    assert "reusing" in stdout
-    assert len(list((out / "safe_rl" / "datasets").glob("*.hdf5"))) == 1
-    assert [r["algorithm"] for r in json.loads((out / "metrics.json").read_text())["safe_rl"]] == [
-        "bc_all",
-        "bc_safe",
-        "fisor",
-    ]
+    assert "| waypoint |" in text and "| bc_all | 0 |" in text and "Pipeline check" in text
+    # a folder without policy files is one clear line, not a traceback
+    policies = ["--safe-rl-policies", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "training.demo", "--quick", "--parts", "safe_rl", "--out-dir", str(out), *policies],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2 and "no <algorithm>_seed<k>.pt policy files" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_velocity_plot_draws_both_series(tmp_path) -> None:

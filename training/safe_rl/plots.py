@@ -47,15 +47,16 @@ def scatter_image(
     x_hi = max(float(xs.max()) if len(xs) else 1.0, vline * 1.2 if vline is not None else 0.0, 1.0) * 1.05
     x_lo = -0.03 * x_hi  # keeps the zero-cost dots off the frame
     y_lo, y_hi = (float(ys.min()), float(ys.max())) if len(ys) else (0.0, 1.0)
-    pad = max(y_hi - y_lo, 0.1 * max(abs(y_hi), 1e-3), 1e-3) * 0.08
-    y_lo, y_hi = y_lo - pad, y_hi + pad
+    span = max(y_hi - y_lo, 0.1 * max(abs(y_lo), abs(y_hi), 1.0))  # a lone point sits in a readable range
+    middle = (y_lo + y_hi) / 2
+    y_lo, y_hi = middle - 0.54 * span, middle + 0.54 * span
 
     def to_px(x: float, y: float) -> tuple[float, float]:
         px = left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)
         return px, height - bottom - (y - y_lo) / (y_hi - y_lo) * (height - top - bottom)
 
     draw.rectangle((left, top, width - right, height - bottom), outline="black")
-    digits = 0 if max(abs(y_lo), abs(y_hi)) >= 20 else 2
+    digits = 0 if y_hi - y_lo >= 20 else 2 if y_hi - y_lo >= 0.2 else 3
     for tick in range(6):
         x, y = x_lo + (x_hi - x_lo) * tick / 5, y_lo + (y_hi - y_lo) * tick / 5
         px, _ = to_px(x, y_lo)
