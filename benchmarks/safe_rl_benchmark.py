@@ -15,7 +15,8 @@ and FISOR at limit 10 (Zheng et al., ICLR 2024, Table 1; BC-Safe is not in it). 
 DSRL's official data: a short run on a generated dataset is a different experiment, and the table says so.
 
 Long benchmarks span sessions: with ``--run-root DIR`` every (algorithm, seed) run lives in ``DIR/<algo>_seed<k>``,
-checkpoints every ``--checkpoint-every`` steps, and a rerun of the same command skips the runs that finished
+checkpoints every ``--checkpoint-every`` steps, keeps each finished step count's policy in ``policies/step_<N>.pt``
+(``training.safe_rl.export``'s format), and a rerun of the same command skips the runs that finished
 (``result_<steps>.json``) and resumes the others from their ``last.pt`` (bit-identical to an uninterrupted run).
 Rerunning with a larger ``--steps`` continues the same runs (the learning-rate schedules do not depend on the step
 budget), so the figures at 25k, 50k, 100k ... steps come from one training run per seed. ``s/100k`` is the
@@ -48,7 +49,7 @@ from envs.safe_rl import DSRLTask, load_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
 from robot.files import git_revision
-from training.safe_rl.checkpoint import load_checkpoint
+from training.safe_rl.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
 from training.safe_rl.evaluate import evaluate
 from training.safe_rl.train import resolve_task, train
@@ -142,6 +143,8 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: argparse.Namespace, run
         "s_per_100k_steps": train_s / trained * 1e5 if trained > 0 else math.nan,
         "eval_s": time.perf_counter() - started,
     }
+    # the rung's policy alone (a later rung overwrites last.pt): what a demo or a user takes from the ladder
+    save_policy(run_dir / "policies" / f"step_{result.step}.pt", policy_from_checkpoint(load_checkpoint(last)))
     write_json(done, row)
     if args.results_dir is not None:
         write_result_record(args.results_dir, name, task, args, row)

@@ -49,6 +49,7 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
     again = bench(20)  # finished: reused as it is
     assert again == more
     assert sorted(p.name for p in (root / "bc_all_seed0").glob("result_*.json")) == ["result_10.json", "result_20.json"]
+    assert sorted(p.name for p in (root / "bc_all_seed0" / "policies").glob("*.pt")) == ["step_10.pt", "step_20.pt"]
 
 
 @pytest.mark.slow
