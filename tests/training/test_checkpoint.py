@@ -108,7 +108,7 @@ def test_older_files_with_numpy_arrays_load_but_object_arrays_do_not(tmp_path: P
 def test_every_committed_checkpoint_loads_without_unpickling_objects(name: str) -> None:
     data = load_checkpoint(ROOT / name)
     assert isinstance(data, dict) and data
-    if name.endswith("g1_walk/checkpoint/last.pt"):  # written before numpy arrays were stored as tensors
+    if name.endswith("g1_walk/checkpoint/last.pt"):  # the env state and numpy RNG key: tensors that were arrays
         env = tensors_to_arrays(data["env"])
         assert env["arrays"]["_state"].ndim == 2 and isinstance(env["arrays"]["_state"], np.ndarray)
         assert tensors_to_arrays(data["numpy_rng"])[1].dtype == np.uint32

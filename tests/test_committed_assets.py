@@ -1,0 +1,33 @@
+"""Every committed model file loads the way its readers load it: TorchScript exports with ``torch.jit.load``, every
+other ``.pt`` as plain data with ``weights_only=True`` and no allowance for pickled numpy arrays (the format every
+trainer writes now; older files were converted)."""
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+FILES = sorted(ASSETS.rglob("*.pt"))
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive holds its code (``<archive>/code/...``); a ``torch.save`` file does not."""
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
+def test_the_committed_files_are_found() -> None:
+    names = {p.relative_to(ASSETS).as_posix() for p in FILES}
+    assert {"g1_walk/policy.pt", "g1_walk/checkpoint/last.pt", "g1_planner/planner.pt"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(ASSETS).as_posix())
+def test_each_committed_file_loads_without_unpickling_objects(path: Path) -> None:
+    if is_torchscript(path):
+        module = torch.jit.load(str(path), map_location="cpu")
+        assert isinstance(module, torch.jit.ScriptModule)
+    else:
+        data = torch.load(path, map_location="cpu", weights_only=True)  # no safe_globals: plain data only
+        assert isinstance(data, dict) and data
