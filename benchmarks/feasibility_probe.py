@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from benchmarks._common import machine_info, write_json
-from envs.planner_dataset import load_planner_dataset
-from envs.planner_runtime import gate_offsets
+from envs.planner.dataset import load_planner_dataset
+from envs.planner.runtime import gate_offsets
 from policies.feasibility import load_feasibility_critic, load_feasibility_q
 from robot.g1 import constants as C
 from training.planner.evaluate import load_planner

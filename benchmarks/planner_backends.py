@@ -31,8 +31,8 @@ from benchmarks._common import Column, Table, latency_stats_ms, machine_info, wr
 from deploy.export import export_planner
 from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model
 from deploy.export_planner_onnx import export_planner_onnx
-from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
-from envs.planner_runtime import ExportedPlanner
+from envs.planner.onnx import OnnxPlanner, OnnxPlannerModel
+from envs.planner.runtime import ExportedPlanner
 
 SETS = ("none", "joystick", "joystick+waypoint", "joystick+waypoint+obstacles")
 PERIOD_S, BUDGET_MS = 0.02, 5.0

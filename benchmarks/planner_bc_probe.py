@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from benchmarks._common import add_common_args, machine_info, write_json
-from envs.planner_dataset import load_planner_dataset
+from envs.planner.dataset import load_planner_dataset
 from robot.g1 import constants as C
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions, EvalConfig, evaluate

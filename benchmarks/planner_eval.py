@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from benchmarks._common import add_common_args, latency_stats_ms, machine_info, write_json
-from envs.planner_runtime import ExportedPlanner
+from envs.planner.runtime import ExportedPlanner
 from envs.tasks.route import RouteConfig
 from training.locomotion.evaluate import SIM_TO_SIM
 from training.planner.evaluate import (

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks._common import add_common_args, machine_info, moving_average, write_json
-from envs.observations import yaw_from_quat
+from envs.g1.observations import yaw_from_quat
 from robot.sensor_model import SensorModelConfig
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, evaluate

@@ -6,7 +6,7 @@ One robot per call, as the control tick does it. Rows:
 
 - ``fk numpy``: :class:`robot.g1.body_kinematics.BodyKinematics` (tracked bodies' centres of mass and velocities);
 - ``fk mujoco``: the same quantities by ``mj_kinematics`` + ``mj_comPos`` + ``mj_comVel`` and one
-  ``mj_objectVelocity`` per tracked body (what :class:`envs.planner_state.PlannerStateEstimator` did before);
+  ``mj_objectVelocity`` per tracked body (what :class:`envs.planner.state.PlannerStateEstimator` did before);
 - ``state numpy`` / ``state mujoco``: the whole planner state (input checks, the kinematics, normalisation).
 
 Rounds alternate between the two so that load on a shared machine hits both alike; the table shows the best
@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
-from envs.planner_state import PlannerStateEstimator
+from envs.planner.state import PlannerStateEstimator
 from robot.g1 import constants as C
 from robot.g1.body_kinematics import BodyKinematics
 from robot.g1.model import build_g1_model, joint_dof_adr, joint_qpos_adr

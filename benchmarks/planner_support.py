@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from benchmarks._common import machine_info, write_json
-from envs.planner_dataset import load_planner_dataset
+from envs.planner.dataset import load_planner_dataset
 from robot.g1 import constants as C
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, Policy, evaluate, load_exported_policy

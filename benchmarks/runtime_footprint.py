@@ -39,7 +39,7 @@ rss = peak_mb()
 out = {"import_s": import_s, "rss_mb": rss, "torch": "torch" in sys.modules, "mujoco": "mujoco" in sys.modules}
 if sys.argv[2]:
     import numpy as np
-    from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
+    from envs.planner.onnx import OnnxPlanner, OnnxPlannerModel
     p = OnnxPlanner(OnnxPlannerModel(sys.argv[2], sys.argv[3]))
     params = np.zeros((1, p.param_dim), np.float32)
     params[0, p.gate("joystick")] = 1.0

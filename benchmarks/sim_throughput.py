@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,8 +24,10 @@ import mujoco
 import numpy as np
 import torch
 
-from envs.g1_env import G1Env
-from envs.vec_env import G1VecEnv, G1VecEnvConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/sim_throughput.py`
+
+from envs.g1.env import G1Env
+from envs.g1.vec_env import G1VecEnv, G1VecEnvConfig
 from robot.files import atomic_write_text
 
 TARGET_RATIO = 0.70

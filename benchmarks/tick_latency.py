@@ -10,7 +10,7 @@ is attached to the robot and fed every new sample. A tick is what the runtime do
 - ``estimator``: :meth:`robot.estimation.BaseStateEstimator.update` (plus filling the sample) on the samples
   published since the last tick, timed inside the robot's step (on the real G1 this runs in the DDS callback);
 - ``state``: the planner state build (:meth:`deploy.planner_policy.PlannerPolicy.observe_state`, forward
-  kinematics into :class:`envs.planner_state.PlannerStateEstimator`);
+  kinematics into :class:`envs.planner.state.PlannerStateEstimator`);
 - ``plan``: the policy's ``act`` (the guided diffusion plan of the TorchScript planner);
 - ``tick``: the estimator time of the tick plus the whole :meth:`ControlLoop.tick` (state read, safety state
   machine, the two above, the command).

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from envs.planner_onnx import PLANNER_FORMAT
+from envs.planner.onnx import PLANNER_FORMAT
 from policies.diffusion.planner import DiffusionPlanner
 from robot.files import atomic_write, git_revision, read_metadata_beside
 

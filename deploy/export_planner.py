@@ -8,11 +8,11 @@ call. Parameter layout (also in ``planner.json`` under ``cost_terms``)::
 
     [joystick_gate, vx, vy, yaw_rate,            # command in the heading frame (m/s, m/s, rad/s)
      waypoint_gate, goal_x, goal_y,              # goal in the plan frame (m): origin at the root, x ahead
-     obstacles_gate, <scene params>,             # boxes then cylinders, plan frame (envs.tasks.g1_planner)
+     obstacles_gate, <scene params>,             # boxes then cylinders, plan frame (envs.planner.costs)
      feasibility_gate]                           # only with --feasibility-critic (no parameters of its own)
 
 ``--feasibility-critic runs/.../critic.pt`` adds FISOR's learned safety value as one more gated term
-(:class:`envs.tasks.feasibility.FeasibilityCost`: ``relu(V_h(x_t) - threshold)`` over the plan's future states,
+(:class:`envs.planner.feasibility.FeasibilityCost`: ``relu(V_h(x_t) - threshold)`` over the plan's future states,
 from ``python -m training.planner.feasibility``); a runtime opens its gate to keep plans inside the feasible set.
 
 Sampling and guidance settings (mode, scale, steps, rolling start) can be changed at export without retraining.
@@ -34,9 +34,9 @@ import tyro
 
 from deploy.export import export_planner
 from deploy.policies.metadata import PolicyMetadata
-from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
-from envs.tasks.feasibility import FeasibilityCost, FeasibleActionCost
-from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
+from envs.planner.costs import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
+from envs.planner.feasibility import FeasibilityCost, FeasibleActionCost
+from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
 from policies.diffusion.guidance import CostSum, Gated, GuidanceMode
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, load_planner_model, with_sampling
 from policies.feasibility import load_feasibility_critic, load_feasibility_q

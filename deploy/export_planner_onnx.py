@@ -3,7 +3,7 @@
 ONNX has no autograd, so the guided loop cannot be one graph. The planner is split into pure functions, each a
 forward-only ONNX graph exported with ``torch.onnx.export(..., dynamo=True)`` (``torch.export``, not the legacy
 TorchScript-based exporter), and the DDIM/DDPM steps, the rolling warm start, the inpainting and the gates are a
-few lines of numpy in :mod:`envs.planner_onnx`:
+few lines of numpy in :mod:`envs.planner.onnx`:
 
 =====================  =========================================================================================
 ``planner.onnx``       the denoiser ``f(x_t (B, H, D), t (B, H) int64) -> (B, H, D)``; its ``metadata_props``
@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from deploy.export import planner_metadata
-from envs.planner_onnx import EMBEDDED_KEY, ONNX_PLANNER_FORMAT
+from envs.planner.onnx import EMBEDDED_KEY, ONNX_PLANNER_FORMAT
 from policies.diffusion.guidance import CostSum, Gated
 from policies.diffusion.planner import DiffusionPlanner
 from robot.files import atomic_write
@@ -182,7 +182,7 @@ def _grad_graph(cost: ActiveCost, x0: torch.Tensor, params: torch.Tensor) -> nn.
 
 
 def check_exportable(planner: DiffusionPlanner) -> None:
-    """Refuse what the numpy host of :mod:`envs.planner_onnx` does not reproduce, with what to do instead."""
+    """Refuse what the numpy host of :mod:`envs.planner.onnx` does not reproduce, with what to do instead."""
     d = planner.diffusion
     if d.guidance_mode == "classifier" and len(d.costs.terms) > 0:
         raise ValueError(

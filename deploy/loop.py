@@ -5,9 +5,9 @@ One tick (:meth:`ControlLoop.tick`), at the policy rate (50 Hz by default, from 
 1. read the robot state and the teleop sample;
 2. update the safety state machine (:mod:`deploy.safety_fsm`) with them and the count of consecutive deadline
    misses;
-3. in POLICY mode: build the observation with :func:`envs.observations.observation_from_state` (the function the
+3. in POLICY mode: build the observation with :func:`envs.g1.observations.observation_from_state` (the function the
    policy was trained with, unchanged), stack the history, run the network, map the action to joint targets with
-   :func:`envs.observations.joint_targets_from_action`; a non-finite action trips damping;
+   :func:`envs.g1.observations.joint_targets_from_action`; a non-finite action trips damping;
 4. send the mode's command through :meth:`robot.interface.RobotInterface.send_command` (the robot's safety layer
    clamps it); when the state machine is in damping the robot's own safety latch is tripped too, so the backend
    keeps damping even if this process dies.
@@ -34,7 +34,7 @@ from deploy.policies.base import RuntimePolicy
 from deploy.safety_fsm import Mode, SafetyFsm, SafetyFsmConfig
 from deploy.teleop import CommandRanges, TeleopSource
 from deploy.timing import RatePacer, TimingStats
-from envs.observations import gait_phase, joint_targets_from_action, observation_from_state
+from envs.g1.observations import gait_phase, joint_targets_from_action, observation_from_state
 from robot.compat import RobotSpec, check_policy_robot
 from robot.interface import RobotInterface, RobotState
 

@@ -43,7 +43,7 @@ from deploy.policies.loader import load_policy
 from deploy.policies.metadata import PolicyMetadata
 from deploy.safety_fsm import Mode
 from deploy.teleop import CommandRanges, KeyboardTeleop, ScriptedTeleop, ScriptEvent, TeleopSource
-from envs.observations import quat_rotate_inverse
+from envs.g1.observations import quat_rotate_inverse
 from robot.cli import run_cli
 from robot.estimation import BaseStateEstimator
 from robot.files import atomic_write_text

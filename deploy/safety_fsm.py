@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deploy.teleop import ModeRequest, TeleopSample
-from envs.observations import projected_gravity
+from envs.g1.observations import projected_gravity
 from robot.messages import RobotCommand, RobotState
 
 LOG = logging.getLogger("steer.deploy.safety")

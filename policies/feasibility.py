@@ -10,7 +10,7 @@ approaches the *best* the data's actions can do from a state::
 
 A state is feasible when ``V_h(s) <= 0``: from it some recorded behaviour keeps every constraint. FISOR uses the
 value to weight a diffusion actor; here the value of the *predicted* states guides a diffusion planner instead
-(``envs.tasks.feasibility.FeasibilityCost``), so only ``V_h`` (states in, value out, smooth activations for a
+(``envs.planner.feasibility.FeasibilityCost``), so only ``V_h`` (states in, value out, smooth activations for a
 useful input gradient) is exported; ``Q_h`` and its target serve training.
 """
 

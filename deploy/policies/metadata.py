@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
-from envs.planner_onnx import PLANNER_FORMAT as PLANNER_FORMAT  # re-exported beside POLICY_FORMAT
+from envs.g1.observations import COMMAND_DIM, ObservationConfig, observation_dim, observation_names
+from envs.planner.onnx import PLANNER_FORMAT as PLANNER_FORMAT  # re-exported beside POLICY_FORMAT
 from robot.compat import RobotSpec
 from robot.g1 import constants as C
 
@@ -53,13 +53,13 @@ class PolicyMetadata:
     history_length: int = 1
     """Observation frames stacked, oldest first (1: the current frame only)."""
     obs_ang_vel_scale: float = 0.25
-    """:class:`envs.observations.ObservationConfig` ``ang_vel_scale``."""
+    """:class:`envs.g1.observations.ObservationConfig` ``ang_vel_scale``."""
     obs_joint_vel_scale: float = 0.05
-    """:class:`envs.observations.ObservationConfig` ``joint_vel_scale``."""
+    """:class:`envs.g1.observations.ObservationConfig` ``joint_vel_scale``."""
     obs_clip: float = 100.0
-    """:class:`envs.observations.ObservationConfig` ``clip``."""
+    """:class:`envs.g1.observations.ObservationConfig` ``clip``."""
     obs_gait_period_s: float = 0.0
-    """:class:`envs.observations.ObservationConfig` ``gait_period_s`` (0: no gait clock in the observation)."""
+    """:class:`envs.g1.observations.ObservationConfig` ``gait_period_s`` (0: no gait clock in the observation)."""
     command_names: list[str] = field(default_factory=lambda: ["vx_m_per_s", "vy_m_per_s", "yaw_rate_rad_per_s"])
     """Meaning of the command entries of the observation."""
     command_low: list[float] = field(default_factory=lambda: [-1.0, -0.5, -1.0])

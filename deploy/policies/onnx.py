@@ -23,7 +23,7 @@ from deploy.policies.metadata import (
     check_embedded_metadata,
     read_metadata_file,
 )
-from envs.planner_onnx import EMBEDDED_KEY as PLANNER_KEY
+from envs.planner.onnx import EMBEDDED_KEY as PLANNER_KEY
 
 INPUT_NAME, OUTPUT_NAME = "obs", "action"
 

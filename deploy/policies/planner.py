@@ -7,7 +7,7 @@ The exported planner (``python -m deploy.export_planner``) carries the robot met
 learned from (joint order, gains, default pose, action scale, control period), so the loop checks and drives it
 like any exported policy. Each tick the loop hands it the robot state and the joystick command
 (:meth:`deploy.policies.base.RuntimePolicy.observe_state`); the policy turns the state into the planner state by
-forward kinematics (:class:`envs.planner_state.PlannerStateEstimator`), keeps the last ``Hh`` states and the ``Hh``
+forward kinematics (:class:`envs.planner.state.PlannerStateEstimator`), keeps the last ``Hh`` states and the ``Hh``
 actions before the current one, sets the joystick cost's parameters from the command and plans; the first planned
 action is executed. The previous plan warm-starts the next one when the export has ``rolling_start > 0``.
 
@@ -30,8 +30,8 @@ import numpy as np
 
 from deploy.policies.base import RuntimePolicy
 from deploy.policies.metadata import PLANNER_FORMAT, PolicyMetadata
-from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
-from envs.planner_state import PlannerStateEstimator
+from envs.planner.onnx import OnnxPlanner, OnnxPlannerModel
+from envs.planner.state import PlannerStateEstimator
 from robot.files import read_metadata_beside
 from robot.messages import RobotState
 
@@ -55,7 +55,7 @@ class PlannerPolicy(RuntimePolicy):
         if isinstance(module, OnnxPlannerModel):
             self.planner: Any = OnnxPlanner(module, seed)
         else:  # a TorchScript module
-            from envs.planner_runtime import ExportedPlanner
+            from envs.planner.runtime import ExportedPlanner
 
             self.planner = ExportedPlanner(module, planner_meta, seed)
         self.history, self.state_dim = self.planner.history, self.planner.state_dim

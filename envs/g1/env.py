@@ -2,7 +2,7 @@
 
 One control step: action ``a`` (29,) -> position targets ``q_default + action_scale * a`` -> the robot's
 safety layer (same as on hardware) -> 4 physics steps of 5 ms with the motor PD law -> observation from
-:func:`envs.observations.policy_observation` of the robot's reported state. Reward = task reward + alive
+:func:`envs.g1.observations.policy_observation` of the robot's reported state. Reward = task reward + alive
 bonus - action-rate penalty. Terminates when the pelvis drops below ``fall_height_m`` or tilts past 60 deg;
 time limits come from the registration (``TimeLimit``, 1000 steps).
 """
@@ -18,7 +18,7 @@ import gymnasium
 import mujoco
 import numpy as np
 
-from envs.observations import (
+from envs.g1.observations import (
     ObservationConfig,
     joint_targets_from_action,
     observation_dim,
@@ -180,5 +180,5 @@ for _env_id, _task in (
 ):
     if _env_id not in gymnasium.registry:
         gymnasium.register(
-            id=_env_id, entry_point="envs.g1_env:G1Env", max_episode_steps=_EPISODE_STEPS, kwargs={"task": _task}
+            id=_env_id, entry_point="envs.g1.env:G1Env", max_episode_steps=_EPISODE_STEPS, kwargs={"task": _task}
         )

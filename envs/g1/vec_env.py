@@ -5,11 +5,11 @@ the physics state of all envs lives in one ``(N, nstate)`` array (``mjSTATE_FULL
 states, the per-substep controls and the models to MuJoCo's C rollout (:mod:`mujoco.rollout`): each of
 ``num_threads`` worker threads steps its block of envs ``substeps`` times in C without the GIL.
 Observations, rewards and terminations are then computed once, batched, with the same functions as the single
-env (:mod:`envs.observations`, :mod:`envs.tasks`), and returned as torch tensors ready for PPO.
+env (:mod:`envs.g1.observations`, :mod:`envs.tasks`), and returned as torch tensors ready for PPO.
 The solver warm start is not carried between control steps (the rollout starts each call cold), which
 costs nothing measurable with the Newton solver and keeps each env's result independent of the threads.
 
-Per-step semantics equal :class:`envs.g1_env.G1Env`: targets ``q_default + scale * a`` pass the robot
+Per-step semantics equal :class:`envs.g1.env.G1Env`: targets ``q_default + scale * a`` pass the robot
 safety clamps (joint limits, rate limit; non-finite actions put that env in damping and terminate it), then
 ``substeps`` physics steps. Domain randomization (per episode): floor/foot friction, link masses, motor
 strength, PD gain error, action latency (the first ``k`` substeps still use the previous targets) and
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from mujoco import rollout
 
-from envs.g1_env import G1EnvConfig, build_task_model
-from envs.observations import joint_targets_from_action, observation_dim, policy_observation, root_planar_state
+from envs.g1.env import G1EnvConfig, build_task_model
+from envs.g1.observations import joint_targets_from_action, observation_dim, policy_observation, root_planar_state
 from robot.actuation import set_pd_gains
 from robot.g1 import constants as C
 from robot.g1.model import joint_dof_adr, joint_qpos_adr

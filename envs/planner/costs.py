@@ -1,6 +1,6 @@
 """Guidance costs for the G1 planner: the task costs applied to planner-state trajectories.
 
-The G1 planner state (:mod:`envs.planner_state`) is yaw-normalised and translation-free: each step holds its
+The G1 planner state (:mod:`envs.planner.state`) is yaw-normalised and translation-free: each step holds its
 root velocity and yaw rate in *its own* heading frame and the tracked bodies relative to the root. Joystick
 tracking reads those velocities directly. Waypoints and obstacles need positions, so
 :class:`PlanFrameFeatures` integrates the root's planar motion over the window (trapezoid rule, step
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.planner_state import NUM_TRACKED_BODIES, ROOT_STATE_DIM, planner_state_names
+from envs.planner.state import NUM_TRACKED_BODIES, ROOT_STATE_DIM, planner_state_names
 from envs.tasks.base import world_to_heading
 from envs.tasks.joystick import JoystickCost, JoystickCostConfig
 from envs.tasks.obstacles import ObstacleCost, ObstacleCostConfig

@@ -1,7 +1,7 @@
 """Planner training data: expert rollouts of the G1 as fixed-length episodes in one HDF5 file, and its reader.
 
 Layout (format ``steer.planner_dataset``, version 1). E episodes of T steps, J = 29 joints, S = planner state
-(:mod:`envs.planner_state`). Step ``t`` holds the state *before* ``action[t]`` is applied; ``state[t + 1]`` is
+(:mod:`envs.planner.state`). Step ``t`` holds the state *before* ``action[t]`` is applied; ``state[t + 1]`` is
 where it led. Everything is float32 except ``mirrored``.
 
 ==================  ==========  ======================================================================
@@ -41,7 +41,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from envs.planner_state import PLANNER_STATE_DIM, planner_state_mirror_map, planner_state_names
+from envs.planner.state import PLANNER_STATE_DIM, planner_state_mirror_map, planner_state_names
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
 
@@ -50,7 +50,7 @@ VERSION = 1
 J, S = C.NUM_JOINTS, PLANNER_STATE_DIM
 
 STEP_KEYS: dict[str, tuple[tuple[int, ...], str, str]] = {
-    "state": ((S,), "", "planner state (envs.planner_state), names in attrs['state_names']"),
+    "state": ((S,), "", "planner state (envs.planner.state), names in attrs['state_names']"),
     "root_pos": ((3,), "m", "pelvis position, world frame"),
     "root_quat": ((4,), "", "pelvis orientation, world-from-body quaternion (w, x, y, z)"),
     "joint_pos": ((J,), "rad", "joint angles, SDK motor order"),
@@ -119,7 +119,7 @@ def mirror_episodes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Left-right mirror images of episodes (reflection y -> -y of the world and of every heading frame).
 
     Joint vectors go through :func:`robot.g1.constants.mirror_joint_values`, the planner state through
-    :func:`envs.planner_state.planner_state_mirror_map`; the quaternion ``(w, x, y, z)`` becomes
+    :func:`envs.planner.state.planner_state_mirror_map`; the quaternion ``(w, x, y, z)`` becomes
     ``(w, -x, y, -z)``, commands ``(vx, -vy, -wz)`` and the phase shifts by half a cycle (the legs swap).
     Mirroring twice gives the input back.
     """

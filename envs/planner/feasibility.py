@@ -6,7 +6,7 @@ on its boundary, +1 one margin past it. Computed from recorded (or predicted) qu
 
 - **fall**: the pelvis drops below the fall line (``fall_height_m``, the environments' own) or tilts past it
   (``up_z < min_up_z``, the z component of the pelvis' up axis: 0.5 is 60 deg); read from the planner state's
-  ``root_height`` and tilt columns (:mod:`envs.planner_state`);
+  ``root_height`` and tilt columns (:mod:`envs.planner.state`);
 - **joint limits**: a joint within ``joint_margin_rad`` of its range's end (``robot.g1.constants``); read from the
   joint angles.
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
+from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
 from robot.g1 import constants as C
 
 _NAMES = planner_state_names()

@@ -246,7 +246,7 @@ class OnnxPlannerModel:
 
 
 class GatedPlannerRuntime:
-    """What every planner runtime shares (TorchScript's :class:`envs.planner_runtime.ExportedPlanner`, ONNX's
+    """What every planner runtime shares (TorchScript's :class:`envs.planner.runtime.ExportedPlanner`, ONNX's
     :class:`OnnxPlanner`): the gate offsets of its cost terms and a warm start to forget."""
 
     gates: dict[str, int]
@@ -264,7 +264,7 @@ class GatedPlannerRuntime:
 
 
 class OnnxPlanner(GatedPlannerRuntime):
-    """:class:`envs.planner_runtime.ExportedPlanner` for ONNX planners: numpy in, numpy out, seeded noise, the
+    """:class:`envs.planner.runtime.ExportedPlanner` for ONNX planners: numpy in, numpy out, seeded noise, the
     previous plan as the warm start, rows whose episode has just begun planned cold."""
 
     def __init__(self, model: OnnxPlannerModel, seed: int = 0) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from envs.planner_onnx import GatedPlannerRuntime
+from envs.planner.onnx import GatedPlannerRuntime
 
 
 def gate_offsets(cost_terms: list[dict[str, Any]]) -> dict[str, int]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.observations import quat_rotate, yaw_from_quat
+from envs.g1.observations import quat_rotate, yaw_from_quat
 from robot.g1 import constants as C
 from robot.g1.body_kinematics import BodyKinematics
 

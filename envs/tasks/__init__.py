@@ -1,4 +1,9 @@
-"""Tasks with two faces: sim-side reward/metrics and a differentiable torch cost for guidance."""
+"""Tasks with two faces: sim-side reward/metrics and a differentiable torch cost for guidance.
+
+Joystick, waypoint and obstacle tasks on planar root states (the gymnasium env :mod:`envs.g1.env` rewards with
+their sim side), their guidance costs, the obstacle SDFs and the route planner. The same costs on the G1
+planner's state are in :mod:`envs.planner.costs`.
+"""
 
 from envs.tasks.base import SimTask
 from envs.tasks.joystick import JoystickCost, JoystickCostConfig, JoystickTask, JoystickTaskConfig

@@ -8,7 +8,7 @@ Every task has two faces (the second lives in each task module as a torch ``nn.M
   state trajectories, scriptable with ``torch.jit.script``.
 
 Planar root states are ``(x, y, yaw, vx, vy, yaw_rate)`` in the world frame (see
-:func:`envs.observations.root_planar_state`).
+:func:`envs.g1.observations.root_planar_state`).
 """
 
 from __future__ import annotations

@@ -183,6 +183,12 @@ FREE_JOINT = "floating_base_joint"
 IMU_SITE = "imu_in_pelvis"
 FEET_BODIES: tuple[str, str] = ("left_ankle_roll_link", "right_ankle_roll_link")
 FEET_GEOMS: tuple[str, str] = ("left_foot_collision", "right_foot_collision")
+FOOT_SITES: tuple[str, str] = ("left_foot", "right_foot")
+"""Sole-centre sites of the G1 model (left, right)."""
+FOOT_TOUCH_BOX_HALF_SIZE_M: tuple[float, float, float] = (0.115, 0.045, 0.02)
+"""Half sizes of the box a simulated touch sensor covers under each foot (the sole's collision box)."""
+FOOT_TOUCH_BOX_POS_M: tuple[float, float, float] = (0.039, 0.0, -0.025)
+"""Centre of that box in the ankle-roll link's frame."""
 HANDS_BODIES: tuple[str, str] = ("left_wrist_yaw_link", "right_wrist_yaw_link")
 TRACKED_BODIES: tuple[str, ...] = (
     "left_hip_roll_link",
@@ -206,6 +212,10 @@ SENSOR_IMU_ACCEL = "imu_accel"
 LEG_JOINT_IDS: tuple[int, ...] = tuple(range(12))
 WAIST_JOINT_IDS: tuple[int, ...] = (12, 13, 14)
 ARM_JOINT_IDS: tuple[int, ...] = tuple(range(15, 29))
+HIP_ROLL_YAW_JOINT_IDS: tuple[int, ...] = tuple(
+    JOINT_NAMES.index(f"{s}_hip_{a}_joint") for s in ("left", "right") for a in ("roll", "yaw")
+)
+"""Hip roll and yaw of the left, then the right leg."""
 
 
 def joint_index(name: str) -> int:

@@ -11,7 +11,7 @@ from deploy.policies.loader import load_policy
 from deploy.run import RunConfig
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
-from envs.g1_env import G1EnvConfig
+from envs.g1.env import G1EnvConfig
 from robot.estimation import BaseStateEstimator
 from robot.g1.model import build_g1_model
 from robot.sensor_model import SensorModelConfig

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model, main
-from envs.planner_state import PLANNER_STATE_DIM
+from envs.planner.state import PLANNER_STATE_DIM
 from robot.g1 import constants as C
 from tests.training.helpers import tiny_critic_file, tiny_planner_model
 

@@ -12,8 +12,8 @@ pytest.importorskip("onnxscript", reason="needs the onnx extra")
 from deploy.export import export_planner
 from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model, main
 from deploy.export_planner_onnx import export_planner_onnx
-from envs.planner_onnx import ONNX_PLANNER_FORMAT, PLANNER_FORMAT, OnnxPlanner, OnnxPlannerModel
-from envs.planner_state import PLANNER_STATE_DIM
+from envs.planner.onnx import ONNX_PLANNER_FORMAT, PLANNER_FORMAT, OnnxPlanner, OnnxPlannerModel
+from envs.planner.state import PLANNER_STATE_DIM
 from robot.g1 import constants as C
 from tests.training.helpers import tiny_planner_model
 
@@ -190,7 +190,7 @@ def test_mirrored_action_head_exports_to_onnx_and_stays_equivariant(tmp_path):
     and the executed action of the mirrored input is the mirror image of the action."""
     import dataclasses
 
-    from envs.planner_state import planner_state_mirror_map
+    from envs.planner.state import planner_state_mirror_map
     from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
     from robot.configio import from_jsonable, to_jsonable
     from training.planner.action_head import set_g1_mirror_maps

@@ -14,7 +14,7 @@ from deploy.loop import ControlLoop, LoopConfig
 from deploy.run import MotionMonitor, RunConfig, main
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
-from envs.observations import ObservationConfig, observation_from_state
+from envs.g1.observations import ObservationConfig, observation_from_state
 from robot.g1 import constants as C
 from robot.interface import RobotState
 from robot.sim import SimRobotConfig

@@ -7,7 +7,7 @@ import pytest
 from deploy.policies.loader import load_policy
 from deploy.policies.planner import PlannerPolicy, load_planner_policy
 from deploy.safety_fsm import Mode
-from envs.planner_state import PlannerStateEstimator
+from envs.planner.state import PlannerStateEstimator
 from robot.g1.model import build_g1_model
 from tests.deploy.helpers import make_loop, manual_robot, run_manual
 from tests.training.helpers import export_tiny_planner

@@ -5,8 +5,8 @@ import json
 import torch
 
 from deploy.export_planner import ExportPlannerConfig, main
-from envs.planner_runtime import ExportedPlanner
-from envs.planner_state import PLANNER_STATE_DIM
+from envs.planner.runtime import ExportedPlanner
+from envs.planner.state import PLANNER_STATE_DIM
 from robot.g1 import constants as C
 from tests.training.helpers import tiny_planner_model
 

@@ -24,7 +24,7 @@ pytest.importorskip("onnxruntime", reason="needs the onnx extra")
 
 from deploy.policies.export import build_mlp_policy, export_policy_onnx
 from deploy.policies.metadata import PolicyMetadata
-from envs.planner_state import planner_state
+from envs.planner.state import planner_state
 from robot.g1 import constants as C
 from robot.g1.model import build_g1_model, joint_dof_adr, joint_qpos_adr
 from tests.robot.test_g1_body_kinematics import mujoco_bodies
@@ -39,7 +39,7 @@ ENTRY_MODULES = [
     "deploy.policies.onnx",
     "deploy.policies.planner",
     "deploy.policies.loader",
-    "envs.planner_onnx",
+    "envs.planner.onnx",
     "robot.estimation",
 ]
 if importlib.util.find_spec("cyclonedds") is not None:
@@ -74,7 +74,7 @@ from deploy.policies.metadata import PolicyMetadata
 from deploy.policies.planner import PlannerPolicy
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
-from envs.planner_onnx import OnnxPlanner, OnnxPlannerModel
+from envs.planner.onnx import OnnxPlanner, OnnxPlannerModel
 from robot.g1 import constants as C
 from robot.interface import RobotInterface
 from robot.messages import RobotState

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from envs.locomotion import G1LocomotionEnv, LocomotionConfig, ObservationNoiseConfig
-from envs.vec_env import DomainRandomizationConfig
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.locomotion.config import LocomotionConfig, ObservationNoiseConfig
+from envs.locomotion.env import G1LocomotionEnv
 from robot.g1 import constants as C
 
 

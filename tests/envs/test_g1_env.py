@@ -10,10 +10,10 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import envs.g1_env  # noqa: F401 - registers the ids
-from envs.g1_env import G1Env, G1EnvConfig
+import envs.g1.env  # noqa: F401 - registers the ids
+from envs.g1.env import G1Env, G1EnvConfig
+from envs.g1.vec_env import DomainRandomizationConfig, G1VecEnv, G1VecEnvConfig
 from envs.tasks import ObstacleTaskConfig
-from envs.vec_env import DomainRandomizationConfig, G1VecEnv, G1VecEnvConfig
 from robot.g1 import constants as C
 
 ENV_IDS = ["Steer/G1-v0", "Steer/G1Waypoint-v0", "Steer/G1Obstacles-v0"]
@@ -33,7 +33,7 @@ def test_check_env_passes(env_id):
 @pytest.mark.slow
 def test_check_env_with_rendering_in_egl_subprocess():
     code = (
-        "import gymnasium, envs.g1_env\n"
+        "import gymnasium, envs.g1.env\n"
         "from gymnasium.utils.env_checker import check_env\n"
         "env = gymnasium.make('Steer/G1-v0', render_mode='rgb_array')\n"
         "check_env(env.unwrapped)\n"

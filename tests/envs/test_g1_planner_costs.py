@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.planner_state import NUM_TRACKED_BODIES, PLANNER_STATE_DIM, planner_state
-from envs.tasks.g1_planner import (
+from envs.planner.costs import (
     FEATURE_DIM,
     G1CostConfig,
     PlanFrameFeatures,
@@ -16,6 +15,7 @@ from envs.tasks.g1_planner import (
     points_to_plan_frame,
     scene_params_to_plan_frame,
 )
+from envs.planner.state import NUM_TRACKED_BODIES, PLANNER_STATE_DIM, planner_state
 from envs.tasks.obstacles import BoxObstacle, CylinderObstacle, ObstacleScene
 from envs.tasks.sdf import scene_sdf
 from policies.diffusion.guidance import CostSum

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from envs.locomotion import G1LocomotionEnv, LocomotionConfig
-from envs.observations import observation_mirror_map
+from envs.g1.observations import observation_mirror_map
+from envs.locomotion.config import LocomotionConfig
+from envs.locomotion.env import G1LocomotionEnv
 from robot.g1 import constants as C
 from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
 
@@ -130,7 +131,7 @@ def _sole_pose(env: G1LocomotionEnv, ref: np.ndarray, side: int) -> tuple[np.nda
     frame and the sole's tilt (rad)."""
     import mujoco
 
-    from envs.locomotion import FOOT_SITES
+    from robot.g1.constants import FOOT_SITES
 
     model = env.models[0]
     data = mujoco.MjData(model)

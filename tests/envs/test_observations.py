@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from envs.observations import (
+from envs.g1.observations import (
     ObservationConfig,
     joint_targets_from_action,
     observation_dim,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.planner_dataset import (
+from envs.planner.dataset import (
     STEP_KEYS,
     PlannerDataset,
     PlannerDatasetError,
@@ -16,7 +16,7 @@ from envs.planner_dataset import (
     phase_float32,
     write_planner_dataset,
 )
-from envs.planner_state import (
+from envs.planner.state import (
     NUM_TRACKED_BODIES,
     PLANNER_STATE_DIM,
     planner_state,
@@ -124,7 +124,7 @@ def test_phase_stays_below_one_in_float32():
     assert out.dtype == np.float32 and out.max() < 1.0 and out[2] == 0.0 and out[1] == np.float32(0.25)
     arrays = {"phase": np.array([[0.5 - 1e-9]], np.float32)}  # + 0.5 rounds to 1.0 in float32
     assert np.float32(arrays["phase"][0, 0]) + np.float32(0.5) == np.float32(1.0)
-    from envs.planner_state import planner_state_mirror_map
+    from envs.planner.state import planner_state_mirror_map
 
     perm, _ = planner_state_mirror_map()
     full = {
@@ -170,7 +170,7 @@ def test_merge_concatenates_episodes_and_keeps_each_inputs_metadata(tmp_path):
 
 
 def test_merge_rejects_datasets_that_do_not_fit_together(tmp_path, capsys):
-    from envs.planner_dataset import merge_planner_datasets
+    from envs.planner.dataset import merge_planner_datasets
     from training.locomotion.merge import cli as merge_cli
 
     pa = write_planner_dataset(tmp_path / "a.h5", PlannerDataset(_episodes(t=5), 0.02))
@@ -240,8 +240,8 @@ def test_estimator_from_robot_quantities_equals_the_simulators_own_kinematics():
 
     import mujoco
 
-    from envs.planner_state import PlannerStateEstimator
-    from envs.vec_env import DomainRandomizationConfig
+    from envs.g1.vec_env import DomainRandomizationConfig
+    from envs.planner.state import PlannerStateEstimator
     from tests.envs.helpers import quiet_locomotion_config
     from training.locomotion.collect import RecordingEnv
     from training.locomotion.evaluate import Conditions

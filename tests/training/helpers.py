@@ -12,7 +12,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from envs.planner_state import PLANNER_STATE_DIM
+from envs.planner.state import PLANNER_STATE_DIM
 from envs.safe_rl import DSRLTask, write_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.diffusion.model import DiffusionConfig
@@ -140,7 +140,7 @@ class FakeEnvFactory:
 
 def write_random_planner_dataset(path: Path, episodes: int = 6, steps: int = 30, seed: int = 0) -> Path:
     """A planner dataset file of the right layout with random values (phase in [0, 1))."""
-    from envs.planner_dataset import STEP_KEYS, PlannerDataset, write_planner_dataset
+    from envs.planner.dataset import STEP_KEYS, PlannerDataset, write_planner_dataset
 
     rng = np.random.default_rng(seed)
     arrays = {k: rng.normal(size=(episodes, steps, *shape)).astype(np.float32) for k, (shape, *_) in STEP_KEYS.items()}

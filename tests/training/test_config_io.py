@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.locomotion import LocomotionConfig
+from envs.locomotion.config import LocomotionConfig
 from envs.tasks import TASK_CONFIGS
 from envs.tasks.obstacles import BoxObstacle, CylinderObstacle, ObstacleScene, ObstacleTaskConfig
 from robot.configio import TYPE_KEY, from_jsonable, to_jsonable

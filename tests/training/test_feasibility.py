@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.planner_dataset import PlannerDataset, write_planner_dataset
-from envs.planner_state import PLANNER_STATE_DIM, planner_state_names
-from envs.tasks.feasibility import (
+from envs.planner.dataset import PlannerDataset, write_planner_dataset
+from envs.planner.feasibility import (
     ConstraintConfig,
     FeasibilityCost,
     constraint_signal,
@@ -17,6 +16,7 @@ from envs.tasks.feasibility import (
     joint_limit_signal,
     up_z,
 )
+from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
 from policies.feasibility import (
     FeasibilityCritic,
     FeasibilityCriticConfig,
@@ -146,7 +146,7 @@ def test_guidance_gradient_matches_finite_differences():
 
 
 def test_action_term_gradient_matches_finite_differences_and_reads_the_measured_state():
-    from envs.tasks.feasibility import FeasibleActionCost
+    from envs.planner.feasibility import FeasibleActionCost
     from policies.feasibility import StateActionFeasibility
     from policies.normalizer import Normalizer
 

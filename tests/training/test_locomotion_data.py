@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.planner_dataset import load_planner_dataset, mirror_episodes
-from envs.vec_env import DomainRandomizationConfig
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.planner.dataset import load_planner_dataset, mirror_episodes
 from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
@@ -82,7 +82,7 @@ def test_standing_policy_does_not_fall_and_misses_the_commands(tmp_path):
 
 
 def test_gait_statistics_see_the_reference_gait_step(tmp_path):
-    from envs.locomotion import G1LocomotionEnv
+    from envs.locomotion.env import G1LocomotionEnv
 
     standing, train = load_exported_policy(export_policy(tmp_path))
     reference = torch.jit.script(G1LocomotionEnv(dataclasses.replace(train, num_envs=1)).swing_reference(1.0))
@@ -157,8 +157,8 @@ def _no_actions() -> dict[str, np.ndarray]:
 
 
 def _high_fall_line() -> object:
-    from envs.g1_env import G1EnvConfig
-    from envs.observations import ObservationConfig
+    from envs.g1.env import G1EnvConfig
+    from envs.g1.observations import ObservationConfig
 
     return G1EnvConfig(obs=ObservationConfig(gait_period_s=0.8), fall_height_m=0.9)  # above the standing pelvis
 
@@ -222,7 +222,7 @@ def test_collect_fails_clearly_when_the_expert_keeps_falling(tmp_path):
 
 
 def test_collect_keep_falls_records_the_falls_for_a_feasibility_critic(tmp_path):
-    from envs.planner_dataset import PlannerDatasetError
+    from envs.planner.dataset import PlannerDatasetError
 
     policy = export_policy(tmp_path / "faller", env=_high_fall_line())
     cfg = CollectConfig(

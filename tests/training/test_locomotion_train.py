@@ -9,7 +9,7 @@ import torch
 
 pytest.importorskip("rsl_rl")
 
-from envs.locomotion import LocomotionConfig
+from envs.locomotion.config import LocomotionConfig
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.locomotion.train import PPOConfig, TrainConfig, Trainer
 

@@ -9,7 +9,7 @@ import torch
 
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
-from envs.planner_state import planner_state_mirror_map
+from envs.planner.state import planner_state_mirror_map
 from policies.diffusion.planner import DiffusionPlanner, load_planner_model
 from robot.g1 import constants as C
 from tests.training.helpers import tiny_planner_model, write_random_planner_dataset
@@ -26,7 +26,7 @@ from training.planner.action_head import (
 
 def _learnable_dataset(path):
     """Random episodes whose expert action is a function of the current state (which the head sees)."""
-    from envs.planner_dataset import load_planner_dataset, write_planner_dataset
+    from envs.planner.dataset import load_planner_dataset, write_planner_dataset
 
     write_random_planner_dataset(path, episodes=8, steps=30)
     data = load_planner_dataset(path)
@@ -137,7 +137,7 @@ def test_sampled_tasks_use_the_exports_cost_layout_and_ask_for_what_the_expert_d
 
 
 def test_history_velocity_noise_shifts_every_linear_velocity_by_one_vector():
-    from envs.planner_state import PLANNER_STATE_DIM, linear_velocity_columns
+    from envs.planner.state import PLANNER_STATE_DIM, linear_velocity_columns
     from training.planner.action_head import add_velocity_noise
 
     states = torch.randn(2000, 4, PLANNER_STATE_DIM)

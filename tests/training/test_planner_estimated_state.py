@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from envs.locomotion import CommandConfig
-from envs.observations import yaw_from_quat
-from envs.planner_runtime import gate_offsets
-from envs.vec_env import DomainRandomizationConfig
+from envs.g1.observations import yaw_from_quat
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.locomotion.config import CommandConfig
+from envs.planner.runtime import gate_offsets
 from tests.training.helpers import export_tiny_planner
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions, load_exported_policy
@@ -20,7 +20,7 @@ from training.planner.evaluate import PlannerEvalConfig, load_planner
 from training.planner.evaluate_sources import run_state_sources
 from training.planner.navigation import navigate
 
-LIN_VEL = slice(7, 10)  # root linear velocity in the heading frame (envs.planner_state)
+LIN_VEL = slice(7, 10)  # root linear velocity in the heading frame (envs.planner.state)
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ def exported(tmp_path_factory):
 def _env(n: int = 2, cls=RecordingEnv):
     import dataclasses
 
-    from envs.vec_env import DomainRandomizationConfig
+    from envs.g1.vec_env import DomainRandomizationConfig
 
     train = expert_task(PlannerEvalConfig().expert)
     cfg = dataclasses.replace(
@@ -223,7 +223,7 @@ def test_pipeline_collect_train_export_evaluate_on_simulated_data(tmp_path):
     """Real rollouts (a standing expert), the planner trainer, the export and the closed loop fit together."""
     import dataclasses
 
-    from envs.planner_dataset import load_planner_dataset
+    from envs.planner.dataset import load_planner_dataset
     from tests.training.test_locomotion_data import export_policy
     from tests.training.test_planner_train import _cfg
     from training.locomotion.collect import CollectConfig

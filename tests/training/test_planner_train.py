@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.planner_dataset import load_planner_dataset
-from envs.tasks.g1_planner import G1CostConfig, g1_joystick_cost, g1_waypoint_cost
+from envs.planner.costs import G1CostConfig, g1_joystick_cost, g1_waypoint_cost
+from envs.planner.dataset import load_planner_dataset
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig

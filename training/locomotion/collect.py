@@ -7,7 +7,7 @@ commands (resampled every few seconds), pushes, and Ornstein-Uhlenbeck noise on 
 (BeyondMimic's recipe, Liao et al. 2025) on the joints the expert drives (the legs of a legs-only expert: the
 waist and arms hold the default pose as in its training). Every world that falls is dropped from its wave; waves repeat
 until ``episodes`` episodes are kept. With ``mirror`` each kept episode is also stored mirrored (left-right),
-doubling the data. The file format is :mod:`envs.planner_dataset`; the rate (kept transitions/s) is printed.
+doubling the data. The file format is :mod:`envs.planner.dataset`; the rate (kept transitions/s) is printed.
 
 With ``randomize`` every world draws its physics at each reset (:class:`PhysicsRandomizationConfig`: whole-robot
 mass, friction, motor strength, PD gain error, action latency, as scales of the nominal robot like the evaluation's
@@ -32,10 +32,10 @@ import torch
 import tyro
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig, LocomotionConfig
-from envs.planner_dataset import PlannerDataset, mirror_episodes, phase_float32, write_planner_dataset
-from envs.planner_state import PlannerStateEstimator
-from envs.vec_env import DomainRandomizationConfig
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.locomotion.config import CommandConfig, LocomotionConfig
+from envs.planner.dataset import PlannerDataset, mirror_episodes, phase_float32, write_planner_dataset
+from envs.planner.state import PlannerStateEstimator
 from robot.actuation import set_pd_gains
 from robot.cli import run_cli
 from robot.configio import to_jsonable
@@ -210,7 +210,7 @@ class CollectConfig:
 class RecordingEnv(FixedConditionsEnv):
     """The nominal walking env that also reports the planner's per-step record.
 
-    The planner state comes from :class:`envs.planner_state.PlannerStateEstimator` on each world's base pose,
+    The planner state comes from :class:`envs.planner.state.PlannerStateEstimator` on each world's base pose,
     twist and joints: the same computation the deploy runtime runs on a robot's state, so recorded and deployed
     states cannot drift apart. (The simulator's body sensors are not used: after a step they hold the values
     from before the last physics substep, 5 ms older than the base pose.)
@@ -232,7 +232,7 @@ class RecordingEnv(FixedConditionsEnv):
         )
 
     def step_record(self) -> dict[str, np.ndarray]:
-        """The per-step keys of :mod:`envs.planner_dataset` (except actions) for every env now, float32."""
+        """The per-step keys of :mod:`envs.planner.dataset` (except actions) for every env now, float32."""
         qpos, qvel = self.qpos, self.qvel
         qadr, vadr = self.joint_columns
         record = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from envs.locomotion import CommandConfig, LocomotionConfig, RewardConfig
+from envs.locomotion.config import CommandConfig, LocomotionConfig, RewardConfig
 from training.run_config import read_config_json
 
 

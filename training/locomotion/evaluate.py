@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
-from envs.observations import observation_dim
-from envs.vec_env import DomainRandomizationConfig
+from envs.g1.observations import observation_dim
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.locomotion.config import CommandConfig, LocomotionConfig
+from envs.locomotion.env import G1LocomotionEnv
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
 

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import tyro
 
-from envs.planner_dataset import merge_planner_datasets, write_planner_dataset
+from envs.planner.dataset import merge_planner_datasets, write_planner_dataset
 from robot.cli import run_cli
 
 

@@ -16,8 +16,8 @@ from rsl_rl.algorithms import PPO
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
-from envs.locomotion import G1LocomotionEnv
-from envs.observations import observation_mirror_map
+from envs.g1.observations import observation_mirror_map
+from envs.locomotion.env import G1LocomotionEnv
 from robot.g1 import constants as C
 
 if TYPE_CHECKING:
@@ -31,15 +31,15 @@ RESIDUAL_BEYOND_CLIP = "train/residual_beyond_clip"
 
 
 class RslLocomotionEnv(VecEnv):
-    """Adapter of :class:`envs.locomotion.G1LocomotionEnv` to rsl-rl's VecEnv.
+    """Adapter of :class:`envs.locomotion.env.G1LocomotionEnv` to rsl-rl's VecEnv.
 
     Physics stays on the CPU (MuJoCo); observations, rewards and dones are handed to PPO on ``device`` (a GPU
     when the learner runs there) and actions come back to the CPU.
 
     ``action_joints`` (indices into the robot's joints) are the joints the policy drives; the others get action 0,
     i.e. their PD holds the default pose. The set must map onto itself under the left-right mirror. With a
-    ``reference`` (observations -> robot actions, e.g. :class:`envs.locomotion.SwingReference`) the policy's actions
-    are residuals added to it, computed from the observation the policy acted on; ``residual_clip`` bounds them
+    ``reference`` (observations -> robot actions, e.g. :class:`envs.locomotion.gait.SwingReference`) the policy's
+    actions are residuals added to it, computed from the observation the policy acted on; ``residual_clip`` bounds them
     (action units; None: unbounded), so that a residual policy cannot cancel the reference gait. The clamp hides
     the policy's mean from the environment once it leaves the bound, so nothing pulls it back (measured on the
     committed R2 actor: 87-96 % of its mean leg actions beyond +-0.5, median |mean| 2.5, i.e. bang-bang residuals):

@@ -35,7 +35,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from envs.locomotion import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv
+from envs.locomotion.env import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv
 from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C

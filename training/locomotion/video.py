@@ -28,8 +28,9 @@ import tyro
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
-from envs.vec_env import DomainRandomizationConfig
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.locomotion.config import CommandConfig, LocomotionConfig
+from envs.locomotion.env import G1LocomotionEnv
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions, FixedConditionsEnv, load_exported_policy
 
 DEFAULT_SCRIPT: tuple[tuple[float, float, float, float], ...] = (

@@ -37,17 +37,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from envs.observations import yaw_from_quat
-from envs.planner_dataset import load_planner_dataset
-from envs.planner_runtime import gate_offsets
-from envs.planner_state import linear_velocity_columns, planner_state_mirror_map
-from envs.tasks.g1_planner import (
+from envs.g1.observations import yaw_from_quat
+from envs.planner.costs import (
     G1CostConfig,
     g1_joystick_cost,
     g1_obstacle_cost,
     g1_waypoint_cost,
     points_to_plan_frame,
 )
+from envs.planner.dataset import load_planner_dataset
+from envs.planner.runtime import gate_offsets
+from envs.planner.state import linear_velocity_columns, planner_state_mirror_map
 from policies.diffusion.guidance import CostSum, Gated
 from policies.diffusion.planner import (
     PLANNER_MODEL_FORMAT,
@@ -83,7 +83,7 @@ def head_config(model: dict[str, Any], cfg: ActionHeadConfig) -> PlannerConfig:
 
 
 def set_g1_mirror_maps(planner: DiffusionPlanner) -> None:
-    """The G1's left-right reflection of the planner state (:func:`envs.planner_state.planner_state_mirror_map`)
+    """The G1's left-right reflection of the planner state (:func:`envs.planner.state.planner_state_mirror_map`)
     and of joint vectors (:data:`robot.g1.constants.MIRROR_JOINT_INDEX`) for a mirrored action head."""
     perm, sign = planner_state_mirror_map()
     planner.set_mirror_maps(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
-from envs.planner_state import PLANNER_STATE_DIM
+from envs.planner.state import PLANNER_STATE_DIM
 from policies.diffusion.guidance import GuidanceMode
 from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import PlannerConfig

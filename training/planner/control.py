@@ -22,8 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from envs.locomotion import G1LocomotionEnv, LocomotionConfig
-from envs.planner_runtime import ExportedPlanner
+from envs.locomotion.config import LocomotionConfig
+from envs.locomotion.env import G1LocomotionEnv
+from envs.planner.runtime import ExportedPlanner
 from robot.configio import from_jsonable
 from training.locomotion.collect import RecordingEnv
 from training.planner.estimated_state import EstimatedStates

@@ -13,7 +13,7 @@ a vectorised env so a closed-loop evaluation sees what a robot would:
   :class:`~robot.estimation.filter.ContactKalmanFilter` step;
 - a world whose episode has just begun restarts: new sensor biases, the filter initialised at the reset pose
   (known planar position and zero velocity, both feet on the floor);
-- the planner state is :class:`envs.planner_state.PlannerStateEstimator` of the estimated pelvis position and
+- the planner state is :class:`envs.planner.state.PlannerStateEstimator` of the estimated pelvis position and
   world velocity with the reported orientation, gyro and joints (what ``deploy.planner_policy`` hands it).
 
 From the filter's IMU-point state ``x = [p, v, ...]``, attitude ``R`` and bias-corrected gyro ``w``, the pelvis
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.locomotion import G1LocomotionEnv
-from envs.observations import yaw_from_quat
-from envs.planner_state import PlannerStateEstimator
+from envs.g1.observations import yaw_from_quat
+from envs.locomotion.env import G1LocomotionEnv
+from envs.planner.state import PlannerStateEstimator
 from robot.estimation.filter import ContactKalmanFilter, FilterConfig
 from robot.g1 import constants as C
 from robot.sensor_model import SensorModel, SensorModelConfig

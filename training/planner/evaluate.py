@@ -40,9 +40,9 @@ from typing import Any
 import torch
 import tyro
 
-from envs.locomotion import G1LocomotionEnv
-from envs.planner_onnx import PLANNER_FORMAT
-from envs.planner_runtime import gate_offsets
+from envs.locomotion.env import G1LocomotionEnv
+from envs.planner.onnx import PLANNER_FORMAT
+from envs.planner.runtime import gate_offsets
 from envs.tasks.route import RouteConfig
 from robot.files import atomic_write_text, read_metadata_beside
 from training.locomotion.collect import RecordingEnv

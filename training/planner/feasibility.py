@@ -5,11 +5,11 @@
         --push-interval-s 2.5 --noise.sigma 0.2 --seed 11
     python -m training.planner.feasibility --preset g1-feasibility     # + data/planner/g1_walk_dr.h5
 
-Data: planner datasets (:mod:`envs.planner_dataset`), at least one collected with ``--keep-falls`` so that the
+Data: planner datasets (:mod:`envs.planner.dataset`), at least one collected with ``--keep-falls`` so that the
 critic sees both sides of the fall line: episodes that end in a fall (``fell_at``) and episodes that stand.
 Transitions ``(s_t, a_t, h(s_t), s_{t+1})`` run up to each episode's last recorded state; the transition whose
 action led to a fall ends there with ``V_h(s') = h_end`` (the fallen state is not recorded, the world reset).
-``h`` is :func:`envs.tasks.feasibility.constraint_signal` (fall line, joint limits), ``a`` the executed action.
+``h`` is :func:`envs.planner.feasibility.constraint_signal` (fall line, joint limits), ``a`` the executed action.
 The losses are :class:`policies.feasibility.FeasibilityCritic`'s (FISOR eq. 6-8); validation episodes are held
 out by episode.
 
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from envs.planner_dataset import PlannerDatasetError, load_planner_dataset
-from envs.planner_state import PLANNER_STATE_DIM
-from envs.tasks.feasibility import ConstraintConfig, constraint_signal
+from envs.planner.dataset import PlannerDatasetError, load_planner_dataset
+from envs.planner.feasibility import ConstraintConfig, constraint_signal
+from envs.planner.state import PLANNER_STATE_DIM
 from policies.feasibility import (
     CRITIC_FORMAT,
     CRITIC_VERSION,
@@ -160,7 +160,7 @@ class Transitions:
 
 
 def transitions(arrays: dict[str, np.ndarray], episodes: np.ndarray, cfg: ConstraintConfig) -> Transitions:
-    """The transitions of ``episodes`` (module docstring). ``arrays`` as in :mod:`envs.planner_dataset`, with
+    """The transitions of ``episodes`` (module docstring). ``arrays`` as in :mod:`envs.planner.dataset`, with
     ``fell_at`` (T where absent: every episode stood)."""
     state, joint_pos, action = arrays["state"], arrays["joint_pos"], arrays["action"]
     e_all, t_all = state.shape[:2]

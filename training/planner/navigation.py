@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from envs.locomotion import CommandConfig, G1LocomotionEnv, LocomotionConfig
-from envs.planner_runtime import gate_offsets
-from envs.tasks.g1_planner import points_to_plan_frame, scene_params_to_plan_frame
+from envs.g1.vec_env import DomainRandomizationConfig
+from envs.locomotion.config import CommandConfig, LocomotionConfig
+from envs.locomotion.env import G1LocomotionEnv
+from envs.planner.costs import points_to_plan_frame, scene_params_to_plan_frame
+from envs.planner.runtime import gate_offsets
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from envs.tasks.route import Route, pursuit_point
-from envs.vec_env import DomainRandomizationConfig
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
 from training.planner.control import PlannerController, expert_task

@@ -7,7 +7,7 @@
     python -m training.planner.train --data data/planner/g1_walk_dr.h5 --run-dir runs/g1_planner_ft \
         --init-from assets/g1_planner/checkpoint/planner_model.pt --steps 3000 --planner.latent-dim 0
 
-Windows of ``history + horizon`` consecutive steps are cut from every episode (:mod:`envs.planner_dataset`).
+Windows of ``history + horizon`` consecutive steps are cut from every episode (:mod:`envs.planner.dataset`).
 Token ``k`` of a window holds the planner state ``s_k`` and the action ``a_{k-1}`` that led to it, so at run
 time every history token is fully known (the last ``Hh`` states and the ``Hh`` actions before the current
 one) and the first planned token carries ``a_t``, the action to execute now, with ``s_{t+1}``, the state it is
@@ -48,8 +48,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from envs.planner_dataset import PlannerDataset, load_planner_dataset
-from envs.planner_state import PLANNER_STATE_DIM
+from envs.planner.dataset import PlannerDataset, load_planner_dataset
+from envs.planner.state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
 from robot.configio import from_jsonable, to_jsonable
