@@ -1,7 +1,7 @@
 """What a feasibility critic sees: its value on the robot's states before a fall, against its value on the states
 the planner predicts from them.
 
-    python benchmarks/feasibility_probe.py --planner PLANNER.pt --critic runs/g1_feasibility/critic.pt \\
+    python benchmarks/feasibility_probe.py --planner PLANNER.pt --critic runs/g1_feasibility/model/critic.pt \\
         --data data/planner/g1_walk_falls.h5 [--episodes 40] [--json PATH]
 
 For episodes of a ``--keep-falls`` collection that end in a fall, and for episodes that stand, the last

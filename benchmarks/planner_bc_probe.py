@@ -1,7 +1,7 @@
 """Is the planner's input enough to walk? A behaviour-cloning probe beside the diffusion planner, same data and inputs.
 
     python benchmarks/planner_bc_probe.py --data data/planner/g1_walk.h5
-        [--planner-model runs/g1_planner/planner_model.pt] [--seconds 240] [--episodes 16] [--quick] [--json PATH]
+        [--planner-model runs/g1_planner/model/planner_model.pt] [--seconds 240] [--episodes 16] [--quick] [--json PATH]
 
 The planner executes the action of its first planned token, given the last 4 planner states and the 4 actions before
 the current one. The probe fits an MLP (3 x 512, GELU, MSE, Adam) from exactly that history to the expert's action,

@@ -1,6 +1,6 @@
 """Export a trained G1 planner with its guidance costs to TorchScript (``planner.pt`` + ``planner.json``).
 
-    python -m deploy.export_planner --model runs/g1_planner/planner_model.pt --out assets/g1_planner/planner.pt
+    python -m deploy.export_planner --model runs/g1_planner/model/planner_model.pt --out assets/g1_planner/planner.pt
 
 The planner carries every G1 task cost, each behind a gate parameter (:class:`policies.diffusion.guidance.Gated`),
 so one file serves joystick driving, waypoints and obstacle avoidance; the runtime turns terms on and off per
@@ -52,7 +52,7 @@ TASK_TERMS = ("joystick", "waypoint", "obstacles")
 class ExportPlannerConfig:
     """Which trained planner to export, with which costs and sampler."""
 
-    model: Path = Path("runs/g1_planner/planner_model.pt")
+    model: Path = Path("runs/g1_planner/model/planner_model.pt")
     """``planner_model.pt`` written by ``python -m training.planner.train``."""
     robot_metadata: Path = DEFAULT_ROBOT_METADATA
     """Deploy metadata (``.json``) of the expert whose data the planner learned: the planner's actions mean the

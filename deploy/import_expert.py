@@ -51,8 +51,10 @@ def expert_metadata(trainer_meta: dict[str, Any], source: str) -> PolicyMetadata
 
 
 def import_expert(run_dir: Path, out_dir: Path, onnx: bool = True) -> list[Path]:
-    """Convert ``run_dir/policy.pt`` + ``policy_meta.json`` into ``out_dir/policy.{pt,json,onnx}``."""
-    actor_path, meta_path = run_dir / "policy.pt", run_dir / "policy_meta.json"
+    """Convert ``run_dir/export/policy.pt`` + ``policy_meta.json`` (or the two beside each other in ``run_dir``: an
+    assets folder, a run of the earlier layout) into ``out_dir/policy.{pt,json,onnx}``."""
+    folder = run_dir / "export" if (run_dir / "export" / "policy.pt").is_file() else run_dir
+    actor_path, meta_path = folder / "policy.pt", folder / "policy_meta.json"
     for p in (actor_path, meta_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: missing (train with `python -m training.locomotion.train` first)")
@@ -70,7 +72,7 @@ class ImportConfig:
     """Convert a walking run's actor into deploy files."""
 
     run_dir: Path = Path("runs/g1_walk")
-    """Trainer run folder (or a copy holding policy.pt and policy_meta.json)."""
+    """Trainer run folder (its export/ holds policy.pt and policy_meta.json), or a folder holding the two."""
     out_dir: Path = Path("assets/g1_walk/deploy")
     """Where policy.pt, policy.json and policy.onnx go."""
     onnx: bool = True

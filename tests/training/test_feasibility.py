@@ -196,11 +196,11 @@ def test_trainer_writes_a_critic_resumes_and_reports(tmp_path, capsys):
     report = json.loads((run / "report.json").read_text())
     assert report["step"] == 40 and report["states_before_a_fall"] > 0
     assert [b["time_before_fall_s"][0] for b in report["by_time_before_fall"]] == [0.0, 0.2, 0.5, 1.0, 2.0]
-    value, meta = load_feasibility_critic(run / "critic.pt")
+    value, meta = load_feasibility_critic(run / "model" / "critic.pt")
     assert meta["state_dim"] == PLANNER_STATE_DIM and value(torch.from_numpy(feasible)).shape == (1,)
     from policies.feasibility import load_feasibility_q
 
-    q = load_feasibility_q(run / "critic.pt")
+    q = load_feasibility_q(run / "model" / "critic.pt")
     assert q(torch.from_numpy(feasible), torch.zeros(1, C.NUM_JOINTS)).shape == (2, 1)
     assert _train_cli(tmp_path, [data], "--resume", "--steps", "60") == 0
     assert json.loads((run / "report.json").read_text())["step"] == 60

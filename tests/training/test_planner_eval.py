@@ -236,7 +236,9 @@ def test_pipeline_collect_train_export_evaluate_on_simulated_data(tmp_path):
     assert load_planner_dataset(data).episode_steps == 30
     trainer = PlannerTrainer(dataclasses.replace(_cfg(data, tmp_path / "run", steps=4, vae_steps=2), val_fraction=0.25))
     trainer.run()
-    pt, _ = export_main(ExportPlannerConfig(model=tmp_path / "run" / "planner_model.pt", out=tmp_path / "p.pt"))
+    pt, _ = export_main(
+        ExportPlannerConfig(model=tmp_path / "run" / "model" / "planner_model.pt", out=tmp_path / "p.pt")
+    )
     cfg = PlannerEvalConfig(
         planner=pt,
         expert=expert,

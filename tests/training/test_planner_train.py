@@ -77,7 +77,7 @@ def test_two_stages_and_resume_equal_an_uninterrupted_run(tmp_path):
     assert scored(rows_a) == scored(rows_b)
     # the autoencoder is frozen in the denoiser stage
     vae_a = {k: v for k, v in straight.planner.state_dict().items() if ".vae." in k}
-    ckpt_at_3 = load_checkpoint(tmp_path / "b" / "last.pt")  # written at the end
+    ckpt_at_3 = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")  # written at the end
     assert all(torch.equal(v, ckpt_at_3["planner"][k]) for k, v in vae_a.items())
 
 
@@ -85,7 +85,7 @@ def test_the_saved_planner_loads_and_plans_with_g1_costs(tmp_path):
     data = _dataset(tmp_path / "d.h5")
     trainer = PlannerTrainer(_cfg(data, tmp_path / "r", steps=2, vae_steps=0, latent=0))
     trainer.run()
-    model = load_checkpoint(tmp_path / "r" / "planner_model.pt")
+    model = load_checkpoint(tmp_path / "r" / "model" / "planner_model.pt")
     assert model["format"] == PLANNER_MODEL_FORMAT and model["ctrl_dt_s"] == 0.02
     pc = from_jsonable(PlannerConfig, model["planner_config"], "planner_config")
     costs = CostSum([g1_joystick_cost(G1CostConfig()), g1_waypoint_cost(pc.history, model["ctrl_dt_s"])], [1.0, 1.0])
@@ -129,7 +129,7 @@ def test_init_from_starts_at_the_source_weights_with_a_fresh_schedule(tmp_path):
     source_data = _dataset(tmp_path / "source.h5", seed=0)
     source = PlannerTrainer(_cfg(source_data, tmp_path / "src", steps=4, vae_steps=0, latent=0))
     source.run()
-    model = tmp_path / "src" / "planner_model.pt"
+    model = tmp_path / "src" / "model" / "planner_model.pt"
     weights = load_checkpoint(model)["weights"]
     new_data = _dataset(tmp_path / "new.h5", seed=1)  # other data: its own normaliser fit would differ
     cfg = _cfg(new_data, tmp_path / "ft", steps=3, vae_steps=0, latent=0, init_from=model)
@@ -148,7 +148,7 @@ def test_init_from_starts_at_the_source_weights_with_a_fresh_schedule(tmp_path):
 def test_init_from_names_the_network_fields_that_differ(tmp_path):
     data = _dataset(tmp_path / "d.h5")
     PlannerTrainer(_cfg(data, tmp_path / "src", steps=1, vae_steps=0, latent=0)).run()
-    model = tmp_path / "src" / "planner_model.pt"
+    model = tmp_path / "src" / "model" / "planner_model.pt"
     with pytest.raises(ValueError, match=r"'latent_dim': \(4, 0\)"):
         PlannerTrainer(_cfg(data, tmp_path / "ft", steps=1, vae_steps=0, latent=4, init_from=model))
     with pytest.raises(ValueError, match="pass --vae-steps 0"):

@@ -19,6 +19,7 @@ from training.locomotion.config import TrainConfig
 from training.planner.config import HEAD_PRESETS, PlannerTrainConfig
 from training.planner.config import PRESETS as PLANNER_PRESETS
 from training.run_config import flatten
+from training.run_dir import RunDir
 from training.safe_rl.config import PRESETS as SAFE_RL_PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,8 +82,9 @@ def test_g1_planner_head_is_the_committed_heads_config():
 
     head = HEAD_PRESETS["g1-planner-head"]()
     metrics = json.loads((ROOT / "assets/g1_planner/head/head_metrics.json").read_text())["settings"]
+    # the same run's planner file; the committed head was fitted before the shared run layout put it under model/
+    assert head.model == RunDir(Path(metrics["model"]).parent).model("planner_model.pt")
     for key in (
-        "model",
         "data",
         "states",
         "task_mix",

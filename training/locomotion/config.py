@@ -88,11 +88,11 @@ class TrainConfig:
     eval_seconds: float = 10.0
     """Episode length of the periodic evaluation (commands change every 5 s)."""
     resume: bool = False
-    """Continue from run_dir/last.pt with the options of run_dir/config.json; options given with it must agree with
-    the run's, except the run length, checkpoint and evaluation periods, device and threads."""
+    """Continue from run_dir/checkpoints/last.pt with the options of run_dir/config.json; options given with it must
+    agree with the run's, except the run length, checkpoint and evaluation periods, device and threads."""
     init_from: Path | None = None
     """Start a new run from the networks (actor, critic, normalisers) of another run's checkpoint (``last.pt``
-    or a ``weights.pt``): fine-tuning under a changed task or recipe. Optimizer, environment, curriculum and
+    or a ``model/weights.pt``): fine-tuning under a changed task or recipe. Optimizer, environment, curriculum and
     iteration count start fresh. Ignored with ``--resume``."""
     reset_action_std: float | None = None
     """With ``init_from``: set the actor's action noise std to this value instead of the loaded one."""

@@ -32,6 +32,7 @@ from envs.locomotion.config import CommandConfig, LocomotionConfig
 from envs.locomotion.env import G1LocomotionEnv
 from robot.configio import from_jsonable
 from robot.g1 import constants as C
+from training.run_dir import run_config_of
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -312,12 +313,13 @@ def _run(env: G1LocomotionEnv, policy: Policy, cfg: EvalConfig, c: Conditions, p
 def load_exported_policy(policy_path: Path) -> tuple[Policy, LocomotionConfig]:
     """The TorchScript actor written by the trainer and the training task rebuilt from its run's ``config.json``.
 
-    ``config.json`` must sit beside the file (the trainer's run folder, or the committed assets folder) so the
-    evaluation uses the observation layout, gait period, gains and control period the policy was trained with.
+    ``config.json`` must sit beside the file (the committed assets folder) or in the run folder above its
+    ``export/`` (:func:`training.run_dir.run_config_of`), so that the evaluation uses the observation layout, gait
+    period, gains and control period the policy was trained with.
     """
     if not policy_path.is_file():
         raise FileNotFoundError(f"{policy_path}: no exported policy (train one, or pass the assets folder's policy.pt)")
-    config_path = policy_path.with_name("config.json")
+    config_path = run_config_of(policy_path)
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: the training config must sit beside {policy_path.name}")
     data = json.loads(config_path.read_text())
@@ -342,7 +344,7 @@ def expert_action_joints(policy_path: Path) -> tuple[int, ...]:
     A legs-only expert outputs the default pose for the waist and arms; noise there is a disturbance it never saw
     in training. Configs written before the option existed drove all joints.
     """
-    config_path = policy_path.with_name("config.json")
+    config_path = run_config_of(policy_path)
     actuated = json.loads(config_path.read_text()).get("actuated", "all")
     try:
         return actuated_joint_ids(actuated)

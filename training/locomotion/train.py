@@ -10,12 +10,14 @@ The PPO update, rollout storage, observation normalisation and symmetry augmenta
 (:class:`rsl_rl.algorithms.PPO`); this module drives its loop (collect ``num_steps_per_env`` steps of every env,
 compute returns, update) so that it can checkpoint and resume exactly.
 
-Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (one row per iteration: env steps, wall time,
-reward, tracking errors, fall rate, curriculum scale), ``last.pt`` (every ``save_every`` iterations and at the
-end; atomic) and ``policy.pt`` + ``policy_meta.json`` (the deterministic actor as TorchScript with what the
-deploy exporter needs). A checkpoint holds the PPO state (networks, normalisers, optimizer, adaptive learning
-rate), the environment state (physics, commands, randomized models, curriculum, RNG) and the torch and
-numpy RNG states, so ``--resume`` continues the same trajectory as an uninterrupted run would.
+Run folder (:mod:`training.run_dir`): ``config.json``, ``tb/`` (TensorBoard), ``metrics.csv`` (one row per
+iteration: env steps, wall time, reward, tracking errors, fall rate, curriculum scale), ``eval.csv`` (the periodic
+evaluations), ``checkpoints/last.pt`` (every ``save_every`` iterations and at the end; atomic), ``model/weights.pt``
+(the networks alone, for ``--init-from``) and ``export/policy.pt`` + ``export/policy_meta.json`` (the deterministic
+actor as TorchScript with what the deploy exporter needs). A checkpoint holds the PPO state (networks,
+normalisers, optimizer, adaptive learning rate), the environment state (physics, commands, randomized models,
+curriculum, RNG) and the torch and numpy RNG states, so ``--resume`` continues the same trajectory as an
+uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from training.locomotion.rsl_env import (
     build_ppo,
 )
 from training.run_config import check_resume, trainer_cli
+from training.run_dir import RunDir
 from training.stop import graceful_stop
 
 EVAL_FIELDS = ("iteration", "env_steps", "fall_rate", "lin_err", "yaw_err", "ok")
@@ -149,9 +152,11 @@ def deterministic_actor(
 
 
 def export_actor(module: torch.jit.ScriptModule, cfg: TrainConfig, run_dir: Path) -> Path:
-    """Write the deterministic actor ``module`` (:func:`deterministic_actor`) plus ``policy_meta.json``."""
-    path = atomic_write(run_dir / "policy.pt", lambda tmp: torch.jit.save(module, tmp))
-    atomic_write_text(run_dir / "policy_meta.json", json.dumps(policy_metadata(cfg), indent=2) + "\n")
+    """Write the deterministic actor ``module`` (:func:`deterministic_actor`) to the run's ``export/policy.pt``, with
+    ``export/policy_meta.json``."""
+    run = RunDir(run_dir)
+    path = atomic_write(run.export("policy.pt"), lambda tmp: torch.jit.save(module, tmp))
+    atomic_write_text(run.export("policy_meta.json"), json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
 
 
@@ -160,8 +165,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        if cfg.resume and (cfg.run_dir / "config.json").is_file():
-            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, cfg.run_dir / "config.json")
+        self.run_dir = run = RunDir(cfg.run_dir)
+        if cfg.resume and run.config.is_file():
+            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, run.config)
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.torch_threads)
         env_cfg = dataclasses.replace(cfg.env, seed=cfg.seed)
@@ -178,12 +184,11 @@ class Trainer:
         self.env_steps = 0
         self.wall_s = 0.0
         if cfg.resume:
-            self._load(cfg.run_dir / "last.pt")
+            self._load(run.resume_checkpoint())
         else:
             if cfg.init_from is not None:
                 self._init_networks(cfg.init_from, cfg.reset_action_std)
-            atomic_write_text(cfg.run_dir / "config.json", json.dumps(to_jsonable(cfg), indent=2) + "\n")
-            atomic_write_text(cfg.run_dir / "metrics.csv", ",".join(METRIC_FIELDS) + "\n")
+            run.start(json.dumps(to_jsonable(cfg), indent=2) + "\n", METRIC_FIELDS)
             atomic_write_text(cfg.run_dir / "eval.csv", ",".join(EVAL_FIELDS) + "\n")
 
     # ----- checkpoints ----------------------------------------------------------------------------------------
@@ -202,11 +207,12 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write last.pt and weights.pt (the networks alone, for ``init_from``) atomically; export the actor."""
+        """Write checkpoints/last.pt and model/weights.pt (the networks alone, for ``init_from``) atomically; export
+        the actor."""
         state = self.checkpoint()
-        path = save_checkpoint(state, self.cfg.run_dir / "last.pt")
+        path = save_checkpoint(state, self.run_dir.last)
         weights = {k: state[k] for k in ("ppo", "iteration", "env_steps", "config")}
-        save_checkpoint(weights, self.cfg.run_dir / "weights.pt")
+        save_checkpoint(weights, self.run_dir.model("weights.pt"))
         export_actor(self.deterministic_actor(), self.cfg, self.cfg.run_dir)
         return path
 
@@ -278,7 +284,7 @@ class Trainer:
         torch.set_rng_state(data["torch_rng"])
         np.random.set_state(tensors_to_arrays(data["numpy_rng"]))
         random.setstate(data["python_rng"])
-        truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.iteration, METRIC_FIELDS)
+        truncate_log_rows(self.run_dir.metrics, self.iteration, METRIC_FIELDS)
         truncate_log_rows(self.cfg.run_dir / "eval.csv", self.iteration, EVAL_FIELDS)
 
     def deterministic_actor(self) -> torch.jit.ScriptModule:
@@ -369,14 +375,14 @@ class Trainer:
         and returns, so ``--resume`` loses nothing.
         """
         cfg = self.cfg
-        writer = SummaryWriter(log_dir=str(cfg.run_dir / "tb"), purge_step=self.iteration)
+        writer = SummaryWriter(log_dir=str(self.run_dir.tb), purge_step=self.iteration)
         start = time.monotonic()
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="PPO", unit="it", dynamic_ncols=True)
-        last = cfg.run_dir / "last.pt"
+        last = self.run_dir.last
         try:
             with (
                 graceful_stop() as stop,
-                (cfg.run_dir / "metrics.csv").open("a", newline="") as handle,
+                self.run_dir.metrics.open("a", newline="") as handle,
                 (cfg.run_dir / "eval.csv").open("a", newline="") as eval_handle,
             ):
                 rows, eval_rows = csv.writer(handle), csv.writer(eval_handle)
@@ -421,7 +427,7 @@ def main(cfg: TrainConfig) -> None:
         f"{where} iteration {trainer.iteration}/{cfg.iterations}, run folder {cfg.run_dir}"
     )
     path = trainer.run()
-    print(f"checkpoint: {path}; actor: {cfg.run_dir / 'policy.pt'}")
+    print(f"checkpoint: {path}; actor: {RunDir(cfg.run_dir).export('policy.pt')}")
 
 
 def cli(args: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Train a planner's action head on the planner's own guided samples.
 
-    python -m training.planner.action_head --model runs/g1_planner/planner_model.pt \\
+    python -m training.planner.action_head --model runs/g1_planner/model/planner_model.pt \\
         --data data/planner/g1_walk.h5 --out-dir runs/g1_planner_head --guidance-mode x0 --guidance-scale 10 \\
         --sampler-steps 3
     python -m training.planner.action_head --preset g1-planner-head   # the committed head's settings

@@ -91,7 +91,7 @@ class PlannerTrainConfig:
     max_minutes: float | None = None
     """Stop with a checkpoint after this much wall time (continue with --resume)."""
     resume: bool = False
-    """Continue from run_dir/last.pt."""
+    """Continue from run_dir/checkpoints/last.pt (the options of run_dir/config.json)."""
     init_from: Path | None = None
     """Start from this trained planner's ``planner_model.pt`` (fresh optimizer and schedule; ignored on resume)."""
     seed: int = 0
@@ -125,7 +125,7 @@ class PlannerTrainConfig:
 class ActionHeadConfig:
     """Action-head fit of a trained planner."""
 
-    model: Path = Path("runs/g1_planner/planner_model.pt")
+    model: Path = Path("runs/g1_planner/model/planner_model.pt")
     """``planner_model.pt`` of ``python -m training.planner.train`` (without a head)."""
     data: Path = Path("data/planner/g1_walk.h5")
     """The planner's training data."""
@@ -230,7 +230,7 @@ def g1_planner_head() -> ActionHeadConfig:
     sampled as the export runs them (2 DDIM steps, x0 guidance 10, int8 denoiser), mirrored, with base-velocity
     errors up to 0.08 m/s (std) added to the history states, one torch thread."""
     return ActionHeadConfig(
-        model=Path("runs/g1_planner_dr_ft/planner_model.pt"),
+        model=Path("runs/g1_planner_dr_ft/model/planner_model.pt"),
         data=Path("data/planner/g1_walk_dr.h5"),
         out_dir=Path("runs/g1_planner_dr_head"),
         guidance_mode="x0",

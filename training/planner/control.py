@@ -28,12 +28,13 @@ from envs.planner.runtime import ExportedPlanner
 from robot.configio import from_jsonable
 from training.locomotion.collect import RecordingEnv
 from training.planner.estimated_state import EstimatedStates
+from training.run_dir import run_config_of
 
 
 def expert_task(expert: Path) -> LocomotionConfig:
     """The simulated task (gains, periods, model) of the expert whose data the planner learned: its training
-    ``config.json`` beside the exported policy."""
-    config_path = expert.with_name("config.json")
+    ``config.json`` beside the exported policy (or in the run folder above its ``export/``)."""
+    config_path = run_config_of(expert)
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: the expert's training config must sit beside {expert.name}")
     return from_jsonable(LocomotionConfig, json.loads(config_path.read_text())["env"], f"{config_path}:env")

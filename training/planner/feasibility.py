@@ -13,11 +13,12 @@ action led to a fall ends there with ``V_h(s') = h_end`` (the fallen state is no
 The losses are :class:`policies.feasibility.FeasibilityCritic`'s (FISOR eq. 6-8); validation episodes are held
 out by episode.
 
-Run folder: ``config.json``, ``metrics.csv`` (step, losses, validation classification), ``last.pt`` (full state,
-atomic, every ``save_every`` steps, on SIGINT / SIGTERM and at the end; ``--resume`` continues it),
-``critic.pt`` (``V_h`` only: what ``python -m deploy.export_planner --feasibility-critic`` puts into the planner)
-and ``report.json``: the critic's own numbers on held-out episodes, the share of states it classes feasible
-(``V_h <= 0``) against what then happened, and its mean value by time left before a fall.
+Run folder (:mod:`training.run_dir`): ``config.json``, ``metrics.csv`` (step, losses, validation classification),
+``checkpoints/last.pt`` (full state, atomic, every ``save_every`` steps, on SIGINT / SIGTERM and at the end;
+``--resume`` continues it), ``model/critic.pt`` (``V_h`` and ``Q_h`` without the training state: what
+``python -m deploy.export_planner --feasibility-critic`` puts into the planner) and ``report.json``: the critic's
+own numbers on held-out episodes, the share of states it classes feasible (``V_h <= 0``) against what then
+happened, and its mean value by time left before a fall.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from robot.files import atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.run_config import check_resume, read_config_json, trainer_cli
+from training.run_dir import RunDir
 from training.stop import graceful_stop
 
 METRIC_FIELDS = (
@@ -98,7 +100,7 @@ class FeasibilityTrainConfig:
     torch_threads: int = 1
     """Torch intra-op threads."""
     resume: bool = False
-    """Continue ``run_dir/last.pt`` (its config.json gives the options)."""
+    """Continue ``run_dir/checkpoints/last.pt`` (its config.json gives the options)."""
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -285,17 +287,17 @@ class FeasibilityTrainer:
         self.opt = torch.optim.Adam([*self.critic.value.parameters(), *self.critic.q.parameters()], lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
+        self.run_dir = run = RunDir(cfg.run_dir)
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
-            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, cfg.run_dir / "config.json")
-            self._load(cfg.run_dir / "last.pt")
+            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, run.config)
+            self._load(run.resume_checkpoint())
         else:
-            atomic_write_text(cfg.run_dir / "config.json", json.dumps(to_jsonable(cfg), indent=2) + "\n")
-            atomic_write_text(cfg.run_dir / "metrics.csv", ",".join(METRIC_FIELDS) + "\n")
+            run.start(json.dumps(to_jsonable(cfg), indent=2) + "\n", METRIC_FIELDS)
 
     def save(self) -> Path:
-        """``last.pt`` (atomic) and ``critic.pt``."""
-        path = self.cfg.run_dir / "last.pt"
+        """``checkpoints/last.pt`` and ``model/critic.pt`` (atomic)."""
+        path = self.run_dir.last
         save_checkpoint(
             {
                 "step": self.step,
@@ -306,7 +308,7 @@ class FeasibilityTrainer:
             },
             path,
         )
-        save_checkpoint(critic_file(self.critic, self.cfg, self.ctrl_dt_s), self.cfg.run_dir / "critic.pt")
+        save_checkpoint(critic_file(self.critic, self.cfg, self.ctrl_dt_s), self.run_dir.model("critic.pt"))
         return path
 
     def _load(self, path: Path) -> None:
@@ -318,7 +320,7 @@ class FeasibilityTrainer:
         self.gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
-        truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.step, METRIC_FIELDS)
+        truncate_log_rows(self.run_dir.metrics, self.step, METRIC_FIELDS)
 
     def evaluate(self) -> dict[str, Any]:
         """:func:`report` on the validation episodes."""
@@ -329,7 +331,7 @@ class FeasibilityTrainer:
         cfg = self.cfg
         last_t, last_step, logs = time.perf_counter(), self.step, {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc="feasibility critic", unit="step")
-        with graceful_stop() as stop, (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
+        with graceful_stop() as stop, self.run_dir.metrics.open("a", newline="") as handle:
             writer = csv.writer(handle)
             while self.step < cfg.steps and stop.signal is None:
                 idx = torch.randint(len(self.train), (cfg.batch_size,), generator=self.gen)
@@ -377,7 +379,7 @@ def main(cfg: FeasibilityTrainConfig) -> None:
     rep = trainer.run()
     soon = rep[soon_key(cfg.horizon_s)]
     print(
-        f"{cfg.run_dir / 'critic.pt'}: held-out states of standing episodes classed feasible "
+        f"{RunDir(cfg.run_dir).model('critic.pt')}: held-out states of standing episodes classed feasible "
         f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before a fall classed "
         f"infeasible {soon:.1%} (report.json)"
     )

@@ -24,9 +24,10 @@ An EMA copy of the planner is what gets evaluated and exported.
 included, so the network sees its inputs scaled as it learned them) with a fresh optimizer, learning-rate schedule
 and EMA; a latent planner keeps its autoencoder and latent normaliser and trains the denoiser only.
 
-Run folder: ``config.json``, TensorBoard events, ``metrics.csv`` (step, stage, train loss, validation loss of
-the EMA model, steps/s), ``last.pt`` (full training state, atomic, every ``save_every`` steps, on SIGINT /
-SIGTERM and at the end; ``--resume`` continues it exactly) and ``planner_model.pt``: the EMA planner's
+Run folder (:mod:`training.run_dir`): ``config.json``, ``tb/`` (TensorBoard), ``metrics.csv`` (step, stage, train
+loss, validation loss of the EMA model, steps/s), ``checkpoints/last.pt`` (full training state, atomic, every
+``save_every`` steps, on SIGINT / SIGTERM and at the end; ``--resume`` continues it exactly) and
+``model/planner_model.pt``: the EMA planner's
 ``PlannerConfig`` (as JSON-ready data), its weights and the data's control period, which
 ``python -m deploy.export_planner`` turns into a TorchScript planner with its guidance costs. Options, presets and
 what ``--resume`` may change are in :mod:`training.planner.config`.
@@ -53,13 +54,13 @@ from envs.planner.state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
 from robot.configio import from_jsonable, to_jsonable
-from robot.files import atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
 from training.planner.config import ACTION_KEYS as ACTION_KEYS  # re-exported: callers import them from here
 from training.planner.config import PRESETS, RESUME_MAY_CHANGE, PlannerTrainConfig, read_run_config
 from training.planner.config import g1_planner_config as g1_planner_config
 from training.run_config import check_resume, trainer_cli
+from training.run_dir import RunDir
 from training.stop import graceful_stop
 
 NETWORK_FIELDS = (
@@ -132,8 +133,9 @@ class PlannerTrainer:
 
     def __init__(self, cfg: PlannerTrainConfig) -> None:
         self.cfg = cfg
-        if cfg.resume and (cfg.run_dir / "config.json").is_file():
-            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, cfg.run_dir / "config.json")
+        self.run_dir = run = RunDir(cfg.run_dir)
+        if cfg.resume and run.config.is_file():
+            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, run.config)
         torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
@@ -147,12 +149,11 @@ class PlannerTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 2)
         self._start_stage()
         if cfg.resume:
-            self._load(cfg.run_dir / "last.pt")
+            self._load(run.resume_checkpoint())
         else:
             if cfg.init_from is not None:
                 self._init_weights(cfg.init_from)
-            atomic_write_text(cfg.run_dir / "config.json", json.dumps(to_jsonable(cfg), indent=2) + "\n")
-            atomic_write_text(cfg.run_dir / "metrics.csv", ",".join(METRIC_FIELDS) + "\n")
+            run.start(json.dumps(to_jsonable(cfg), indent=2) + "\n", METRIC_FIELDS)
 
     @property
     def stage(self) -> str:
@@ -271,9 +272,9 @@ class PlannerTrainer:
         }
 
     def save(self) -> Path:
-        """Write last.pt and planner_model.pt atomically."""
-        path = save_checkpoint(self.checkpoint(), self.cfg.run_dir / "last.pt")
-        save_checkpoint(self.model_file(), self.cfg.run_dir / "planner_model.pt")
+        """Write checkpoints/last.pt and model/planner_model.pt atomically."""
+        path = save_checkpoint(self.checkpoint(), self.run_dir.last)
+        save_checkpoint(self.model_file(), self.run_dir.model("planner_model.pt"))
         return path
 
     def _load(self, path: Path) -> None:
@@ -294,19 +295,19 @@ class PlannerTrainer:
         self.sched.load_state_dict(state["sched"])
         self.gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
-        truncate_log_rows(self.cfg.run_dir / "metrics.csv", self.step, METRIC_FIELDS)
+        truncate_log_rows(self.run_dir.metrics, self.step, METRIC_FIELDS)
 
     # ----- loop -----------------------------------------------------------------------------------------------
     def run(self) -> Path:
         """Train to ``total_steps`` (or ``max_minutes`` / a stop signal), checkpointing; returns last.pt."""
         cfg = self.cfg
         total = cfg.total_steps
-        writer = SummaryWriter(log_dir=str(cfg.run_dir / "tb"), purge_step=self.step)
+        writer = SummaryWriter(log_dir=str(self.run_dir.tb), purge_step=self.step)
         bar = tqdm(total=total, initial=self.step, desc="planner", unit="step", dynamic_ncols=True)
         start = time.monotonic()
-        last = cfg.run_dir / "last.pt"
+        last = self.run_dir.last
         losses: list[float] = []
-        with graceful_stop() as stop, (cfg.run_dir / "metrics.csv").open("a", newline="") as handle:
+        with graceful_stop() as stop, self.run_dir.metrics.open("a", newline="") as handle:
             rows = csv.writer(handle)
             tick = time.perf_counter()
             while self.step < total:
@@ -351,7 +352,7 @@ def main(cfg: PlannerTrainConfig) -> None:
         f"from {cfg.data}; {'resumed at' if cfg.resume else 'starting at'} step {trainer.step}/{cfg.total_steps}"
     )
     path = trainer.run()
-    print(f"checkpoint: {path}; planner: {cfg.run_dir / 'planner_model.pt'}")
+    print(f"checkpoint: {path}; planner: {RunDir(cfg.run_dir).model('planner_model.pt')}")
 
 
 def cli(args: Sequence[str] | None = None) -> int:

@@ -5,14 +5,17 @@
     python -m training.safe_rl.train --run-dir runs/<run> --resume   # the run's options from its config.json
     python -m training.safe_rl.train --preset bcq-lag-ballrun-small   # a committed benchmark configuration
 
-A run folder holds ``config.json`` (options and dataset facts), ``tb/`` (TensorBoard: ``train/`` losses, critic
-values and FISOR's actor-weight statistics, ``eval/`` normalized reward and cost, ``timing/``) and
-``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at the end) and ``checkpoints/best.pt`` (the
-evaluation with the lowest normalized cost, then the highest normalized reward). ``--resume`` restores the
+A run folder (:mod:`training.run_dir`) holds ``config.json`` (options and dataset facts), ``tb/`` (TensorBoard:
+``train/`` losses, critic values and FISOR's actor-weight statistics, ``eval/`` normalized reward and cost,
+``timing/``), ``metrics.csv`` (the same scalars in long form: ``step,name,value``, since each algorithm logs its own
+names), ``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at the end), ``checkpoints/best.pt`` (the
+evaluation with the lowest normalized cost, then the highest normalized reward) and ``model/policy.pt`` (the policy
+of ``last.pt`` alone, :data:`training.safe_rl.checkpoint.POLICY_FORMAT`). ``--resume`` restores the
 policy, optimisers, EMA and targets, the step, the best score and every RNG state (python, numpy, torch, the batch
 sampler), so an interrupted run resumed from ``last.pt`` ends with the same parameters as an uninterrupted one.
 """
 
+import csv
 import datetime
 import hashlib
 import json
@@ -32,8 +35,9 @@ from tqdm import tqdm
 
 from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
 from robot.files import atomic_write_text
-from training.checkpoint import CheckpointError
+from training.checkpoint import CheckpointError, truncate_log_rows
 from training.run_config import check_resume, trainer_cli
+from training.run_dir import RunDir
 from training.safe_rl.algorithms import Batch, SafeRLAlgorithm, make_algorithm
 from training.safe_rl.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -41,8 +45,10 @@ from training.safe_rl.checkpoint import (
     capture_rng,
     is_better,
     load_checkpoint,
+    policy_from_checkpoint,
     restore_rng,
     save_checkpoint,
+    save_policy,
 )
 from training.safe_rl.config import (
     PRESETS,
@@ -53,6 +59,9 @@ from training.safe_rl.config import (
     read_run_config,
 )
 from training.safe_rl.evaluate import EnvFactory, dsrl_env_available, evaluate
+
+METRIC_FIELDS = ("step", "name", "value")
+"""Columns of ``metrics.csv``: long form, one scalar a row (each algorithm logs its own names)."""
 
 
 @dataclass
@@ -126,12 +135,13 @@ def _open_run(
     sampler: torch.Generator,
 ) -> tuple[int, Optional[EvalScore]]:
     """Start a new run folder, or restore the state of ``last.pt`` for ``--resume``; returns (step, best)."""
-    last = run_dir / "checkpoints" / "last.pt"
+    run = RunDir(run_dir)
+    last = run.last
     text = json.dumps({"config": record, "data": data_info}, indent=2) + "\n"
     if not config.resume:
         if last.exists():
             raise FileExistsError(f"{run_dir}: holds a run already; pass --resume to continue it, or another --run-dir")
-        atomic_write_text(run_dir / "config.json", text)
+        run.start(text, METRIC_FIELDS)
         return 0, None
     payload = load_checkpoint(last)  # on the CPU: RNG states must stay there; load_state_dict moves the weights
     check_resume(config_from_record(payload["config"], f"{last}: config"), config, RESUME_MAY_CHANGE, last)
@@ -145,7 +155,8 @@ def _open_run(
         restore_rng(payload["rng"], sampler)
     except (KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(f"{last}: does not fit this algorithm ({error})") from error
-    atomic_write_text(run_dir / "config.json", text)  # num_steps may grow
+    atomic_write_text(run.config, text)  # num_steps may grow
+    truncate_log_rows(run.metrics, step, METRIC_FIELDS)
     best = payload["best"]
     return step, None if best is None else EvalScore(**best)
 
@@ -173,11 +184,19 @@ class _Run:
             "best": None if self.result.best is None else vars(self.result.best).copy(),
             "data": self.data_info,
         }
-        save_checkpoint(self.run_dir / "checkpoints" / name, payload)
+        save_checkpoint(RunDir(self.run_dir).checkpoints / name, payload)
+        if name == "last.pt":
+            save_policy(RunDir(self.run_dir).model("policy.pt"), policy_from_checkpoint(payload))
+
+    def log_csv(self, step: int, values: dict[str, float]) -> None:
+        """Append ``step,name,value`` rows to ``metrics.csv``."""
+        with RunDir(self.run_dir).metrics.open("a", newline="") as handle:
+            csv.writer(handle).writerows([step, name, f"{value:.6g}"] for name, value in values.items())
 
     def log_train(self, metrics: dict[str, float], batch: Batch, step: int, steps_per_s: float) -> None:
         for key, value in metrics.items():
             self.writer.add_scalar(f"train/{key}", value, step)
+        self.log_csv(step, {**{f"train/{k}": v for k, v in metrics.items()}, "timing/steps_per_s": steps_per_s})
         for key, values in self.algorithm.histograms(batch).items():
             self.writer.add_histogram(f"train/{key}", values.detach().cpu(), step)
         self.writer.add_scalar("timing/steps_per_s", steps_per_s, step)
@@ -188,8 +207,10 @@ class _Run:
         summary = evaluate(self.algorithm, task, self.config.eval, env_factory).summary()
         score = EvalScore(step, summary["normalized_reward"], summary["normalized_cost"])
         self.result.evaluations.append(score)
-        for key in ("normalized_reward", "normalized_cost", "episode_return", "episode_cost", "length"):
+        keys = ("normalized_reward", "normalized_cost", "episode_return", "episode_cost", "length")
+        for key in keys:
             self.writer.add_scalar(f"eval/{key}", summary[key], step)
+        self.log_csv(step, {f"eval/{key}": summary[key] for key in keys})
         self.writer.add_scalar("timing/eval_s", time.perf_counter() - started, step)
         if is_better(score, self.result.best):
             self.result.best = score
@@ -222,7 +243,7 @@ def train(config: TrainConfig, env_factory: Optional[EnvFactory] = None) -> Trai
         why = "no DSRL task is known (--task)" if task is None else "dsrl / bullet-safety-gym are not installed"
         print(f"note: periodic evaluation off: {why}; best.pt is written only after evaluations")
     result = TrainResult(run_dir=run_dir, step=start, algorithm=algorithm, best=best)
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if config.resume else None)
+    writer = SummaryWriter(str(RunDir(run_dir).tb), purge_step=start if config.resume else None)
     run = _Run(config, run_dir, record, data_info, algorithm, sampler, writer, result)
     bar = tqdm(total=algorithm.num_steps, initial=start, unit="step", disable=not config.progress, dynamic_ncols=True)
     meter, tick = _Meter(), time.perf_counter()
