@@ -18,6 +18,7 @@ import numpy as np
 from robot.cli import UserError
 from robot.g1 import constants as C
 from robot.g1.gains import GAIN_PROFILES
+from robot.joint_order import joint_list_differences
 
 
 class PolicyRobotMismatchError(UserError, RuntimeError):
@@ -125,14 +126,12 @@ def policy_robot_differences(
     policy_names, robot_names = list(metadata.joint_names), list(spec.joint_names)
     if len(policy_names) != len(robot_names):
         diffs.append(f"joint count: policy has {len(policy_names)}, robot has {len(robot_names)}")
-    missing = [n for n in robot_names if n not in policy_names]
-    extra = [n for n in policy_names if n not in robot_names]
-    if missing:
-        diffs.append(f"joints of the robot missing from the policy: {missing}")
-    if extra:
-        diffs.append(f"joints of the policy unknown to the robot: {extra}")
-    if not missing and not extra and policy_names != robot_names:
-        i = next(k for k, (a, b) in enumerate(zip(policy_names, robot_names, strict=True)) if a != b)
+    joints = joint_list_differences(policy_names, robot_names)
+    if joints.missing:
+        diffs.append(f"joints of the robot missing from the policy: {joints.missing}")
+    if joints.extra:
+        diffs.append(f"joints of the policy unknown to the robot: {joints.extra}")
+    if (i := joints.first_out_of_order) is not None:
         diffs.append(f"joint order differs from index {i}: policy {policy_names[i]!r}, robot {robot_names[i]!r}")
     if policy_names != robot_names:
         return diffs  # per-joint comparisons are meaningless with another joint set or order

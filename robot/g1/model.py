@@ -22,6 +22,7 @@ import numpy as np
 
 from robot.g1 import constants as C
 from robot.g1.links import CENTRAL_LINKS, COLLISION_SHAPES, FOOT_SITE_POS_M, IMU_SITE_POS_M, LINKS, joint_axis
+from robot.joint_order import joint_list_differences
 
 ROBOT_CONTYPE = 2
 """Collision bit of robot geoms: they touch the world, not each other (unless self-collision is enabled)."""
@@ -209,15 +210,13 @@ def joint_name_differences(found: list[str] | tuple[str, ...]) -> list[str]:
     """Human-readable differences between a model's hinge joints and ``JOINT_NAMES`` (empty when equal)."""
     expected = list(C.JOINT_NAMES)
     found = list(found)
+    diff = joint_list_differences(found, expected)
     problems = []
-    missing = [n for n in expected if n not in found]
-    extra = [n for n in found if n not in expected]
-    if missing:
-        problems.append(f"missing joints: {missing}")
-    if extra:
-        problems.append(f"unexpected joints: {extra}")
-    if not missing and not extra and found != expected:
-        first = next(i for i, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
+    if diff.missing:
+        problems.append(f"missing joints: {diff.missing}")
+    if diff.extra:
+        problems.append(f"unexpected joints: {diff.extra}")
+    if (first := diff.first_out_of_order) is not None:
         problems.append(
             f"joint order differs from SDK motor order at index {first}: {found[first]!r} != {expected[first]!r}"
         )
