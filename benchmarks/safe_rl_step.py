@@ -1,13 +1,15 @@
 """Training cost of one gradient step of every offline safe-RL algorithm, side by side.
 
-    python benchmarks/safe_rl_step.py [--task BallRun] [--threads 1 2] [--rounds 3] [--steps 8] [--quick] [--json PATH]
+    python benchmarks/safe_rl_step.py [--task BallRun] [--threads 1 2] [--rounds 3] [--steps 8] [--compile] [--quick]
+        [--json PATH]
 
 Each algorithm runs its reference config (FISOR: batch 2048, two actor updates of 1024 plus critics on 256; BC and
 BCQ-Lag: batch 512) on random transitions of the task's dimensions, through the trainer's own ``update``. FISOR is
-measured twice: fp32 (the reference) and ``actor_precision = "bf16"`` (bfloat16 autocast of the noise network).
-Rows are measured in interleaved rounds at each thread count and the best round is kept, so a busy neighbour biases
-every row alike; ``h/100k`` is the wall-clock hours per 100k steps at that rate and ``vs fisor fp32`` the speed
-ratio to the reference FISOR step at the same thread count.
+measured twice: fp32 (the reference) and ``actor_precision = "bf16"`` (bfloat16 autocast of the noise network);
+``--compile`` adds the bf16 row with the noise network under ``torch.compile`` (inductor; compiled before the timed
+steps, the compile time printed apart). Rows are measured in interleaved rounds at each thread count and the best
+round is kept, so a busy neighbour biases every row alike; ``h/100k`` is the wall-clock hours per 100k steps at that
+rate and ``vs fisor fp32`` the speed ratio to the reference FISOR step at the same thread count.
 """
 
 import argparse
@@ -84,6 +86,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU thread counts to measure")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 1)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row and round (default 8, quick 3)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="add a row with FISOR's bf16 noise network under torch.compile (compiled in the untimed first steps)",
+    )
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     steps = args.steps or (3 if args.quick else 8)
@@ -94,7 +101,7 @@ def main() -> int:
     table = Table(
         [
             Column("threads", "threads", 8),
-            Column("row", "algorithm", 12),
+            Column("row", "algorithm", 20),
             Column("batch", "batch", 6),
             Column("ms_per_step", "ms/step", 9, lambda v: f"{v:.1f}"),
             Column("steps_per_s", "steps/s", 9, lambda v: f"{v:.2f}"),
@@ -109,10 +116,19 @@ def main() -> int:
         torch.set_num_threads(threads)
         best: dict[str, float] = {}
         setups = {}
-        for name, config in configs(task.max_episode_steps, args.quick).items():
+        rows_configs = configs(task.max_episode_steps, args.quick)
+        if args.compile:
+            rows_configs["fisor bf16 compiled"] = rows_configs["fisor bf16"]
+        for name, config in rows_configs.items():
             torch.manual_seed(0)
             algorithm = make_algorithm(config, task.obs_dim, task.act_dim)
             tensors = {k: torch.from_numpy(v) for k, v in algorithm.prepare(data, task).items()}
+            if name.endswith("compiled"):
+                denoiser = algorithm.policy.actor.denoiser
+                algorithm.policy.actor.denoiser = torch.compile(denoiser)
+                started = time.perf_counter()
+                time_steps(algorithm, tensors, 1, seed=99)  # compiles forward and backward
+                print(f"{name}: compiled in {time.perf_counter() - started:.0f} s (not timed)")
             setups[name] = (algorithm, tensors)
         for r in range(rounds):
             for name, (algorithm, tensors) in setups.items():
