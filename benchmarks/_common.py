@@ -1,10 +1,11 @@
-"""Helpers shared by the benchmarks: common flags, percentiles, matmul and matvec floors, FLOP counting, tables, JSON.
+"""Helpers shared by the benchmarks: the command line, percentiles, matmul and matvec floors, FLOP counting, tables,
+JSON.
 
-Every benchmark takes ``--quick`` (finishes within a minute) and ``--json PATH`` (the same rows it prints, as
-JSON, plus the machine it ran on), so results can be compared run to run.
+Every benchmark's options are a dataclass parsed by tyro, like the rest of Steer's CLIs (:func:`run_benchmark`);
+those built on :class:`BenchmarkArgs` take ``--quick`` (finishes within a minute) and ``--json PATH`` (the same rows
+they print, as JSON, plus the machine they ran on), so results can be compared run to run.
 """
 
-import argparse
 import datetime
 import json
 import math
@@ -14,20 +15,42 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
+from robot.cli import run_cli
 from robot.files import atomic_write_text
 
+T = TypeVar("T")
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """``--quick`` and ``--json PATH``, the two flags every benchmark has."""
-    parser.add_argument("--quick", action="store_true", help="a reduced grid that finishes within a minute")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the rows as JSON here")
+
+@dataclass(kw_only=True)
+class BenchmarkArgs:
+    """The two options every measuring benchmark has."""
+
+    quick: bool = False
+    """a reduced grid that finishes within a minute"""
+    json: Optional[Path] = None
+    """also write the rows as JSON here"""
+
+
+def run_benchmark(main: Callable[[T], int], args_type: type[T], doc: str, args: Sequence[str] | None = None) -> int:
+    """Parse the command line into ``args_type`` with tyro (the first paragraph of ``doc`` as the description) and
+    return ``main``'s exit code; a user's mistake (a missing file, a bad option: :data:`robot.cli.USER_ERRORS`)
+    is one line and exit code 2, its traceback with ``--debug``."""
+    import tyro  # here: the helpers above serve tests that do not parse a command line
+
+    code = 0
+
+    def run(argv: list[str], prog: str) -> None:
+        nonlocal code
+        code = main(tyro.cli(args_type, args=argv, prog=prog, description=doc.split("\n\n")[0]))
+
+    return run_cli(run, args) or code
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -9,12 +9,18 @@ they differ between any two runs; everything else (tracking errors, falls, RMSEs
 (NaN equals NaN). Prints the differing fields and exits 1 when there are any, 0 when the runs agree.
 """
 
-import argparse
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/compare_results.py`
+
+from benchmarks._common import run_benchmark
 
 TIMING = re.compile(
     r"_ms$|_us$|^(time_utc|seconds|measured|machine|cpu|cpu_count|python|torch|torch_threads|load_average_1min)$"
@@ -46,12 +52,19 @@ def differences(a: Any, b: Any, path: str = "", ignore: tuple[str, ...] = ()) ->
     return [] if same else [f"{path}: {a!r} against {b!r}"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("before", type=Path, help="the first run's --json output")
-    parser.add_argument("after", type=Path, help="the second run's --json output")
-    parser.add_argument("--ignore", nargs="*", default=[], help="more field names to leave out")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    before: tyro.conf.Positional[Path]
+    """the first run's --json output"""
+    after: tyro.conf.Positional[Path]
+    """the second run's --json output"""
+    ignore: tuple[str, ...] = ()
+    """more field names to leave out"""
+
+
+def main(args: Args) -> int:
     try:
         a, b = (json.loads(p.read_text()) for p in (args.before, args.after))
     except (OSError, ValueError) as error:
@@ -65,4 +78,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

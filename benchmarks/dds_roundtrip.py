@@ -17,17 +17,19 @@ serialiser); the target here is a ``tick`` median under ``TARGET_P50_MS``; ``--c
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, latency_stats_ms, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, latency_stats_ms, machine_info, run_benchmark, write_json
+from robot.cli import UserError
 from robot.g1 import constants as C
 from robot.interface import RobotCommand
 from robot.unitree.dds_robot import DdsRobot, DdsRobotConfig
@@ -102,16 +104,22 @@ def run_row(name: str, echo: bool, domain_id: int, messages: int, rate_hz: float
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--messages", type=int, default=None, help="timed commands per row (default 2000, quick 300)")
-    parser.add_argument("--rate-hz", type=float, default=100.0, help="command rate (default 100)")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a row misses the target")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    messages: Optional[int] = None
+    """timed commands per row (default 2000, quick 300)"""
+    rate_hz: float = 100.0
+    """command rate (default 100)"""
+    check: bool = False
+    """exit 1 when a row misses the target"""
+
+
+def main(args: Args) -> int:
     messages = args.messages or (300 if args.quick else 2000)
     if messages < 1 or not args.rate_hz > 0.0:
-        parser.error(f"expected --messages >= 1 and --rate-hz > 0, got {messages} and {args.rate_hz}")
+        raise UserError(f"expected --messages >= 1 and --rate-hz > 0, got {messages} and {args.rate_hz}")
     f3 = "{:.3f}".format
     table = Table(
         [
@@ -146,4 +154,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

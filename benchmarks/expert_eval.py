@@ -16,15 +16,17 @@ steps), i.e. the per-step error without the pelvis yawing back and forth within 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, run_benchmark, write_json
+from robot.cli import UserError
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
     SIM_TO_SIM,
@@ -34,17 +36,23 @@ from training.locomotion.evaluate import (
 )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument(
-        "--policy", type=Path, default=DEFAULT_EXPERT_POLICY, help="exported actor (config.json beside it)"
-    )
-    parser.add_argument("--episodes", type=int, default=None, help="episodes per row (default 200, quick 16)")
-    parser.add_argument("--episode-length-s", type=float, default=None, help="default 20 (quick 5)")
-    parser.add_argument("--rows", nargs="*", default=None, help="row names to run (default: all)")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the nominal row misses a target")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    policy: Path = DEFAULT_EXPERT_POLICY
+    """exported actor (config.json beside it)"""
+    episodes: Optional[int] = None
+    """episodes per row (default 200, quick 16)"""
+    episode_length_s: Optional[float] = None
+    """default 20 (quick 5)"""
+    rows: Optional[tuple[str, ...]] = None
+    """row names to run (default: all)"""
+    check: bool = False
+    """exit 1 when the nominal row misses a target"""
+
+
+def main(args: Args) -> int:
     policy, train = load_exported_policy(args.policy)
     cfg = EvalConfig(
         episodes=args.episodes or (16 if args.quick else 200),
@@ -53,7 +61,7 @@ def main() -> int:
     )
     rows_to_run = [c for c in SIM_TO_SIM if args.rows is None or c.name in args.rows]
     if not rows_to_run:
-        parser.error(f"--rows: expected names from {[c.name for c in SIM_TO_SIM]}, got {args.rows}")
+        raise UserError(f"--rows: expected names from {[c.name for c in SIM_TO_SIM]}, got {args.rows}")
     f2, f3 = "{:.2f}".format, "{:.3f}".format
     table = Table(
         [
@@ -96,4 +104,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

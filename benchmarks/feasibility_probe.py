@@ -16,9 +16,10 @@ action term (``--feasibility-term action``) can only steer where ``Q_h`` depends
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._common import machine_info, write_json
+from benchmarks._common import machine_info, run_benchmark, write_json
 from envs.planner.dataset import load_planner_dataset
 from envs.planner.runtime import gate_offsets
 from policies.feasibility import load_feasibility_critic, load_feasibility_q
@@ -111,15 +112,25 @@ def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int,
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--planner", type=Path, required=True, help="exported planner (.pt + .json)")
-    parser.add_argument("--critic", type=Path, required=True, help="critic.pt of training.planner.feasibility")
-    parser.add_argument("--data", type=Path, required=True, help="a --keep-falls planner dataset")
-    parser.add_argument("--episodes", type=int, default=40, help="episodes per outcome")
-    parser.add_argument("--seed", type=int, default=0, help="sampling noise")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    planner: Path
+    """exported planner (.pt + .json)"""
+    critic: Path
+    """critic.pt of training.planner.feasibility"""
+    data: Path
+    """a --keep-falls planner dataset"""
+    episodes: int = 40
+    """episodes per outcome"""
+    seed: int = 0
+    """sampling noise"""
+    json: Optional[Path] = None
+    """also write the rows here"""
+
+
+def main(args: Args) -> int:
     rows = probe(args.planner, args.critic, args.data, args.episodes, args.seed)
     print(
         "| outcome | steps before the fall | episodes | V_h now | infeasible now "
@@ -160,4 +171,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -13,21 +13,22 @@ initial states. While the initial states read infeasible (``V_h(s_0) > 0``) the 
 objective (reduce future violation) and the candidate selection takes the lowest Q_h.
 """
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/fisor_feasibility.py`
 
-from benchmarks._common import add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, machine_info, run_benchmark, write_json
 from envs.safe_rl import DSRLData, load_dsrl
 from envs.safe_rl.preprocess import episode_bounds
 from policies.fisor import FISORConfig
+from robot.cli import UserError
 from training.safe_rl.algorithms import FISORAlgorithm, _step
 from training.safe_rl.train import resolve_task
 
@@ -42,25 +43,34 @@ def future_cost(data: DSRLData) -> tuple[np.ndarray, np.ndarray]:
     return remaining, bounds[:, 0]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--dataset", type=Path, required=True, help="DSRL HDF5 file")
-    parser.add_argument("--task", default=None, help="DSRL task; default: from the file name")
-    parser.add_argument("--steps", type=int, default=100_000, help="critic steps")
-    parser.add_argument("--every", type=int, default=5000, help="report period (steps)")
-    parser.add_argument("--seed", type=int, default=0, help="torch seed of the networks and the batches")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    dataset: Path
+    """DSRL HDF5 file"""
+    task: Optional[str] = None
+    """DSRL task; default: from the file name"""
+    steps: int = 100_000
+    """critic steps"""
+    every: int = 5000
+    """report period (steps)"""
+    seed: int = 0
+    """torch seed of the networks and the batches"""
+    threads: int = 1
+    """torch CPU threads"""
+
+
+def main(args: Args) -> int:
     if args.quick:
         args.steps, args.every = 200, 100
     if args.steps < 1 or args.every < 1 or args.threads < 1:
-        parser.error("--steps, --every and --threads: expected values >= 1")
+        raise UserError("--steps, --every and --threads: expected values >= 1")
     torch.set_num_threads(args.threads)
     data = load_dsrl(args.task, path=args.dataset)
     task = resolve_task(args.task, data)
     if task is None:
-        parser.error(f"{args.dataset}: no DSRL task in the file name; pass --task NAME (FISOR rescales its rewards)")
+        raise UserError(f"{args.dataset}: no DSRL task in the file name; pass --task NAME (FISOR rescales its rewards)")
     torch.manual_seed(args.seed)
     algorithm = FISORAlgorithm(FISORConfig(), task.obs_dim, task.act_dim, torch.device("cpu"))
     arrays = {k: torch.from_numpy(v) for k, v in algorithm.prepare(data, task).items()}
@@ -117,4 +127,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -15,18 +15,19 @@ loopback interface (the hardware path: the loop process then holds the loop and 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, run_benchmark, write_json
 from deploy.loop import ControlLoop, LoopConfig
 from deploy.run import hold_policy
 from deploy.teleop import ScriptedTeleop, ScriptEvent
@@ -117,23 +118,24 @@ def run_row(
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--duration-s", type=float, default=None, help="seconds per row (default 60, quick 8)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin the loop and the load to cores")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a row misses the targets")
-    parser.add_argument(
-        "--backend", choices=("sim", "dds"), default="sim", help="in-process MuJoCo, or the DDS double in a process"
-    )
-    parser.add_argument(
-        "--realtime-priority",
-        type=int,
-        default=0,
-        help="SCHED_FIFO priority of the loop thread, as a deployment on the robot runs it (0: normal scheduling; "
-        "needs root or CAP_SYS_NICE, a warning otherwise)",
-    )
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    duration_s: Optional[float] = None
+    """seconds per row (default 60, quick 8)"""
+    no_pin: bool = False
+    """do not pin the loop and the load to cores"""
+    check: bool = False
+    """exit 1 when a row misses the targets"""
+    backend: Literal["sim", "dds"] = "sim"
+    """in-process MuJoCo, or the DDS double in a process"""
+    realtime_priority: int = 0
+    """SCHED_FIFO priority of the loop thread, as a deployment on the robot runs it (0: normal scheduling; needs root or
+    CAP_SYS_NICE, a warning otherwise)"""
+
+
+def main(args: Args) -> int:
     duration = args.duration_s or (8.0 if args.quick else 60.0)
     f3 = "{:.3f}".format
     table = Table(
@@ -178,4 +180,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

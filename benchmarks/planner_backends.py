@@ -16,18 +16,19 @@ executed action (the head's) of every backend against TorchScript int8, in units
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, latency_stats_ms, machine_info, write_json
+from benchmarks._common import Column, Table, latency_stats_ms, machine_info, run_benchmark, write_json
 from deploy.export import export_planner
 from deploy.export_planner import ExportPlannerConfig, build_planner, load_planner_model
 from deploy.export_planner_onnx import export_planner_onnx
@@ -38,7 +39,7 @@ SETS = ("none", "joystick", "joystick+waypoint", "joystick+waypoint+obstacles")
 PERIOD_S, BUDGET_MS = 0.02, 5.0
 
 
-def exports(args: argparse.Namespace) -> tuple[dict[str, Path], torch.nn.Module]:
+def exports(args: Args) -> tuple[dict[str, Path], torch.nn.Module]:
     cfg = ExportPlannerConfig(model=args.model, rolling_start=1)
     model = load_planner_model(args.model)
     float_planner = build_planner(model, cfg, float_network=True)
@@ -88,14 +89,23 @@ def loop_row(plan, inputs: tuple[np.ndarray, np.ndarray], params: np.ndarray | N
     return samples
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("assets/g1_planner/head/planner_model.pt"))
-    parser.add_argument("--onnx", type=Path, default=None, help="an ONNX planner export to time (with --onnx-int8)")
-    parser.add_argument("--cache", type=Path, default=Path("outputs/bench/planner_backends"))
-    parser.add_argument("--ticks", type=int, default=100, help="loop ticks per row")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    model: Path = Path("assets/g1_planner/head/planner_model.pt")
+    """"""
+    onnx: Optional[Path] = None
+    """an ONNX planner export to time (with --onnx-int8)"""
+    cache: Path = Path("outputs/bench/planner_backends")
+    """"""
+    ticks: int = 100
+    """loop ticks per row"""
+    json: Optional[Path] = None
+    """"""
+
+
+def main(args: Args) -> int:
     torch.set_num_threads(1)
     paths, float_planner = exports(args)
     backends = {
@@ -183,4 +193,4 @@ def head_check(backends: dict, states: np.ndarray, actions: np.ndarray, params: 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -18,17 +18,18 @@ gap is the diffusion model's action (training, sampling); a probe that falls wou
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
 
-from benchmarks._common import add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, machine_info, run_benchmark, write_json
 from envs.planner.dataset import load_planner_dataset
 from robot.g1 import constants as C
 from training.locomotion.collect import RecordingEnv
@@ -143,17 +144,27 @@ def planner_first_action_rmse(model: Path, hs: np.ndarray, ha: np.ndarray, targe
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--data", type=Path, required=True, help="planner dataset (training.locomotion.collect)")
-    parser.add_argument("--planner-model", type=Path, default=None, help="also score this planner_model.pt")
-    parser.add_argument("--seconds", type=float, default=None, help="fit time per probe (default 240, quick 5)")
-    parser.add_argument("--episodes", type=int, default=None, help="closed-loop worlds (default 16, quick 2)")
-    parser.add_argument("--episode-seconds", type=float, default=None, help="closed loop (default 10, quick 1)")
-    parser.add_argument("--val-fraction", type=float, default=0.05, help="held-out episodes (as the planner)")
-    parser.add_argument("--seed", type=int, default=0, help="split seed (the planner's training seed)")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    data: Path
+    """planner dataset (training.locomotion.collect)"""
+    planner_model: Optional[Path] = None
+    """also score this planner_model.pt"""
+    seconds: Optional[float] = None
+    """fit time per probe (default 240, quick 5)"""
+    episodes: Optional[int] = None
+    """closed-loop worlds (default 16, quick 2)"""
+    episode_seconds: Optional[float] = None
+    """closed loop (default 10, quick 1)"""
+    val_fraction: float = 0.05
+    """held-out episodes (as the planner)"""
+    seed: int = 0
+    """split seed (the planner's training seed)"""
+
+
+def main(args: Args) -> int:
     seconds = args.seconds or (5.0 if args.quick else 240.0)
     worlds = args.episodes or (2 if args.quick else 16)
     length = args.episode_seconds or (1.0 if args.quick else 10.0)
@@ -215,4 +226,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -19,26 +19,24 @@ reports ~12 % walking in simulation) is printed beside the m/s figures. ``--chec
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from benchmarks._common import add_common_args, latency_stats_ms, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, latency_stats_ms, machine_info, run_benchmark, write_json
 from envs.planner.runtime import ExportedPlanner
 from envs.tasks.route import RouteConfig
 from training.locomotion.evaluate import SIM_TO_SIM
 from training.planner.evaluate import (
-    CONDITIONS,
     DEFAULT_PLANNER,
     DEFAULT_ROWS,
-    ROWS,
     PlannerEvalConfig,
     format_table,
     load_planner,
@@ -112,57 +110,45 @@ def targets(rows: list[dict], latency: dict[str, Any]) -> list[tuple[str, bool, 
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--planner", type=Path, default=DEFAULT_PLANNER, help="exported planner (.pt + .json)")
-    parser.add_argument("--episodes", type=int, default=None, help="worlds per row (default 32, quick 4)")
-    parser.add_argument("--rows", nargs="*", default=list(DEFAULT_ROWS), help=f"rows to run, from {list(ROWS)}")
-    parser.add_argument("--seconds", type=float, default=None, help="joystick episode length (default 20, quick 4)")
-    parser.add_argument(
-        "--waypoint-seconds", type=float, default=None, help="time allowed per waypoint trial (default 30, quick 4)"
-    )
-    parser.add_argument(
-        "--conditions",
-        nargs="*",
-        default=[c.name for c in SIM_TO_SIM],
-        help=f"physics conditions, from {list(CONDITIONS)} (default: the expert benchmark's sim-to-sim rows)",
-    )
-    parser.add_argument(
-        "--goal-lookahead-m",
-        type=float,
-        default=1.5,
-        help="waypoint rows: target at most this far along the line to the goal (0: the goal itself)",
-    )
-    parser.add_argument(
-        "--goal-min-lookahead-m",
-        type=float,
-        default=0.8,
-        help="waypoint rows: target at least this far along the line, past a nearer goal (0: stop at the goal)",
-    )
-    parser.add_argument(
-        "--route-min-lookahead-m",
-        type=float,
-        default=0.8,
-        help="obstacle rows: the route's pursuit point at least this far along it, past a nearer goal",
-    )
-    parser.add_argument(
-        "--feasibility-gate",
-        type=float,
-        default=1.0,
-        help="gate of the feasibility term in the joystick_feasibility row (a planner exported with a critic)",
-    )
-    parser.add_argument("--num-threads", type=int, default=2, help="physics worker threads")
-    parser.add_argument("--seed", type=int, default=1, help="seed of commands, initial states, goals and noise")
-    parser.add_argument("--latency-calls", type=int, default=None, help="timed plans (default 300, quick 30)")
-    parser.add_argument(
-        "--state-sources",
-        nargs="+",
-        default=["ground_truth"],
-        help="where the planner state comes from, each a full run of the rows (ground_truth, estimator)",
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    planner: Path = DEFAULT_PLANNER
+    """exported planner (.pt + .json)"""
+    episodes: Optional[int] = None
+    """worlds per row (default 32, quick 4)"""
+    rows: tuple[str, ...] = tuple(DEFAULT_ROWS)
+    """rows to run (expert, joystick, joystick_feasibility, unguided, waypoint, obstacles, obstacles_off,
+    obstacles_direct; default all but joystick_feasibility)"""
+    seconds: Optional[float] = None
+    """joystick episode length (default 20, quick 4)"""
+    waypoint_seconds: Optional[float] = None
+    """time allowed per waypoint trial (default 30, quick 4)"""
+    conditions: tuple[str, ...] = tuple(c.name for c in SIM_TO_SIM)
+    """physics conditions by name (``training.planner.evaluate.CONDITIONS``; default: the expert benchmark's
+    sim-to-sim rows)"""
+    goal_lookahead_m: float = 1.5
+    """waypoint rows: target at most this far along the line to the goal (0: the goal itself)"""
+    goal_min_lookahead_m: float = 0.8
+    """waypoint rows: target at least this far along the line, past a nearer goal (0: stop at the goal)"""
+    route_min_lookahead_m: float = 0.8
+    """obstacle rows: the route's pursuit point at least this far along it, past a nearer goal"""
+    feasibility_gate: float = 1.0
+    """gate of the feasibility term in the joystick_feasibility row (a planner exported with a critic)"""
+    num_threads: int = 2
+    """physics worker threads"""
+    seed: int = 1
+    """seed of commands, initial states, goals and noise"""
+    latency_calls: Optional[int] = None
+    """timed plans (default 300, quick 30)"""
+    state_sources: tuple[str, ...] = ("ground_truth",)
+    """where the planner state comes from, each a full run of the rows (ground_truth, estimator)"""
+    check: bool = False
+    """exit 1 when a target is missed"""
+
+
+def main(args: Args) -> int:
     quick = args.quick
     cfg = PlannerEvalConfig(
         planner=args.planner,
@@ -235,4 +221,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

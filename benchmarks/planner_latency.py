@@ -32,7 +32,8 @@ streamed from memory: at batch 1 a network whose weights outgrow the cache runs 
 residual MLP over the flattened window is such a network; the transformer's 40 tokens reuse every weight).
 """
 
-import argparse
+from __future__ import annotations
+
 import gc
 import sys
 import time
@@ -46,14 +47,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/planner_latency.py`
 
 from benchmarks._common import (
+    BenchmarkArgs,
     Column,
     MatmulFlopCounter,
     Table,
-    add_common_args,
     latency_stats_ms,
     machine_info,
     matmul_gflops,
     matvec_gflops,
+    run_benchmark,
     write_json,
 )
 from policies.diffusion.guidance import CostSum, GuidanceConfig, QuadraticCost
@@ -61,6 +63,7 @@ from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
+from robot.cli import UserError
 
 TARGET_P99_MS = 5.0
 STATE_DIM, ACTION_DIM, HISTORY, HORIZON, TRAIN_STEPS = 64, 29, 4, 16, 20
@@ -116,7 +119,7 @@ def make_grid(quick: bool, models: Optional[list[str]]) -> list[tuple[Case, tupl
     if models is not None:
         unknown = sorted(set(models) - set(MODELS))
         if unknown:
-            raise SystemExit(f"--models: expected names from {sorted(MODELS)}, got unknown {unknown}")
+            raise UserError(f"--models: expected names from {sorted(MODELS)}, got unknown {unknown}")
         plan = [p for p in plan if p[0] in models]
     return [
         (Case(model, steps, mode, guidance), backends)
@@ -182,9 +185,7 @@ def flops_per_plan(planner: DiffusionPlanner, inputs: PlanInputs, rolling: bool)
     return counter.flops
 
 
-def time_plans(
-    module: torch.nn.Module, inputs: PlanInputs, rolling: bool, args: argparse.Namespace
-) -> tuple[list[int], int]:
+def time_plans(module: torch.nn.Module, inputs: PlanInputs, rolling: bool, args: Args) -> tuple[list[int], int]:
     """Per-plan wall times in ns after warm-up; rolling rows feed each plan's tokens to the next (as deployed).
 
     Returns the timed samples and the number of warm-up plans run.
@@ -220,7 +221,7 @@ def time_plans(
     return samples, warm
 
 
-def run_case(case: Case, backends: tuple[str, ...], peak_gflops: float, args: argparse.Namespace) -> list[dict]:
+def run_case(case: Case, backends: tuple[str, ...], peak_gflops: float, args: Args) -> list[dict]:
     planner = build_planner(case, args.seed)
     inputs = make_inputs(planner, case.guidance != "none", args.seed)
     rolling = case.mode == "rolling"
@@ -280,7 +281,7 @@ COLUMNS = [
 ]
 
 
-def summarize(rows: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+def summarize(rows: list[dict], args: Args) -> dict[str, Any]:
     guided = [r for r in rows if r["guidance"] != "none"]
     meeting = sorted((r for r in guided if r["meets_target"]), key=lambda r: r["p99_ms"])
     best = min(guided, key=lambda r: r["p99_ms"]) if guided else None
@@ -305,34 +306,43 @@ def summarize(rows: list[dict], args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
-    parser.add_argument("--models", type=lambda s: s.split(","), default=None, help=f"subset of {sorted(MODELS)}")
-    parser.add_argument("--plans", type=int, default=None, help="timed plans per row (default 200; quick 30)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up plans per row (default 20; quick 5)")
-    parser.add_argument(
-        "--row-budget-s", type=float, default=None, help="seconds of timing per row (default 3; quick 1; 0 = none)"
-    )
-    parser.add_argument("--min-plans", type=int, default=None, help="plans a row runs whatever its budget (10; 5)")
-    parser.add_argument("--seed", type=int, default=0, help="weights, inputs and noise seed")
-    parser.add_argument(
-        "--fail-above-ms", type=float, default=None, help="exit 1 if the best guided p99 exceeds this (default off)"
-    )
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    models: Optional[tuple[str, ...]] = None
+    """a subset of the synthetic architectures (names from MODELS; commas also separate)"""
+    plans: Optional[int] = None
+    """timed plans per row (default 200; quick 30)"""
+    warmup: Optional[int] = None
+    """warm-up plans per row (default 20; quick 5)"""
+    row_budget_s: Optional[float] = None
+    """seconds of timing per row (default 3; quick 1; 0 = none)"""
+    min_plans: Optional[int] = None
+    """plans a row runs whatever its budget (10; 5)"""
+    seed: int = 0
+    """weights, inputs and noise seed"""
+    fail_above_ms: Optional[float] = None
+    """exit 1 if the best guided p99 exceeds this (default off)"""
+
+
+def resolve_defaults(args: Args) -> Args:
+    """Fill the quick / full defaults; refuse counts out of range."""
     defaults = {"plans": (200, 30), "warmup": (20, 5), "row_budget_s": (3.0, 1.0), "min_plans": (10, 5)}
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     if args.plans < 1 or args.min_plans < 1 or args.warmup < 0:
-        parser.error(
+        raise UserError(
             f"expected --plans, --min-plans >= 1 and --warmup >= 0, got {args.plans}, {args.min_plans}, {args.warmup}"
         )
+    if args.models is not None:
+        args.models = tuple(m for item in args.models for m in item.split(",") if m)
     return args
 
 
-def main() -> int:
-    args = parse_args()
+def main(args: Args) -> int:
+    args = resolve_defaults(args)
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
     warnings.filterwarnings("ignore", category=UserWarning, message=".*TorchScript type system")
     torch.set_num_threads(1)
@@ -387,4 +397,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_benchmark(main, Args, __doc__))

@@ -13,12 +13,18 @@ its own commands).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/planner_results_table.py`
+
+from benchmarks._common import run_benchmark
 
 Key = tuple[str, str, str]  # (condition, row name, state source)
 
@@ -102,15 +108,20 @@ def table(rows: dict[Key, dict[str, float]], conditions: list[str]) -> list[str]
     return lines
 
 
-def main() -> int:
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    files: tyro.conf.Positional[tuple[Path, ...]]
+    """planner_eval JSON files (one per seed)"""
+
+
+def main(args: Args) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", type=Path, nargs="+", help="planner_eval JSON files (one per seed)")
-    args = parser.parse_args()
     rows, conditions = pooled(args.files)
     print("\n".join(table(rows, conditions)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -20,9 +20,10 @@ beside it.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._common import add_common_args, machine_info, moving_average, write_json
+from benchmarks._common import BenchmarkArgs, machine_info, moving_average, run_benchmark, write_json
 from envs.g1.observations import yaw_from_quat
+from robot.cli import UserError
 from robot.sensor_model import SensorModelConfig
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, evaluate
@@ -114,16 +116,26 @@ def velocity_error(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, floa
     }
 
 
-def main() -> int:
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    planner: Path = DEFAULT_PLANNER
+    """exported planner"""
+    seed: int = 7
+    """seed of worlds, commands, sensors and sampling noise"""
+    condition: str = "physics 0.002 s x 10"
+    """"""
+    episodes: Optional[int] = None
+    """worlds (default 16, quick 2)"""
+    seconds: Optional[float] = None
+    """episode length (default 20, quick 3)"""
+
+
+def main(args: Args) -> int:
+    if args.condition not in CONDITIONS:
+        raise UserError(f"--condition: expected one of {list(CONDITIONS)}, got {args.condition!r}")
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--planner", type=Path, default=DEFAULT_PLANNER, help="exported planner")
-    parser.add_argument("--seed", type=int, default=7, help="seed of worlds, commands, sensors and sampling noise")
-    parser.add_argument("--condition", default="physics 0.002 s x 10", choices=list(CONDITIONS))
-    parser.add_argument("--episodes", type=int, default=None, help="worlds (default 16, quick 2)")
-    parser.add_argument("--seconds", type=float, default=None, help="episode length (default 20, quick 3)")
-    args = parser.parse_args()
     torch.set_num_threads(1)
     ecfg = EvalConfig(
         episodes=args.episodes or (2 if args.quick else 16),
@@ -157,4 +169,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -16,11 +16,11 @@ and the median round (microseconds per call). ``--check`` exits 1 when the numpy
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, run_benchmark, write_json
 from envs.planner.state import PlannerStateEstimator
 from robot.g1 import constants as C
 from robot.g1.body_kinematics import BodyKinematics
@@ -82,13 +82,19 @@ def per_call_us(fn: Callable[..., Any], args: tuple[np.ndarray, ...], calls: int
     return (time.perf_counter_ns() - start) / calls / 1e3
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=2000, help="calls per timed round")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per row (alternating)")
-    parser.add_argument("--check", action="store_true", help=f"exit 1 if numpy is > {MAX_RATIO}x MuJoCo's time")
-    add_common_args(parser)
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    calls: int = 2000
+    """calls per timed round"""
+    rounds: int = 7
+    """timed rounds per row (alternating)"""
+    check: bool = False
+    """exit 1 if numpy takes more than 1.25x MuJoCo's time"""
+
+
+def main(args: Args) -> int:
     calls, rounds = (300, 3) if args.quick else (args.calls, args.rounds)
     rng = np.random.default_rng(0)
     sample = (
@@ -138,4 +144,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

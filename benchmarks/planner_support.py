@@ -21,16 +21,17 @@ errs on in-support states has a model problem.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
 
-from benchmarks._common import machine_info, write_json
+from benchmarks._common import machine_info, run_benchmark, write_json
 from envs.planner.dataset import load_planner_dataset
 from robot.g1 import constants as C
 from training.locomotion.collect import RecordingEnv
@@ -73,18 +74,31 @@ def nearest_distance(queries: np.ndarray, support: torch.Tensor, chunk: int = 51
     return np.concatenate(out)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--planner", type=Path, default=DEFAULT_PLANNER)
-    parser.add_argument("--data", type=Path, required=True, help="the planner's training data (the support)")
-    parser.add_argument("--episodes", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
-    parser.add_argument("--support-states", type=int, default=40000)
-    parser.add_argument("--num-threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    planner: Path = DEFAULT_PLANNER
+    """"""
+    data: Path
+    """the planner's training data (the support)"""
+    episodes: int = 8
+    """"""
+    seconds: float = 10.0
+    """"""
+    seed: int = 3
+    """"""
+    conditions: tuple[str, ...] = tuple(CONDITIONS)
+    """"""
+    support_states: int = 40000
+    """"""
+    num_threads: int = 1
+    """"""
+    json: Optional[Path] = None
+    """"""
+
+
+def main(args: Args) -> int:
     torch.set_num_threads(1)
     data = load_planner_dataset(args.data)
     states = data.arrays["state"]  # (E, T, S)
@@ -145,4 +159,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -16,9 +16,10 @@ removes the within-stride sway.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._common import add_common_args, machine_info, moving_average, write_json
+from benchmarks._common import BenchmarkArgs, machine_info, moving_average, run_benchmark, write_json
+from robot.cli import UserError
 from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, evaluate, load_exported_policy
 from training.planner.control import PlannerController, expert_task
@@ -96,20 +98,28 @@ def summarise(
     return row
 
 
-def main() -> int:
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    planners: tuple[Path, ...] = (DEFAULT_PLANNER,)
+    """exported planners"""
+    episodes: Optional[int] = None
+    """worlds (default 16, quick 4)"""
+    seconds: Optional[float] = None
+    """episode length (default 20, quick 8)"""
+    seed: int = 7
+    """seed of worlds, commands and sampling noise"""
+    condition: str = "nominal"
+    """physics condition"""
+
+
+def main(args: Args) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--planners", type=Path, nargs="+", default=[DEFAULT_PLANNER], help="exported planners")
-    add_common_args(parser)
-    parser.add_argument("--episodes", type=int, default=None, help="worlds (default 16, quick 4)")
-    parser.add_argument("--seconds", type=float, default=None, help="episode length (default 20, quick 8)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of worlds, commands and sampling noise")
-    parser.add_argument("--condition", default="nominal", choices=list(CONDITIONS), help="physics condition")
-    args = parser.parse_args()
     args.episodes = args.episodes or (4 if args.quick else 16)
     args.seconds = args.seconds or (8.0 if args.quick else 20.0)
     if args.seconds <= SETTLE_S + STRIDE_S:
-        parser.error(f"--seconds: expected > {SETTLE_S + STRIDE_S} (settling plus one stride), got {args.seconds}")
+        raise UserError(f"--seconds: expected > {SETTLE_S + STRIDE_S} (settling plus one stride), got {args.seconds}")
     torch.set_num_threads(1)
     ecfg = EvalConfig(
         episodes=args.episodes,
@@ -119,6 +129,8 @@ def main() -> int:
         seed=args.seed,
         train=expert_task(DEFAULT_EXPERT_POLICY),
     )
+    if args.condition not in CONDITIONS:
+        raise UserError(f"--condition: expected one of {list(CONDITIONS)}, got {args.condition!r}")
     condition = CONDITIONS[args.condition]
     dt = ecfg.train.env.ctrl_dt_s
     rows = []
@@ -161,4 +173,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -18,18 +18,20 @@ fastest configuration that still meets the tracking targets.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, machine_info, run_benchmark, write_json
 from benchmarks.planner_eval import plan_latency_ms
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
+from robot.cli import UserError
 from training.planner.evaluate import PlannerEvalConfig, run
 
 
@@ -37,21 +39,31 @@ def parse_guidance(text: str) -> tuple[str, float]:
     """``mode:scale`` (``x0:1``, ``classifier:0.1``, ``none:0``)."""
     mode, _, scale = text.partition(":")
     if mode not in ("x0", "classifier", "none") or not scale:
-        raise argparse.ArgumentTypeError(f"expected MODE:SCALE with MODE in x0, classifier, none; got {text!r}")
+        raise UserError(f"--guidance: expected MODE:SCALE with MODE in x0, classifier, none; got {text!r}")
     return mode, float(scale)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--model", type=Path, required=True, help="planner_model.pt (training output)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[10, 5, 3], help="DDIM steps per plan")
-    parser.add_argument("--rolling", type=int, nargs="+", default=[0], help="warm-start entries (0: cold)")
-    parser.add_argument("--guidance", type=parse_guidance, nargs="+", default=[("x0", 1.0)], help="MODE:SCALE")
-    parser.add_argument("--episodes", type=int, default=None, help="worlds per configuration (default 8, quick 2)")
-    parser.add_argument("--seconds", type=float, default=None, help="episode length (default 10, quick 2)")
-    parser.add_argument("--latency-calls", type=int, default=None, help="timed plans (default 200, quick 20)")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    model: Path
+    """planner_model.pt (training output)"""
+    steps: tuple[int, ...] = (10, 5, 3)
+    """DDIM steps per plan"""
+    rolling: tuple[int, ...] = (0,)
+    """warm-start entries (0: cold)"""
+    guidance: tuple[str, ...] = ("x0:1",)
+    """guidance settings, each MODE:SCALE with MODE in x0, classifier, none (e.g. x0:1 classifier:0.1)"""
+    episodes: Optional[int] = None
+    """worlds per configuration (default 8, quick 2)"""
+    seconds: Optional[float] = None
+    """episode length (default 10, quick 2)"""
+    latency_calls: Optional[int] = None
+    """timed plans (default 200, quick 20)"""
+
+
+def main(args: Args) -> int:
     episodes = args.episodes or (2 if args.quick else 8)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     calls = args.latency_calls or (20 if args.quick else 200)
@@ -59,7 +71,7 @@ def main() -> int:
         (k, r, g)
         for k in args.steps
         for r in args.rolling
-        for g in args.guidance
+        for g in map(parse_guidance, args.guidance)
         if r < k  # the warm start must leave at least one step to run
     ]
     rows = []
@@ -124,4 +136,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

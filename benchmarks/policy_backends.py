@@ -12,11 +12,12 @@ p50 of the row / p50 of TorchScript.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, latency_stats_ms, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, latency_stats_ms, machine_info, run_benchmark, write_json
 from deploy.onnx_io import export_policy_onnx
 from deploy.policy_io import ExportedPolicy, PolicyMetadata, build_mlp_policy, export_policy, load_policy
 
@@ -65,12 +66,17 @@ def _time(policy: ExportedPolicy, obs: np.ndarray, calls: int) -> list[int]:
     return samples
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--policy", type=Path, default=None, help="exported TorchScript policy (.pt with .json)")
-    parser.add_argument("--calls", type=int, default=None, help="timed calls per row (default 5000, quick 500)")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    policy: Optional[Path] = None
+    """exported TorchScript policy (.pt with .json)"""
+    calls: Optional[int] = None
+    """timed calls per row (default 5000, quick 500)"""
+
+
+def main(args: Args) -> int:
     calls = args.calls or (500 if args.quick else 5000)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,4 +110,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -10,16 +10,17 @@ Rows: the closure (``deploy.loop``, ``deploy.g1_backend``, ``deploy.onnx_io``, `
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import machine_info, write_json  # noqa: E402 - after the path insert
+from benchmarks._common import machine_info, run_benchmark, write_json  # noqa: E402 - after the path insert
 
 CLOSURE = ["deploy.loop", "deploy.g1_backend", "deploy.onnx_io", "deploy.planner_policy", "robot.estimation"]
 CHILD = r"""
@@ -55,12 +56,19 @@ def run(modules: list[str], planner: str, precision: str) -> dict:
     return json.loads(subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--onnx-planner", type=Path, default=None)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    onnx_planner: Optional[Path] = None
+    """"""
+    repeats: int = 3
+    """"""
+    json: Optional[Path] = None
+    """"""
+
+
+def main(args: Args) -> int:
     planner = str(args.onnx_planner or "")
     rows = []
     for name, modules, precision in (
@@ -85,4 +93,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

@@ -29,7 +29,8 @@ processes on disjoint ``--seeds`` or ``--algorithms`` can share a run root, one 
 ``--quick`` is a smoke run (20 steps, one seed, one episode, small networks): its figures mean nothing.
 """
 
-import argparse
+from __future__ import annotations
+
 import dataclasses
 import datetime
 import hashlib
@@ -37,17 +38,19 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/safe_rl_benchmark.py`
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, run_benchmark, write_json
 from envs.safe_rl import DSRLTask, load_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
+from robot.cli import UserError
 from robot.files import git_revision
 from training.safe_rl.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
@@ -97,7 +100,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
-def run_seed(name: str, seed: int, task: DSRLTask, args: argparse.Namespace, run_root: Path) -> dict[str, float]:
+def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -> dict[str, float]:
     """One (algorithm, seed) run to ``args.steps``: reused when finished, resumed from ``last.pt`` when started."""
     run_dir = run_root / f"{name}_seed{seed}"
     done = run_dir / f"result_{args.steps}.json"
@@ -156,9 +159,7 @@ def result_record_path(results_dir: Path, task: str, name: str, seed: int, steps
     return results_dir / task / f"{name}_seed{seed}_{steps}.json"
 
 
-def write_result_record(
-    results_dir: Path, name: str, task: DSRLTask, args: argparse.Namespace, row: dict[str, Any]
-) -> Path:
+def write_result_record(results_dir: Path, name: str, task: DSRLTask, args: Args, row: dict[str, Any]) -> Path:
     """Write the run's figures with what produced them (dataset hash, commit, machine, command) into ``results_dir``.
 
     Written as each run finishes, so a campaign spread over sittings keeps every finished run in the repository.
@@ -183,7 +184,7 @@ def write_result_record(
     return path
 
 
-def run_algorithm(name: str, task: DSRLTask, args: argparse.Namespace, run_root: Path) -> dict[str, Any]:
+def run_algorithm(name: str, task: DSRLTask, args: Args, run_root: Path) -> dict[str, Any]:
     """Train (or reuse, or resume) and evaluate one algorithm over every seed; returns its table row."""
     per_seed = [run_seed(name, seed, task, args, run_root) for seed in args.seeds]
     reward, reward_std = _mean_std([s["normalized_reward"] for s in per_seed])
@@ -209,38 +210,50 @@ def run_algorithm(name: str, task: DSRLTask, args: argparse.Namespace, run_root:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--dataset", type=Path, default=None, help="DSRL HDF5 file (or give --task)")
-    parser.add_argument("--task", default=None, help="DSRL task; default: from the file name")
-    parser.add_argument("--steps", type=int, default=None, help="gradient steps per run (default 20000, quick 20)")
-    parser.add_argument("--batch-size", type=int, default=None, help="override every algorithm's batch size")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
-    parser.add_argument("--episodes", type=int, default=None, help="evaluation episodes per seed (default 10)")
-    parser.add_argument("--cost-limit", type=float, default=10.0, help="cost limit of the normalized cost")
-    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHM_NAMES), choices=ALGORITHM_NAMES)
-    parser.add_argument("--device", default="cpu", help="torch device")
-    parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench/safe_rl"), help="run folders go here")
-    parser.add_argument(
-        "--run-root", type=Path, default=None, help="fixed folder of the runs: rerun to reuse or resume them"
-    )
-    parser.add_argument(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help="also write each finished run's figures, commit, machine and command to DIR/<task>/<algo>_seed<k>_<steps>"
-        ".json (e.g. benchmarks/results/safe_rl/campaign)",
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=5000, help="checkpoint period of every run (steps)")
-    parser.add_argument(
-        "--fisor-precision", choices=["fp32", "bf16"], default="fp32", help="FISOR actor training precision"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    dataset: Optional[Path] = None
+    """DSRL HDF5 file (or give --task)"""
+    task: Optional[str] = None
+    """DSRL task; default: from the file name"""
+    steps: Optional[int] = None
+    """gradient steps per run (default 20000, quick 20)"""
+    batch_size: Optional[int] = None
+    """override every algorithm's batch size"""
+    seeds: Optional[tuple[int, ...]] = None
+    """training seeds (default 0 1 2)"""
+    episodes: Optional[int] = None
+    """evaluation episodes per seed (default 10)"""
+    cost_limit: float = 10.0
+    """cost limit of the normalized cost"""
+    algorithms: tuple[str, ...] = tuple(ALGORITHM_NAMES)
+    """"""
+    device: str = "cpu"
+    """torch device"""
+    out_dir: Path = Path("outputs/bench/safe_rl")
+    """run folders go here"""
+    run_root: Optional[Path] = None
+    """fixed folder of the runs: rerun to reuse or resume them"""
+    results_dir: Optional[Path] = None
+    """also write each finished run's figures, commit, machine and command to DIR/<task>/<algo>_seed<k>_<steps>.json
+    (e.g. benchmarks/results/safe_rl/campaign)"""
+    checkpoint_every: int = 5000
+    """checkpoint period of every run (steps)"""
+    fisor_precision: Literal["fp32", "bf16"] = "fp32"
+    """FISOR actor training precision"""
+    threads: Optional[int] = None
+    """torch CPU threads (default: torch's choice)"""
+
+
+def main(args: Args) -> int:
+    unknown = sorted(set(args.algorithms) - set(ALGORITHM_NAMES))
+    if unknown:
+        raise UserError(f"--algorithms: unknown {unknown}; expected some of {list(ALGORITHM_NAMES)}")
     if args.threads is not None:
         if args.threads < 1:
-            parser.error(f"--threads: expected >= 1, got {args.threads}")
+            raise UserError(f"--threads: expected >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     args.steps = args.steps or (20 if args.quick else 20_000)
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -248,11 +261,11 @@ def main() -> int:
     if args.quick and args.batch_size is None:
         args.batch_size = 64
     if args.dataset is None and args.task is None:
-        parser.error("expected --dataset PATH or --task NAME")
+        raise UserError("expected --dataset PATH or --task NAME")
     data = load_dsrl(task=args.task, path=args.dataset)
     task = resolve_task(args.task, data)
     if task is None:
-        parser.error(f"{data.source}: cannot tell the DSRL task from the file name; pass --task")
+        raise UserError(f"{data.source}: cannot tell the DSRL task from the file name; pass --task")
     args.dataset = Path(data.source)
     run_root = args.run_root or args.out_dir / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}_{task.name}"
     print(
@@ -290,4 +303,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

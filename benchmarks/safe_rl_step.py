@@ -12,23 +12,24 @@ round is kept, so a busy neighbour biases every row alike; ``h/100k`` is the wal
 rate and ``vs fisor fp32`` the speed ratio to the reference FISOR step at the same thread count.
 """
 
-import argparse
 import dataclasses
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/safe_rl_step.py`
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, run_benchmark, write_json
 from envs.safe_rl import get_task, validate_arrays
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
+from robot.cli import UserError
 from training.safe_rl.algorithms import SafeRLAlgorithm, make_algorithm
 
 SMALL_FISOR = {"critic_hidden": (64, 64), "actor_width": 64, "actor_blocks": 1, "batch_size": 256}
@@ -79,23 +80,27 @@ def time_steps(algorithm: SafeRLAlgorithm, tensors: dict[str, torch.Tensor], ste
     return statistics.median(times)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--task", default="BallRun", help="DSRL task whose dimensions and episode length are used")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU thread counts to measure")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 1)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per row and round (default 8, quick 3)")
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="add a row with FISOR's bf16 noise network under torch.compile (compiled in the untimed first steps)",
-    )
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    task: str = "BallRun"
+    """DSRL task whose dimensions and episode length are used"""
+    threads: tuple[int, ...] = (1, 2)
+    """torch CPU thread counts to measure"""
+    rounds: Optional[int] = None
+    """interleaved rounds (default 3, quick 1)"""
+    steps: Optional[int] = None
+    """timed steps per row and round (default 8, quick 3)"""
+    compile: bool = False
+    """add a row with FISOR's bf16 noise network under torch.compile (compiled in the untimed first steps)"""
+
+
+def main(args: Args) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     steps = args.steps or (3 if args.quick else 8)
     if rounds < 1 or steps < 1 or min(args.threads) < 1:
-        parser.error("--rounds, --steps and --threads: expected values >= 1")
+        raise UserError("--rounds, --steps and --threads: expected values >= 1")
     task = get_task(args.task)
     data = random_data(task.obs_dim, task.act_dim, length=task.max_episode_steps)
     table = Table(
@@ -156,4 +161,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

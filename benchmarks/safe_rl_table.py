@@ -10,17 +10,17 @@ published row beside it (Zheng et al., ICLR 2024, Table 1: 1e6 steps on DSRL's o
 seeds than planned is marked ``(k/3 seeds)``: a half-finished campaign prints as it stands.
 """
 
-import argparse
 import json
 import math
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/safe_rl_table.py`
 
-from benchmarks._common import write_json
+from benchmarks._common import run_benchmark, write_json
 from benchmarks.safe_rl_benchmark import PUBLISHED
 
 ALGORITHMS = ("fisor", "bc_all", "bc_safe", "bcq_lag")
@@ -104,12 +104,19 @@ def format_rows(rows: list[dict[str, Any]], markdown: bool) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_DIR, help="campaign records (<task>/*.json)")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    results_dir: Path = DEFAULT_DIR
+    """campaign records (<task>/*.json)"""
+    markdown: bool = False
+    """print a Markdown table"""
+    json: Optional[Path] = None
+    """also write the rows here"""
+
+
+def main(args: Args) -> int:
     try:
         rows = summarise(load_records(args.results_dir))
     except (FileNotFoundError, ValueError) as error:
@@ -126,4 +133,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

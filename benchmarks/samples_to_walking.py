@@ -15,7 +15,6 @@ not what the final recipe would cost from scratch.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, run_benchmark, write_json
 
 DEFAULT_LINEAGE = Path(__file__).resolve().parent.parent / "assets" / "g1_walk" / "history" / "lineage.json"
 
@@ -118,11 +117,15 @@ def first_met(rows: list[EvalRow], milestone: Milestone) -> EvalRow | None:
     return next((r for r in rows if milestone.met(r)), None)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--lineage", type=Path, default=DEFAULT_LINEAGE, help="lineage manifest (JSON)")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    lineage: Path = DEFAULT_LINEAGE
+    """lineage manifest (JSON)"""
+
+
+def main(args: Args) -> int:
     rows = lineage_rows(args.lineage)
     total = rows[-1] if rows else None
     print(
@@ -165,4 +168,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

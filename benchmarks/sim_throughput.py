@@ -12,13 +12,14 @@ the best round is reported, so a busy neighbour on a shared machine biases all r
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import mujoco
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/sim_throughput.py`
 
+from benchmarks._common import run_benchmark
 from envs.g1.env import G1Env
 from envs.g1.vec_env import G1VecEnv, G1VecEnvConfig
 from robot.files import atomic_write_text
@@ -94,13 +96,21 @@ def vec_env_steps_per_s(num_envs: int, num_threads: int, duration_s: float) -> f
     return rate
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short measurements (under a minute)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
-    parser.add_argument("--num-envs", type=int, default=256, help="worlds in the vectorized env")
-    parser.add_argument("--check", action="store_true", help=f"exit 1 if the vectorized ratio < {TARGET_RATIO}")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args:
+    """Options of this benchmark (module docstring)."""
+
+    quick: bool = False
+    """short measurements (under a minute)"""
+    json: Optional[Path] = None
+    """write the results to this JSON file"""
+    num_envs: int = 256
+    """worlds in the vectorized env"""
+    check: bool = False
+    """exit 1 if the 1-thread vectorized ratio is under 0.70"""
+
+
+def main(args: Args) -> int:
     duration, rounds = (1.5, 2) if args.quick else (4.0, 3)
     torch.set_num_threads(1)
 
@@ -148,4 +158,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_benchmark(main, Args, __doc__))

@@ -22,21 +22,23 @@ when the nominal row misses one). Rows: nominal (0.005 s physics) and the sim-to
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, percentile, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, percentile, run_benchmark, write_json
 from deploy.loop import ControlLoop, LoopConfig
 from deploy.policy_io import ExportedPolicy, load_policy
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
+from robot.cli import UserError
 from robot.estimation import BaseStateEstimator, EstimatorConfig
 from robot.g1.kinematics import LegKinematics, quat_to_matrix
 from robot.g1.model import G1ModelConfig, build_g1_model
@@ -210,20 +212,28 @@ def score(name: str, log: dict[str, np.ndarray], names: tuple[str, ...], times_n
     return row
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="exported walking expert")
-    parser.add_argument("--seconds", type=float, default=None, help="walking time per row (default 60, quick 10)")
-    parser.add_argument("--rows", nargs="*", default=None, help="row names to run (default: all; quick: nominal)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sensor model and jitter")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the nominal row misses a target")
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    policy: Path = DEFAULT_POLICY
+    """exported walking expert"""
+    seconds: Optional[float] = None
+    """walking time per row (default 60, quick 10)"""
+    rows: Optional[tuple[str, ...]] = None
+    """row names to run (default: all; quick: nominal)"""
+    seed: int = 0
+    """seed of the sensor model and jitter"""
+    check: bool = False
+    """exit 1 when the nominal row misses a target"""
+
+
+def main(args: Args) -> int:
     seconds = args.seconds or (10.0 if args.quick else 60.0)
     wanted = args.rows if args.rows is not None else (["nominal"] if args.quick else None)
     rows_to_run = [c for c in SIM_TO_SIM if wanted is None or c.name in wanted]
     if not rows_to_run:
-        parser.error(f"--rows: expected names from {[c.name for c in SIM_TO_SIM]}, got {args.rows}")
+        raise UserError(f"--rows: expected names from {[c.name for c in SIM_TO_SIM]}, got {args.rows}")
     policy = load_policy(args.policy)
     f3, pct, f1 = "{:.3f}".format, (lambda v: f"{100 * v:.1f}%"), "{:.0f}".format
     cols = [Column("name", "row", 22), Column("walked_m", "walked m", 8, "{:.1f}".format)]
@@ -264,4 +274,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))

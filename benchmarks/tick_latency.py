@@ -21,15 +21,15 @@ Only ticks in which the planner acted (POLICY mode) are counted. The target is a
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import Column, Table, add_common_args, machine_info, percentile, write_json
+from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, percentile, run_benchmark, write_json
 from benchmarks.state_estimation import WALK_START_S, script
 from deploy.loop import ControlLoop, LoopConfig
 from deploy.policy_io import load_policy
@@ -108,16 +108,21 @@ def run(policy_path: Path, ticks: int, seed: int) -> dict[str, Any]:
     return row
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_args(parser)
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="exported planner (TorchScript)")
-    parser.add_argument("--ticks", type=int, default=None, help="planner ticks to time (default 3000, quick 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sensor model and jitter")
-    parser.add_argument(
-        "--check", action="store_true", help=f"exit 1 when the tick p99 exceeds {TARGET_TICK_P99_MS} ms"
-    )
-    args = parser.parse_args()
+@dataclass(kw_only=True)
+class Args(BenchmarkArgs):
+    """Options of this benchmark (module docstring)."""
+
+    policy: Path = DEFAULT_POLICY
+    """exported planner (TorchScript)"""
+    ticks: Optional[int] = None
+    """planner ticks to time (default 3000, quick 200)"""
+    seed: int = 0
+    """seed of the sensor model and jitter"""
+    check: bool = False
+    """exit 1 when the tick p99 exceeds 5 ms"""
+
+
+def main(args: Args) -> int:
     ticks = args.ticks or (200 if args.quick else 3000)
     row = run(args.policy, ticks, args.seed)
     f2 = "{:.3f}".format
@@ -138,4 +143,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_benchmark(main, Args, __doc__))
