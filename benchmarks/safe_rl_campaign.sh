@@ -17,6 +17,9 @@
 # batch 2048, ~0.28 s a step) 30k, BCQ-Lag (batch 512, ~0.16 s) 50k, BC (batch 512, 5 ms) 100k. Override one with
 # LADDER="10000 20000"; FISOR_PRECISION=fp32 trains FISOR's actor at the reference precision. Two cores: start two
 # of these side by side on disjoint seeds or algorithms (e.g. under `taskset -c 0` and `taskset -c 1`).
+#
+# On a CUDA machine, the reference budget (FISOR's 1M steps at batch 2048, the ladder read from the same runs):
+#     DEVICE=cuda LADDER="100000 250000 500000 1000000" benchmarks/safe_rl_campaign.sh DATASET RUN_ROOT fisor 0 1 2
 set -euo pipefail
 
 if [[ $# -lt 4 ]]; then
@@ -46,6 +49,7 @@ for seed in "${seeds[@]}"; do
     for steps in "${ladder[@]}"; do
         "$python" benchmarks/safe_rl_benchmark.py --dataset "$dataset" --run-root "$root" --results-dir "$results" \
             --episodes 20 --cost-limit 10 --checkpoint-every 5000 --threads 1 \
-            --fisor-precision "${FISOR_PRECISION:-bf16}" --algorithms "$algorithm" --seeds "$seed" --steps "$steps"
+            --fisor-precision "${FISOR_PRECISION:-bf16}" --algorithms "$algorithm" --seeds "$seed" --steps "$steps" \
+            --device "${DEVICE:-cpu}"
     done
 done
