@@ -113,3 +113,33 @@ def test_real_ballrun_env_agrees_with_dsrl_normalized_score() -> None:
     reward, cost = dsrl_env.get_normalized_score(row.episode_return, row.episode_cost)
     assert row.normalized_reward == pytest.approx(reward) and row.normalized_cost == pytest.approx(cost)
     assert row.episode_cost > 0  # random actions leave the track: the cost signal reaches the sum
+
+
+def test_an_env_that_draws_from_the_global_numpy_generator_scores_the_same_in_any_process_state() -> None:
+    from tests.training.helpers import FakeCostEnv
+
+    class GlobalNoiseEnv(FakeCostEnv):
+        """As the Bullet safety-gym tasks do: some of the randomness comes from numpy's global generator."""
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = super().step(action)
+            return (
+                obs,
+                reward + float(np.random.rand()),
+                terminated,
+                truncated,
+                {**info, "cost": float(random.random())},
+            )
+
+    def score() -> list[tuple[float, float]]:
+        config = EvalConfig(episodes=2, seeds=(3, 4), cost_limit=10.0)
+        result = run_episodes(lambda obs, g: np.zeros(2), BALL, config, lambda task: GlobalNoiseEnv(length=5))
+        return [(e.episode_return, e.episode_cost) for e in result.episodes]
+
+    np.random.seed(123)
+    random.seed(123)
+    first = score()
+    assert np.random.rand() == np.random.RandomState(123).rand()  # the caller's global state is left as it was
+    np.random.seed(99)
+    random.seed(7)
+    assert score() == first  # another process history, the same scores
