@@ -147,7 +147,8 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
         "eval_s": time.perf_counter() - started,
     }
     # the rung's policy alone (a later rung overwrites last.pt): what a demo or a user takes from the ladder
-    save_policy(run_dir / "policies" / f"step_{result.step}.pt", policy_from_checkpoint(load_checkpoint(last)))
+    policy = policy_from_checkpoint(load_checkpoint(last), result.algorithm.acting_parts)
+    save_policy(run_dir / "policies" / f"step_{result.step}.pt", policy)
     write_json(done, row)
     if args.results_dir is not None:
         write_result_record(args.results_dir, name, task, args, row)

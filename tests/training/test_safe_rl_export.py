@@ -29,6 +29,7 @@ def test_the_policy_file_acts_as_its_checkpoint(tmp_path, name) -> None:
     assert out.stat().st_size < checkpoint.stat().st_size  # no optimiser or RNG state
     payload = load_policy_or_checkpoint(out)
     assert payload["format"] == POLICY_FORMAT and payload["step"] == 3 and "optimizers" not in payload
+    assert ("acting_parts" in payload) == (name == "fisor")  # FISOR keeps what acting reads: EMA actor, Q_h
     from_checkpoint, _ = load_algorithm(checkpoint)
     from_policy, _ = load_algorithm(out)
     ball, cfg = get_task("BallRun"), EvalConfig(episodes=2, seeds=(4,))
@@ -38,6 +39,11 @@ def test_the_policy_file_acts_as_its_checkpoint(tmp_path, name) -> None:
     obs = torch.randn(5, 7)
     same_draws = [torch.Generator().manual_seed(9) for _ in range(2)]
     assert torch.equal(from_checkpoint.act(obs, same_draws[0]), from_policy.act(obs, same_draws[1]))
+    if name == "fisor":  # a file without a part acting reads is refused, not run with random weights
+        del payload["policy"][next(k for k in payload["policy"] if k.startswith("actor_ema."))]
+        save_policy(tmp_path / "broken.pt", payload)
+        with pytest.raises(CheckpointError, match="missing keys of the acting parts"):
+            load_algorithm(tmp_path / "broken.pt")
 
 
 def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, capsys) -> None:

@@ -28,6 +28,8 @@ class SafeRLAlgorithm(abc.ABC):
 
     policy: Policy
     optimizers: dict[str, Optimizer]
+    acting_parts: Optional[tuple[str, ...]] = None
+    """The submodules of ``policy`` that :meth:`act` reads (None: all of them); a policy file may keep only these."""
 
     def __init__(self, config: FISORConfig | BCConfig | BCQLagConfig) -> None:
         self.config = config
@@ -94,6 +96,7 @@ class FISORAlgorithm(SafeRLAlgorithm):
     decay over ``actor_lr_decay_steps`` actor updates (optax counts each of the minibatch updates)."""
 
     config: FISORConfig
+    acting_parts = ("obs_normalizer", "actor_ema", "q_h_target")  # candidates from the EMA actor, ranked by Q_h
 
     def __init__(self, config: FISORConfig, obs_dim: int, act_dim: int, device: torch.device) -> None:
         super().__init__(config)

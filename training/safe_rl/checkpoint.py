@@ -19,7 +19,7 @@ import contextlib
 import pickle
 import random
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -62,15 +62,22 @@ def load_policy_or_checkpoint(path: Path, map_location: str = "cpu") -> dict[str
     return _load(path, map_location, {CHECKPOINT_FORMAT: CHECKPOINT_KEYS, POLICY_FORMAT: POLICY_KEYS})
 
 
-def policy_from_checkpoint(payload: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`POLICY_FORMAT` content of a loaded checkpoint (no optimiser, RNG or best-score state)."""
-    return {
+def policy_from_checkpoint(payload: dict[str, Any], parts: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """The :data:`POLICY_FORMAT` content of a loaded checkpoint (no optimiser, RNG or best-score state); with
+    ``parts``, only those submodules of the policy (what acting needs), listed under ``acting_parts``."""
+    weights = payload["algorithm"]["policy"]
+    if parts is not None:
+        weights = {k: v for k, v in weights.items() if k.split(".", 1)[0] in parts}
+    out = {
         "format": POLICY_FORMAT,
         "step": payload["step"],
         "config": payload["config"],
-        "policy": payload["algorithm"]["policy"],
+        "policy": weights,
         "data": payload["data"],
     }
+    if parts is not None:
+        out["acting_parts"] = list(parts)
+    return out
 
 
 def save_policy(path: Path, payload: dict[str, Any]) -> Path:

@@ -192,7 +192,13 @@ def load_algorithm(checkpoint: Path, device: str = "cpu") -> tuple[SafeRLAlgorit
     config = algorithm_config(record["algorithm_name"], record["algorithm"])
     algorithm = make_algorithm(config, int(data["obs_dim"]), int(data["act_dim"]), device)
     try:
-        if payload["format"] == POLICY_FORMAT:
+        if payload["format"] == POLICY_FORMAT and "acting_parts" in payload:
+            parts = tuple(payload["acting_parts"])
+            missing, unexpected = algorithm.policy.load_state_dict(payload["policy"], strict=False)
+            lacking = [k for k in missing if k.split(".", 1)[0] in parts]
+            if unexpected or lacking:
+                raise RuntimeError(f"unexpected keys {unexpected[:3]}, missing keys of the acting parts {lacking[:3]}")
+        elif payload["format"] == POLICY_FORMAT:
             algorithm.policy.load_state_dict(payload["policy"])
         else:
             algorithm.load_state_dict(payload["algorithm"])

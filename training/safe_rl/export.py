@@ -3,9 +3,11 @@
     python -m training.safe_rl.export --checkpoint runs/<run>/checkpoints/last.pt --out assets/safe_rl/<name>.pt
 
 The policy file (:data:`training.safe_rl.checkpoint.POLICY_FORMAT`) holds the checkpoint's step, run config, data
-description and the policy's weights (targets and EMA included), and none of its optimiser, RNG or best-score
-state; ``python -m training.safe_rl.evaluate --checkpoint FILE`` and :func:`training.safe_rl.evaluate.load_algorithm`
-read it like a checkpoint. The weights are checked against the stored config before anything is written.
+description and the weights acting reads (all of the policy's for BC and BCQ-Lag; FISOR's EMA actor, observation
+normaliser and target ``Q_h``, under ``acting_parts``: 7 of its 16 MB), and none of its optimiser, RNG or best-score
+state: such a file can act and be evaluated, not trained on. ``python -m training.safe_rl.evaluate --checkpoint
+FILE`` and :func:`training.safe_rl.evaluate.load_algorithm` read it like a checkpoint. The weights are checked
+against the stored config before anything is written.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def export_policy(checkpoint: Path, out: Path) -> Path:
     """Write ``checkpoint``'s policy to ``out``; the written file is loaded back once to check it."""
     if Path(out).resolve() == Path(checkpoint).resolve():
         raise ValueError(f"--out {out}: the same file as --checkpoint; choose another path")
-    load_algorithm(checkpoint)  # the weights fit the config: refuse before writing anything
-    path = save_policy(out, policy_from_checkpoint(load_checkpoint(checkpoint)))
+    algorithm, _ = load_algorithm(checkpoint)  # the weights fit the config: refuse before writing anything
+    path = save_policy(out, policy_from_checkpoint(load_checkpoint(checkpoint), algorithm.acting_parts))
     algorithm, payload = load_algorithm(path)
     print(f"{algorithm.name} at step {payload['step']} ({payload['data']['task']}): wrote {path}")
     return path

@@ -186,7 +186,9 @@ class _Run:
         }
         save_checkpoint(RunDir(self.run_dir).checkpoints / name, payload)
         if name == "last.pt":
-            save_policy(RunDir(self.run_dir).model("policy.pt"), policy_from_checkpoint(payload))
+            save_policy(
+                RunDir(self.run_dir).model("policy.pt"), policy_from_checkpoint(payload, self.algorithm.acting_parts)
+            )
 
     def log_csv(self, step: int, values: dict[str, float]) -> None:
         """Append ``step,name,value`` rows to ``metrics.csv``."""
