@@ -32,8 +32,8 @@ import torch
 from benchmarks._common import BenchmarkArgs, machine_info, run_benchmark, write_json
 from envs.planner.dataset import load_planner_dataset
 from robot.g1 import constants as C
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions, EvalConfig, evaluate
+from training.planner.collect import RecordingEnv
 from training.planner.evaluate import ControlHistory, PlannerEvalConfig, expert_task
 
 HISTORY = 4
@@ -149,7 +149,7 @@ class Args(BenchmarkArgs):
     """Options of this benchmark (module docstring)."""
 
     data: Path
-    """planner dataset (training.locomotion.collect)"""
+    """planner dataset (training.planner.collect)"""
     planner_model: Optional[Path] = None
     """also score this planner_model.pt"""
     seconds: Optional[float] = None

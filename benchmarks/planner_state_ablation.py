@@ -36,8 +36,8 @@ from benchmarks._common import BenchmarkArgs, machine_info, moving_average, run_
 from envs.g1.observations import yaw_from_quat
 from robot.cli import UserError
 from robot.sensor_model import SensorModelConfig
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, evaluate
+from training.planner.collect import RecordingEnv
 from training.planner.control import GroundTruthStates, PlannerController, expert_task
 from training.planner.estimated_state import EstimatedStates
 from training.planner.evaluate import CONDITIONS, DEFAULT_EXPERT_POLICY, DEFAULT_PLANNER, joystick_params, load_planner

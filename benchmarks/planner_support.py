@@ -34,8 +34,8 @@ import torch
 from benchmarks._common import machine_info, run_benchmark, write_json
 from envs.planner.dataset import load_planner_dataset
 from robot.g1 import constants as C
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, Policy, evaluate, load_exported_policy
+from training.planner.collect import RecordingEnv
 from training.planner.control import PlannerController
 from training.planner.evaluate import CONDITIONS, DEFAULT_PLANNER, PlannerEvalConfig, joystick_params, load_planner
 

@@ -30,8 +30,8 @@ import torch
 
 from benchmarks._common import BenchmarkArgs, machine_info, moving_average, run_benchmark, write_json
 from robot.cli import UserError
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import EvalConfig, evaluate, load_exported_policy
+from training.planner.collect import RecordingEnv
 from training.planner.control import PlannerController, expert_task
 from training.planner.evaluate import CONDITIONS, DEFAULT_EXPERT_POLICY, DEFAULT_PLANNER, joystick_params, load_planner
 

@@ -51,9 +51,9 @@ from envs.safe_rl import DSRLTask, get_task
 from policies.baselines import BCConfig
 from policies.fisor import FISORConfig
 from robot.files import atomic_write, atomic_write_text
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions
 from training.locomotion.video import DEFAULT_SCRIPT, FrameRecorder, scripted_env_config
+from training.planner.collect import RecordingEnv
 from training.planner.evaluate import (
     DEFAULT_PLANNER,
     PlannerController,

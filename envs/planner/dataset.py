@@ -211,7 +211,7 @@ def load_planner_dataset(path: Path, allow_falls: bool = False) -> PlannerDatase
     file whose episodes end in falls (``fell_at``) unless ``allow_falls`` (a feasibility critic's data)."""
     path = Path(path)
     if not path.is_file():
-        raise PlannerDatasetError(f"{path}: no such file (collect one with `python -m training.locomotion.collect`)")
+        raise PlannerDatasetError(f"{path}: no such file (collect one with `python -m training.planner.collect`)")
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)

@@ -155,7 +155,7 @@ def test_write_then_load_round_trip(tmp_path):
 
 
 def test_merge_concatenates_episodes_and_keeps_each_inputs_metadata(tmp_path):
-    from training.locomotion.merge import cli as merge_cli
+    from training.planner.merge import cli as merge_cli
 
     a, b = _episodes(e=3, seed=0), _episodes(e=2, seed=1)
     pa = write_planner_dataset(tmp_path / "a.h5", PlannerDataset(a, 0.02, {"seed": 0}))
@@ -171,7 +171,7 @@ def test_merge_concatenates_episodes_and_keeps_each_inputs_metadata(tmp_path):
 
 def test_merge_rejects_datasets_that_do_not_fit_together(tmp_path, capsys):
     from envs.planner.dataset import merge_planner_datasets
-    from training.locomotion.merge import cli as merge_cli
+    from training.planner.merge import cli as merge_cli
 
     pa = write_planner_dataset(tmp_path / "a.h5", PlannerDataset(_episodes(t=5), 0.02))
     pb = write_planner_dataset(tmp_path / "b.h5", PlannerDataset(_episodes(t=6), 0.02))
@@ -243,8 +243,8 @@ def test_estimator_from_robot_quantities_equals_the_simulators_own_kinematics():
     from envs.g1.vec_env import DomainRandomizationConfig
     from envs.planner.state import PlannerStateEstimator
     from tests.envs.helpers import quiet_locomotion_config
-    from training.locomotion.collect import RecordingEnv
     from training.locomotion.evaluate import Conditions
+    from training.planner.collect import RecordingEnv
 
     cfg = dataclasses.replace(
         quiet_locomotion_config(), randomization=DomainRandomizationConfig(enabled=False, push_interval_s=0.0)

@@ -16,7 +16,9 @@ from envs.planner.dataset import load_planner_dataset, mirror_episodes
 from robot.configio import to_jsonable
 from robot.g1 import constants as C
 from tests.envs.helpers import mirror_world_state, quiet_locomotion_config
-from training.locomotion.collect import (
+from training.locomotion.evaluate import Conditions, EvalConfig, evaluate, load_exported_policy
+from training.locomotion.train import TrainConfig
+from training.planner.collect import (
     CollectConfig,
     OUNoise,
     OUNoiseConfig,
@@ -26,8 +28,6 @@ from training.locomotion.collect import (
     collect,
     main,
 )
-from training.locomotion.evaluate import Conditions, EvalConfig, evaluate, load_exported_policy
-from training.locomotion.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -240,7 +240,7 @@ def test_collect_keep_falls_records_the_falls_for_a_feasibility_critic(tmp_path)
 
 
 def test_hold_after_fall_keeps_the_steps_up_to_the_fall():
-    from training.locomotion.collect import hold_after_fall
+    from training.planner.collect import hold_after_fall
 
     x = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
     out = hold_after_fall({"x": x}, np.array([2, 5]))["x"]
@@ -341,7 +341,7 @@ def test_push_conditions_reach_the_evaluation_env():
 
 
 def test_reaction_bursts_follow_pushes_for_their_duration_only():
-    from training.locomotion.collect import Bursts, ReactionBurstConfig
+    from training.planner.collect import Bursts, ReactionBurstConfig
 
     cfg = ReactionBurstConfig(probability=0.5, amplitude=0.5, duration_s=0.1)
     bursts = Bursts(cfg, push_interval_s=0.2, dt=0.02, shape=(400, 3), seed=0)  # a push every 10 steps, 5-step bursts

@@ -12,8 +12,8 @@ from envs.g1.vec_env import DomainRandomizationConfig
 from envs.locomotion.config import CommandConfig
 from envs.planner.runtime import gate_offsets
 from tests.training.helpers import export_tiny_planner
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import DEFAULT_EXPERT_POLICY, Conditions, load_exported_policy
+from training.planner.collect import RecordingEnv
 from training.planner.control import STATE_SOURCES, GroundTruthStates, expert_task
 from training.planner.estimated_state import EstimatedStates, planar_pose
 from training.planner.evaluate import PlannerEvalConfig, load_planner

@@ -12,8 +12,8 @@ from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
 from envs.tasks.obstacles import BoxObstacle
 from tests.training.helpers import export_tiny_planner, tiny_critic_file, tiny_planner_model
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
+from training.planner.collect import RecordingEnv
 from training.planner.evaluate import (
     DEFAULT_ROWS,
     STATE_SOURCES,
@@ -226,8 +226,8 @@ def test_pipeline_collect_train_export_evaluate_on_simulated_data(tmp_path):
     from envs.planner.dataset import load_planner_dataset
     from tests.training.test_locomotion_data import export_policy
     from tests.training.test_planner_train import _cfg
-    from training.locomotion.collect import CollectConfig
-    from training.locomotion.collect import main as collect_main
+    from training.planner.collect import CollectConfig
+    from training.planner.collect import main as collect_main
     from training.planner.train import PlannerTrainer
 
     expert = export_policy(tmp_path / "expert")

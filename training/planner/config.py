@@ -59,7 +59,7 @@ class PlannerTrainConfig:
     """G1 planner training run."""
 
     data: Path = Path("data/planner/g1_walk.h5")
-    """Planner dataset (``python -m training.locomotion.collect``)."""
+    """Planner dataset (``python -m training.planner.collect``)."""
     run_dir: Path = Path("runs/g1_planner")
     """Run folder (config, TensorBoard, metrics.csv, checkpoints, the EMA planner)."""
     planner: PlannerConfig = field(default_factory=g1_planner_config)
@@ -198,7 +198,7 @@ checkpoint periods (validation leaves the training RNG streams alone) and the th
 
 def g1_planner_base() -> PlannerTrainConfig:
     """The committed planner's first network: the plain state-action variant (no action latent) with the action
-    loss x5, 7,000 steps on 400 + 400 mirrored rollouts of the walking expert (``training.locomotion.collect
+    loss x5, 7,000 steps on 400 + 400 mirrored rollouts of the walking expert (``training.planner.collect
     --episodes 400``), one torch thread."""
     return PlannerTrainConfig(
         data=Path("data/planner/g1_walk.h5"),
@@ -212,7 +212,7 @@ def g1_planner_base() -> PlannerTrainConfig:
 def g1_planner() -> PlannerTrainConfig:
     """The committed planner (``assets/g1_planner/checkpoint``): the first network (:func:`g1_planner_base`, saved
     as ``runs/planner_first_7k.pt``) fine-tuned for 2,500 steps at learning rate 1.5e-4 on 600 + 600 mirrored
-    rollouts under domain randomization (``training.locomotion.collect --randomize``)."""
+    rollouts under domain randomization (``training.planner.collect --randomize``)."""
     return replace(
         g1_planner_base(),
         data=Path("data/planner/g1_walk_dr.h5"),

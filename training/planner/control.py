@@ -26,7 +26,7 @@ from envs.locomotion.config import LocomotionConfig
 from envs.locomotion.env import G1LocomotionEnv
 from envs.planner.runtime import ExportedPlanner
 from robot.configio import from_jsonable
-from training.locomotion.collect import RecordingEnv
+from training.planner.collect import RecordingEnv
 from training.planner.estimated_state import EstimatedStates
 from training.run_dir import run_config_of
 

@@ -32,7 +32,7 @@ from envs.planner.state import PlannerStateEstimator
 from robot.estimation.filter import ContactKalmanFilter, FilterConfig
 from robot.g1 import constants as C
 from robot.sensor_model import SensorModel, SensorModelConfig
-from training.locomotion.collect import RecordingEnv
+from training.planner.collect import RecordingEnv
 
 
 class EstimatedStates:

@@ -45,7 +45,6 @@ from envs.planner.onnx import PLANNER_FORMAT
 from envs.planner.runtime import gate_offsets
 from envs.tasks.route import RouteConfig
 from robot.files import atomic_write_text, read_metadata_beside
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import (
     DEFAULT_EXPERT_POLICY,
     PUSHES,
@@ -56,6 +55,7 @@ from training.locomotion.evaluate import (
     evaluate,
     load_exported_policy,
 )
+from training.planner.collect import RecordingEnv
 from training.planner.control import (  # noqa: F401 (re-exported: the evaluation's public names)
     STATE_SOURCES,
     ControlHistory,

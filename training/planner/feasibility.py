@@ -1,6 +1,6 @@
 """Train FISOR's Hamilton-Jacobi feasibility critic on the G1 planner's states, for guidance at sampling time.
 
-    python -m training.locomotion.collect --policy assets/g1_walk/policy.pt --out data/planner/g1_walk_falls.h5 \\
+    python -m training.planner.collect --policy assets/g1_walk/policy.pt --out data/planner/g1_walk_falls.h5 \\
         --episodes 400 --num-envs 100 --num-threads 1 --randomize --keep-falls --push-velocity-m-per-s 1.0 \\
         --push-interval-s 2.5 --noise.sigma 0.2 --seed 11
     python -m training.planner.feasibility --preset g1-feasibility     # + data/planner/g1_walk_dr.h5
@@ -74,7 +74,7 @@ class FeasibilityTrainConfig:
     """Feasibility-critic training run."""
 
     data: tuple[Path, ...] = (Path("data/planner/g1_walk_falls.h5"),)
-    """Planner datasets; at least one must hold falls (``training.locomotion.collect --keep-falls``)."""
+    """Planner datasets; at least one must hold falls (``training.planner.collect --keep-falls``)."""
     run_dir: Path = Path("runs/g1_feasibility")
     """Run folder."""
     critic: FeasibilityCriticConfig = field(default_factory=FeasibilityCriticConfig)
@@ -210,7 +210,7 @@ def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, fl
     if falls == 0:
         raise PlannerDatasetError(
             f"{', '.join(map(str, cfg.data))}: no episode ends in a fall; the critic needs both outcomes (collect one "
-            "with `python -m training.locomotion.collect --keep-falls` and stronger pushes)"
+            "with `python -m training.planner.collect --keep-falls` and stronger pushes)"
         )
 
     def cat(parts: list[Transitions]) -> Transitions:

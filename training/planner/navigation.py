@@ -20,8 +20,8 @@ from envs.planner.costs import points_to_plan_frame, scene_params_to_plan_frame
 from envs.planner.runtime import gate_offsets
 from envs.tasks.obstacles import BoxObstacle, ObstacleScene
 from envs.tasks.route import Route, pursuit_point
-from training.locomotion.collect import RecordingEnv
 from training.locomotion.evaluate import Conditions
+from training.planner.collect import RecordingEnv
 from training.planner.control import PlannerController, expert_task
 from training.planner.estimated_state import planar_pose
 

@@ -1,6 +1,6 @@
 """Train the G1 diffusion planner on expert rollouts (BeyondMimic's recipe, sized for a CPU).
 
-    python -m training.locomotion.collect --out data/planner/g1_walk.h5 --episodes 400
+    python -m training.planner.collect --out data/planner/g1_walk.h5 --episodes 400
     python -m training.planner.train --data data/planner/g1_walk.h5 --run-dir runs/g1_planner
     python -m training.planner.train --run-dir runs/g1_planner --resume     # the run's options from its config.json
     python -m training.planner.train --preset g1-planner-base              # the committed planner's recipes

@@ -1,4 +1,4 @@
-"""Merge planner datasets: ``python -m training.locomotion.merge A.h5 B.h5 --out C.h5``.
+"""Merge planner datasets: ``python -m training.planner.merge A.h5 B.h5 --out C.h5``.
 
 Concatenates the episodes of collections of the same robot, control period and episode length (for instance a
 domain-randomized collection and one that covers the heavy end of its mass range more densely) into one file that
@@ -25,7 +25,7 @@ class MergeConfig:
     """Merge of planner datasets."""
 
     inputs: Annotated[tuple[Path, ...], tyro.conf.Positional]
-    """Planner datasets (``training.locomotion.collect``), in the order their episodes are stored."""
+    """Planner datasets (``training.planner.collect``), in the order their episodes are stored."""
     out: Path = Path("data/planner/g1_walk_merged.h5")
     """Output HDF5 file (a ``.schema.json`` is written beside it)."""
 
@@ -41,7 +41,7 @@ def main(cfg: MergeConfig) -> None:
 
 
 def cli(args: Sequence[str] | None = None) -> int:
-    """The command ``python -m training.locomotion.merge``: a user's mistake is one line and exit code 2."""
+    """The command ``python -m training.planner.merge``: a user's mistake is one line and exit code 2."""
     return run_cli(lambda argv, prog: main(tyro.cli(MergeConfig, args=argv, prog=prog)), args)
 
 

@@ -1,6 +1,6 @@
 """Record planner training data from the walking expert: noisy rollouts, falls rejected, optional mirror copies.
 
-    python -m training.locomotion.collect --out data/planner/g1_walk.h5 --episodes 256 [--policy P] [--no-mirror]
+    python -m training.planner.collect --out data/planner/g1_walk.h5 --episodes 256 [--policy P] [--no-mirror]
 
 Episodes run in waves of ``num_envs`` parallel worlds for ``episode_length_s`` each, with random velocity
 commands (resampled every few seconds), pushes, and Ornstein-Uhlenbeck noise on the expert's actions
