@@ -2,6 +2,10 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +89,25 @@ def test_campaign_records_land_in_the_results_dir_and_the_table_reads_them(tmp_p
     assert "(2/3 seeds)" in table.stdout and "0.67 / 11.38" in table.stdout
     missing = run_python(["benchmarks/safe_rl_table.py", "--results-dir", str(tmp_path / "none")])
     assert missing.returncode == 2 and "no campaign records there" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_campaign_script_runs_a_ladder_and_records_each_rung(tmp_path) -> None:
+    for module in ("pybullet", "bullet_safety_gym", "dsrl"):
+        pytest.importorskip(module)
+    root = Path(__file__).resolve().parents[2]
+    data = write_tiny_dataset(tmp_path)
+    env = {**os.environ, "PYTHON": sys.executable, "LADDER": "4 8", "RESULTS_DIR": str(tmp_path / "records")}
+    args = ["bash", "benchmarks/safe_rl_campaign.sh", str(data), str(tmp_path / "runs"), "bc_all", "1"]
+    done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = sorted(p.name for p in (tmp_path / "records" / "BallRun").glob("*.json"))
+    assert records == ["bc_all_seed1_4.json", "bc_all_seed1_8.json"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "bc_all_seed1" / "policies").glob("*.pt")) == [
+        "step_4.pt",
+        "step_8.pt",
+    ]
+    second = json.loads((tmp_path / "records" / "BallRun" / "bc_all_seed1_8.json").read_text())
+    assert second["steps_trained_now"] == 4 and second["episodes"] == 20  # the second rung continued the first run
+    bad = subprocess.run(["bash", "benchmarks/safe_rl_campaign.sh", str(data), str(tmp_path), "dance", "0"], cwd=root)
+    assert bad.returncode == 2
