@@ -94,15 +94,15 @@ class Args:
     """Options of this benchmark (module docstring)."""
 
     model: Path = Path("assets/g1_planner/head/planner_model.pt")
-    """"""
+    """trained planner with its action head (``planner_model.pt``) to export and time"""
     onnx: Optional[Path] = None
     """an ONNX planner export to time (with --onnx-int8)"""
     cache: Path = Path("outputs/bench/planner_backends")
-    """"""
+    """where the TorchScript and ONNX exports of the rows are written"""
     ticks: int = 100
     """loop ticks per row"""
     json: Optional[Path] = None
-    """"""
+    """also write the rows as JSON here"""
 
 
 def main(args: Args) -> int:

@@ -125,7 +125,7 @@ class Args(BenchmarkArgs):
     seed: int = 7
     """seed of worlds, commands, sensors and sampling noise"""
     condition: str = "physics 0.002 s x 10"
-    """"""
+    """physics condition by name (``training.planner.evaluate.CONDITIONS``)"""
     episodes: Optional[int] = None
     """worlds (default 16, quick 2)"""
     seconds: Optional[float] = None

@@ -79,23 +79,23 @@ class Args:
     """Options of this benchmark (module docstring)."""
 
     planner: Path = DEFAULT_PLANNER
-    """"""
+    """exported planner (.pt + .json)"""
     data: Path
     """the planner's training data (the support)"""
     episodes: int = 8
-    """"""
+    """worlds per condition"""
     seconds: float = 10.0
-    """"""
+    """episode length"""
     seed: int = 3
-    """"""
+    """seed of commands, initial states and noise"""
     conditions: tuple[str, ...] = tuple(CONDITIONS)
-    """"""
+    """physics conditions by name (default: every one of ``training.planner.evaluate.CONDITIONS``)"""
     support_states: int = 40000
-    """"""
+    """data states the nearest-neighbour distances are taken against"""
     num_threads: int = 1
-    """"""
+    """physics worker threads"""
     json: Optional[Path] = None
-    """"""
+    """also write the rows as JSON here"""
 
 
 def main(args: Args) -> int:

@@ -61,11 +61,11 @@ class Args:
     """Options of this benchmark (module docstring)."""
 
     onnx_planner: Optional[Path] = None
-    """"""
+    """an ONNX planner export to load and plan with once after the imports (default: imports only)"""
     repeats: int = 3
-    """"""
+    """fresh interpreters per row (the fastest import is kept, all import times listed)"""
     json: Optional[Path] = None
-    """"""
+    """also write the rows as JSON here"""
 
 
 def main(args: Args) -> int:

@@ -230,7 +230,7 @@ class Args(BenchmarkArgs):
     cost_limit: float = 10.0
     """cost limit of the normalized cost"""
     algorithms: tuple[str, ...] = tuple(ALGORITHM_NAMES)
-    """"""
+    """algorithms to run, from fisor, bc_all, bc_safe, bcq_lag"""
     device: str = "cpu"
     """torch device"""
     out_dir: Path = Path("outputs/bench/safe_rl")
