@@ -52,6 +52,7 @@ from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
 from robot.cli import UserError
 from robot.files import git_revision
+from training.run_dir import RunDir
 from training.safe_rl.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
 from training.safe_rl.evaluate import evaluate
@@ -114,7 +115,7 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
         if record is not None and not record.is_file():
             write_result_record(args.results_dir, name, task, args, row)
         return row
-    last = run_dir / "checkpoints" / "last.pt"
+    last = RunDir(run_dir).last
     config = TrainConfig(
         algorithm=algorithm_config(
             name, task, args.steps, args.batch_size, args.cost_limit, args.quick, args.fisor_precision
@@ -146,7 +147,8 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
         "s_per_100k_steps": train_s / trained * 1e5 if trained > 0 else math.nan,
         "eval_s": time.perf_counter() - started,
     }
-    # the rung's policy alone (a later rung overwrites last.pt): what a demo or a user takes from the ladder
+    # the rung's policy alone (a later rung overwrites last.pt), from last.pt itself: a run resumed at its last step
+    # trains nothing, so the trainer's model/policy.pt may be an older version's or missing
     policy = policy_from_checkpoint(load_checkpoint(last), result.algorithm.acting_parts)
     save_policy(run_dir / "policies" / f"step_{result.step}.pt", policy)
     write_json(done, row)

@@ -188,6 +188,12 @@ def load_algorithm(checkpoint: Path, device: str = "cpu") -> tuple[SafeRLAlgorit
         CheckpointError: not a safe-RL checkpoint or policy file, corrupt, or its weights do not fit its config.
     """
     payload = load_policy_or_checkpoint(checkpoint)  # on the CPU; load_state_dict moves the weights
+    return algorithm_from_payload(payload, checkpoint, device), payload
+
+
+def algorithm_from_payload(payload: dict[str, Any], source: Path, device: str = "cpu") -> SafeRLAlgorithm:
+    """The algorithm of a loaded checkpoint or policy file (``source`` names it in errors): :func:`load_algorithm`
+    without the read."""
     record, data = payload["config"], payload["data"]
     config = algorithm_config(record["algorithm_name"], record["algorithm"])
     algorithm = make_algorithm(config, int(data["obs_dim"]), int(data["act_dim"]), device)
@@ -204,10 +210,10 @@ def load_algorithm(checkpoint: Path, device: str = "cpu") -> tuple[SafeRLAlgorit
             algorithm.load_state_dict(payload["algorithm"])
     except (KeyError, RuntimeError) as error:
         raise CheckpointError(
-            f"{checkpoint}: the weights do not fit the {record['algorithm_name']} config stored with them "
+            f"{source}: the weights do not fit the {record['algorithm_name']} config stored with them "
             f"({type(error).__name__}: {one_line(error)})"
         ) from error
-    return algorithm, payload
+    return algorithm
 
 
 def format_table(result: EvalResult) -> str:

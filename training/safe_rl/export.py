@@ -21,7 +21,7 @@ import tyro
 
 from robot.cli import run_cli
 from training.safe_rl.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
-from training.safe_rl.evaluate import load_algorithm
+from training.safe_rl.evaluate import algorithm_from_payload, load_algorithm
 
 
 @dataclass
@@ -38,8 +38,9 @@ def export_policy(checkpoint: Path, out: Path) -> Path:
     """Write ``checkpoint``'s policy to ``out``; the written file is loaded back once to check it."""
     if Path(out).resolve() == Path(checkpoint).resolve():
         raise ValueError(f"--out {out}: the same file as --checkpoint; choose another path")
-    algorithm, _ = load_algorithm(checkpoint)  # the weights fit the config: refuse before writing anything
-    path = save_policy(out, policy_from_checkpoint(load_checkpoint(checkpoint), algorithm.acting_parts))
+    payload = load_checkpoint(checkpoint)  # a training checkpoint: a policy file has nothing left to strip
+    algorithm = algorithm_from_payload(payload, checkpoint)  # the weights fit the config: refuse before writing
+    path = save_policy(out, policy_from_checkpoint(payload, algorithm.acting_parts))
     algorithm, payload = load_algorithm(path)
     print(f"{algorithm.name} at step {payload['step']} ({payload['data']['task']}): wrote {path}")
     return path

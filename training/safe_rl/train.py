@@ -174,6 +174,9 @@ class _Run:
     writer: SummaryWriter
     result: TrainResult
 
+    def __post_init__(self) -> None:
+        self.paths = RunDir(self.run_dir)
+
     def save(self, name: str, step: int) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
@@ -184,15 +187,13 @@ class _Run:
             "best": None if self.result.best is None else vars(self.result.best).copy(),
             "data": self.data_info,
         }
-        save_checkpoint(RunDir(self.run_dir).checkpoints / name, payload)
+        save_checkpoint(self.paths.checkpoints / name, payload)
         if name == "last.pt":
-            save_policy(
-                RunDir(self.run_dir).model("policy.pt"), policy_from_checkpoint(payload, self.algorithm.acting_parts)
-            )
+            save_policy(self.paths.model("policy.pt"), policy_from_checkpoint(payload, self.algorithm.acting_parts))
 
     def log_csv(self, step: int, values: dict[str, float]) -> None:
         """Append ``step,name,value`` rows to ``metrics.csv``."""
-        with RunDir(self.run_dir).metrics.open("a", newline="") as handle:
+        with self.paths.metrics.open("a", newline="") as handle:
             csv.writer(handle).writerows([step, name, f"{value:.6g}"] for name, value in values.items())
 
     def log_train(self, metrics: dict[str, float], batch: Batch, step: int, steps_per_s: float) -> None:
