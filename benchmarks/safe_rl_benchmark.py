@@ -55,7 +55,7 @@ from robot.files import git_revision
 from training.run_dir import RunDir
 from training.safe_rl.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
-from training.safe_rl.evaluate import evaluate
+from training.safe_rl.evaluate import evaluate, mean_std
 from training.safe_rl.train import resolve_task, train
 
 #: FISOR's Table 1 (Zheng et al., ICLR 2024): normalized reward, normalized cost at limit 10
@@ -94,11 +94,6 @@ def algorithm_config(
 def _finite_mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -> dict[str, float]:
@@ -190,8 +185,8 @@ def write_result_record(results_dir: Path, name: str, task: DSRLTask, args: Args
 def run_algorithm(name: str, task: DSRLTask, args: Args, run_root: Path) -> dict[str, Any]:
     """Train (or reuse, or resume) and evaluate one algorithm over every seed; returns its table row."""
     per_seed = [run_seed(name, seed, task, args, run_root) for seed in args.seeds]
-    reward, reward_std = _mean_std([s["normalized_reward"] for s in per_seed])
-    cost, cost_std = _mean_std([s["normalized_cost"] for s in per_seed])
+    reward, reward_std = mean_std([s["normalized_reward"] for s in per_seed])
+    cost, cost_std = mean_std([s["normalized_cost"] for s in per_seed])
     published = PUBLISHED.get(task.name, {}).get(name)
     return {
         "algorithm": name,

@@ -11,7 +11,6 @@ seeds than planned is marked ``(k/3 seeds)``: a half-finished campaign prints as
 """
 
 import json
-import math
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks._common import run_benchmark, write_json
 from benchmarks.safe_rl_benchmark import PUBLISHED
+from training.safe_rl.evaluate import mean_std
 
 ALGORITHMS = ("fisor", "bc_all", "bc_safe", "bcq_lag")
 NAMES = {"fisor": "FISOR", "bc_all": "BC-All", "bc_safe": "BC-Safe", "bcq_lag": "BCQ-Lag"}
@@ -43,11 +43,6 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, steps, algorithm): mean ± std over seeds, the seeds in, hours per run."""
     cells: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
@@ -56,8 +51,8 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     order = {name: i for i, name in enumerate(ALGORITHMS)}
     for (task, steps, name), runs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
-        reward = _mean_std([r["normalized_reward"] for r in runs])
-        cost = _mean_std([r["normalized_cost"] for r in runs])
+        reward = mean_std([r["normalized_reward"] for r in runs])
+        cost = mean_std([r["normalized_cost"] for r in runs])
         rows.append(
             {
                 "task": task,

@@ -55,7 +55,7 @@ class EpisodeResult:
     normalized_cost: float
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and population standard deviation (0 for one value)."""
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
@@ -76,7 +76,7 @@ class EvalResult:
             raise ValueError("summary: expected at least one episode, got none")
         out: dict[str, float] = {"episodes": float(len(rows))}
         for key in ("normalized_reward", "normalized_cost", "episode_return", "episode_cost", "length"):
-            out[key], out[f"{key}_std"] = _mean_std([float(getattr(r, key)) for r in rows])
+            out[key], out[f"{key}_std"] = mean_std([float(getattr(r, key)) for r in rows])
         return out
 
     def per_seed(self) -> dict[int, dict[str, float]]:

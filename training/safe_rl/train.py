@@ -139,7 +139,7 @@ def _open_run(
     last = run.last
     text = json.dumps({"config": record, "data": data_info}, indent=2) + "\n"
     if not config.resume:
-        if last.exists():
+        if run.has_checkpoint():
             raise FileExistsError(f"{run_dir}: holds a run already; pass --resume to continue it, or another --run-dir")
         run.start(text, METRIC_FIELDS)
         return 0, None
