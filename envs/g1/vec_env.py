@@ -54,7 +54,10 @@ class DomainRandomizationConfig:
     friction_range: tuple[float, float] = (0.4, 1.2)
     """Sliding friction of floor and feet."""
     link_mass_scale_range: tuple[float, float] = (0.9, 1.1)
-    """Scale of every link mass (and inertia)."""
+    """Independent scale of each link's mass (and inertia): how the mass is distributed."""
+    body_mass_scale_range: tuple[float, float] = (1.0, 1.0)
+    """One scale per world on every link's mass and inertia, on top of the per-link scale: the whole robot heavier or
+    lighter (a payload, a battery, a model that is off). Per-link draws alone average out over the G1's 30 bodies."""
     motor_strength_range: tuple[float, float] = (0.9, 1.1)
     """Scale of all actuator torques."""
     gain_error_range: tuple[float, float] = (-0.1, 0.1)
@@ -70,11 +73,19 @@ class DomainRandomizationConfig:
     """Largest horizontal base velocity change of a push."""
 
     def __post_init__(self) -> None:
-        for name in ("friction_range", "link_mass_scale_range", "motor_strength_range", "gain_error_range"):
+        for name in (
+            "friction_range",
+            "link_mass_scale_range",
+            "body_mass_scale_range",
+            "motor_strength_range",
+            "gain_error_range",
+        ):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: expected (low, high) with low <= high, got {(lo, hi)}")
-        if self.friction_range[0] <= 0.0 or self.link_mass_scale_range[0] <= 0.0 or self.motor_strength_range[0] <= 0.0:
+        if min(self.friction_range[0], self.link_mass_scale_range[0], self.body_mass_scale_range[0]) <= 0.0 or (
+            self.motor_strength_range[0] <= 0.0
+        ):
             raise ValueError("friction, mass scale and motor strength ranges must stay > 0")
         if self.gain_error_range[0] <= -1.0:
             raise ValueError(f"gain_error_range: expected low > -1, got {self.gain_error_range}")
@@ -183,6 +194,10 @@ class G1VecEnv:
             kp_err, kd_err = rng.uniform(*dr.gain_error_range, size=(2, j))
             friction = rng.uniform(*dr.friction_range)
             mass = rng.uniform(*dr.link_mass_scale_range, size=m.nbody)
+            if dr.body_mass_scale_range[0] != dr.body_mass_scale_range[1]:
+                mass = mass * rng.uniform(*dr.body_mass_scale_range)
+            else:
+                mass = mass * dr.body_mass_scale_range[0]
             self._latency[i] = rng.integers(dr.latency_substeps_range[0], dr.latency_substeps_range[1] + 1)
         m.body_mass[:] = self._nominal_mass * mass
         m.body_inertia[:] = self._nominal_inertia * mass[:, None]

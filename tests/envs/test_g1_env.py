@@ -148,6 +148,26 @@ def test_vec_env_threads_do_not_change_results_and_randomization_varies():
     assert obs.dtype == torch.float32 and obs.shape == (6, 96) and reward.shape == (6,)
 
 
+def test_vec_env_whole_robot_mass_scale_moves_every_link_together():
+    def totals(body_range):
+        dr = DomainRandomizationConfig(link_mass_scale_range=(1.0, 1.0), body_mass_scale_range=body_range)
+        vec = G1VecEnv(G1VecEnvConfig(num_envs=8, num_threads=1, randomization=dr, seed=5))
+        ratios = np.stack([m.body_mass[1:] / vec._nominal_mass[1:] for m in vec.models])
+        inertia = np.stack([m.body_inertia[1:, 0] / vec._nominal_inertia[1:, 0] for m in vec.models])
+        vec.close()
+        return ratios, inertia
+
+    ratios, inertia = totals((0.8, 1.25))
+    # One draw per world: every link of a world carries the same scale, the worlds differ, all inside the range.
+    np.testing.assert_allclose(ratios, ratios[:, :1] * np.ones_like(ratios), rtol=1e-12)
+    np.testing.assert_allclose(inertia, ratios, rtol=1e-12)
+    assert ratios[:, 0].std() > 0.05 and np.all((ratios >= 0.8) & (ratios <= 1.25))
+    fixed, _ = totals((1.2, 1.2))
+    np.testing.assert_allclose(fixed, 1.2, rtol=1e-12)
+    with pytest.raises(ValueError, match="body_mass_scale_range"):
+        DomainRandomizationConfig(body_mass_scale_range=(1.2, 0.8))
+
+
 def test_vec_env_latency_and_pushes_change_dynamics():
     def final_qpos(latency, push):
         dr = DomainRandomizationConfig(
