@@ -60,7 +60,7 @@ from benchmarks._common import (
 )
 from policies.diffusion.guidance import CostSum, GuidanceConfig, QuadraticCost
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import DiffusionPlanner, MLPDenoiserConfig, PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.cli import UserError
@@ -71,11 +71,11 @@ COST_FEATURES = [0, 1, 2]  # root twist (vx, vy, yaw rate) in the yaw frame: a j
 COST_PARAMS = [[0.5, 0.0, 0.2]]  # (1, P) the command
 
 MODELS: dict[str, dict[str, Any]] = {
-    "mlp": {"denoiser": "mlp", "width": 256, "mlp_blocks": 3},
-    "tf-2x256": {"denoiser": "transformer", "num_layers": 2, "width": 256, "num_heads": 8},
-    "tf-4x256": {"denoiser": "transformer", "num_layers": 4, "width": 256, "num_heads": 8},
-    "tf-6x512": {"denoiser": "transformer", "num_layers": 6, "width": 512, "num_heads": 8},
-    "mlp-z32": {"denoiser": "mlp", "width": 256, "mlp_blocks": 3, "latent_dim": 32},
+    "mlp": {"denoiser": MLPDenoiserConfig(width=256, blocks=3)},
+    "tf-2x256": {"denoiser": TransformerDenoiserConfig(num_layers=2, width=256, num_heads=8)},
+    "tf-4x256": {"denoiser": TransformerDenoiserConfig(num_layers=4, width=256, num_heads=8)},
+    "tf-6x512": {"denoiser": TransformerDenoiserConfig(num_layers=6, width=512, num_heads=8)},
+    "mlp-z32": {"denoiser": MLPDenoiserConfig(width=256, blocks=3), "latent_dim": 32},
 }
 GUIDANCE = ("none", "x0", "classifier")
 MODES = ("cold", "rolling")

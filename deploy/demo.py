@@ -33,7 +33,7 @@ from envs.tasks.joystick import JoystickCost, JoystickCostConfig
 from envs.tasks.waypoint import WaypointCost, WaypointCostConfig
 from policies.diffusion.guidance import CostSum, GuidanceConfig
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.cli import run_cli
@@ -79,9 +79,7 @@ def build_planner(costs: CostSum) -> DiffusionPlanner:
         action_dim=2,
         history=HISTORY,
         horizon=HORIZON,
-        width=64,
-        num_layers=2,
-        num_heads=4,
+        denoiser=TransformerDenoiserConfig(num_layers=2, num_heads=4, width=64),
         action_loss_steps=HORIZON,
         execute_steps=4,
         diffusion=DiffusionConfig(

@@ -46,7 +46,7 @@ def planner_metadata(planner: DiffusionPlanner) -> dict[str, Any]:
         "execute_steps": cfg.execute_steps,
         "rolling_start": cfg.rolling_start,
         "action_head_states": cfg.action_head_states,
-        "denoiser": cfg.denoiser,
+        "denoiser": cfg.denoiser.kind,
         "schedule": asdict(cfg.diffusion.schedule),
         "prediction_type": cfg.diffusion.prediction_type,
         "sampler": asdict(diffusion.sampler_config),

@@ -21,9 +21,10 @@ on the plan, and through it on the action.
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, get_args
+from typing import Annotated, Any, Optional, Union
 
 import torch
+import tyro
 from torch import nn
 
 from policies.base import Policy
@@ -36,8 +37,6 @@ from policies.diffusion.vae import LatentAutoencoder, VAEConfig
 from policies.mirror import MirrorMaps
 from policies.normalizer import Normalizer
 
-DenoiserKind = Literal["transformer", "mlp"]
-DENOISERS: tuple[str, ...] = get_args(DenoiserKind)
 COSTS_PREFIX = "diffusion.costs."
 SAMPLER_BUFFERS = ("diffusion.steps", "diffusion.guide_scales")
 """Buffers derived from the sampler and guidance settings, which may change after training."""
@@ -65,6 +64,61 @@ def _settings_key(key: str) -> bool:
 
 
 @dataclass
+class TransformerDenoiserConfig:
+    """A trajectory transformer over the window, one token per step (Diffuse-CLoC; BeyondMimic)."""
+
+    num_layers: int = 2
+    """transformer blocks"""
+    num_heads: int = 4
+    """attention heads (width must be an even multiple of them)"""
+    width: int = 256
+    """token width"""
+    attention: AttentionKind = "full"
+    """attention mask: full, causal or diffuse_cloc"""
+
+    def __post_init__(self) -> None:
+        if self.num_layers < 1 or self.num_heads < 1 or self.width < 1:
+            raise ValueError(
+                f"num_layers, num_heads and width: expected >= 1, got {self.num_layers}, {self.num_heads}, {self.width}"
+            )
+
+    @property
+    def kind(self) -> str:
+        """``"transformer"``: the denoiser's name in exported metadata."""
+        return "transformer"
+
+
+@dataclass
+class MLPDenoiserConfig:
+    """A residual MLP over the flattened window (the plain baseline of the denoiser ablations)."""
+
+    width: int = 256
+    """hidden width"""
+    blocks: int = 3
+    """residual blocks"""
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.blocks < 1:
+            raise ValueError(f"width and blocks: expected >= 1, got {self.width}, {self.blocks}")
+
+    @property
+    def kind(self) -> str:
+        """``"mlp"``: the denoiser's name in exported metadata."""
+        return "mlp"
+
+
+PlannerDenoiser = Union[
+    Annotated[TransformerDenoiserConfig, tyro.conf.subcommand("transformer")],
+    Annotated[MLPDenoiserConfig, tyro.conf.subcommand("mlp")],
+]
+"""The planner's denoiser: one config per network, each with only its own options (on the command line a
+subcommand, ``planner.denoiser:mlp --planner.denoiser.blocks 4``; in JSON tagged with the class name)."""
+
+_FLAT_DENOISER_KEYS = ("num_layers", "num_heads", "width", "attention", "mlp_blocks")
+"""Keys of the flat layout that older planner files used (``denoiser`` a name, its options beside it)."""
+
+
+@dataclass
 class PlannerConfig:
     """Shapes, denoiser and sampling of a diffusion planner."""
 
@@ -80,18 +134,8 @@ class PlannerConfig:
     """Z of the per-step action latent (0 diffuses raw actions)"""
     vae_kl_weight: float = 1e-3
     """beta of the action autoencoder's KL term"""
-    denoiser: DenoiserKind = "transformer"
-    """network: transformer (trajectory transformer) or mlp (residual MLP over the flattened window)"""
-    num_layers: int = 2
-    """transformer layers"""
-    num_heads: int = 4
-    """transformer heads"""
-    width: int = 256
-    """transformer width / MLP width"""
-    attention: AttentionKind = "full"
-    """transformer mask: full, causal or diffuse_cloc"""
-    mlp_blocks: int = 3
-    """residual MLP blocks"""
+    denoiser: PlannerDenoiser = field(default_factory=TransformerDenoiserConfig)
+    """the network that predicts the clean window: a trajectory transformer or a residual MLP"""
     action_loss_steps: int = 8
     """train the action features only on the first this many future steps (BeyondMimic)"""
     action_loss_weight: float = 1.0
@@ -122,8 +166,11 @@ class PlannerConfig:
                 raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
         if self.action_dim < 1 or self.latent_dim < 0:
             raise ValueError(f"expected action_dim >= 1 and latent_dim >= 0, got {self.action_dim}, {self.latent_dim}")
-        if self.denoiser not in DENOISERS:
-            raise ValueError(f"denoiser: expected one of {DENOISERS}, got {self.denoiser!r}")
+        if not isinstance(self.denoiser, (TransformerDenoiserConfig, MLPDenoiserConfig)):
+            raise ValueError(
+                "denoiser: expected a TransformerDenoiserConfig or an MLPDenoiserConfig, "
+                f"got {type(self.denoiser).__name__}"
+            )
         if not self.action_loss_weight > 0.0:
             raise ValueError(f"action_loss_weight: expected > 0, got {self.action_loss_weight}")
         if not 1 <= self.execute_steps <= self.horizon:
@@ -141,6 +188,28 @@ class PlannerConfig:
                 f"rolling_start: expected 0..{self.diffusion.sampler.num_steps - 1} (sampler steps - 1), "
                 f"got {self.rolling_start}"
             )
+
+    @staticmethod
+    def migrate_json(data: dict[str, Any]) -> dict[str, Any]:
+        """Read the flat layout of older planner files (``"denoiser": "transformer"`` with ``num_layers``,
+        ``num_heads``, ``width``, ``attention`` and ``mlp_blocks`` beside it) as the typed denoiser config."""
+        kind = data.get("denoiser", "transformer")
+        if not isinstance(kind, str) and not any(k in data for k in _FLAT_DENOISER_KEYS):
+            return data
+        if not isinstance(kind, str):
+            raise ValueError(f"planner config: a denoiser config and the flat keys {_FLAT_DENOISER_KEYS} together")
+        flat = {k: data.pop(k) for k in _FLAT_DENOISER_KEYS if k in data}
+        if kind == "transformer":
+            keep = {k: flat[k] for k in ("num_layers", "num_heads", "width", "attention") if k in flat}
+            data["denoiser"] = {"_type": TransformerDenoiserConfig.__name__, **keep}
+        elif kind == "mlp":
+            keep = {"width": flat["width"]} if "width" in flat else {}
+            if "mlp_blocks" in flat:
+                keep["blocks"] = flat["mlp_blocks"]
+            data["denoiser"] = {"_type": MLPDenoiserConfig.__name__, **keep}
+        else:
+            raise ValueError(f"planner config: denoiser expected 'transformer' or 'mlp', got {kind!r}")
+        return data
 
     @property
     def token_dim(self) -> int:
@@ -269,17 +338,18 @@ class DiffusionPlanner(Policy):
         self.state_dim, self.action_dim = config.state_dim, config.action_dim
         self.execute_steps, self.rolling_start = config.execute_steps, config.rolling_start
         T = config.diffusion.schedule.num_train_steps
-        if config.denoiser == "transformer":
+        net = config.denoiser
+        if isinstance(net, TransformerDenoiserConfig):
             denoiser: nn.Module = TrajectoryTransformer(
                 TrajectoryTransformerConfig(
                     state_dim=config.state_dim,
                     action_dim=config.token_dim - config.state_dim,
                     horizon=config.window,
                     num_train_steps=T,
-                    num_layers=config.num_layers,
-                    num_heads=config.num_heads,
-                    width=config.width,
-                    attention=config.attention,
+                    num_layers=net.num_layers,
+                    num_heads=net.num_heads,
+                    width=net.width,
+                    attention=net.attention,
                 )
             )
         else:
@@ -288,8 +358,8 @@ class DiffusionPlanner(Policy):
                     x_dim=config.token_dim,
                     horizon=config.window,
                     num_train_steps=T,
-                    width=config.width,
-                    num_blocks=config.mlp_blocks,
+                    width=net.width,
+                    num_blocks=net.blocks,
                     dropout=0.0,
                 )
             )

@@ -45,7 +45,8 @@ def test_missing_and_foreign_model_files_are_named(tmp_path):
         load_planner_model(tmp_path / "other.pt")
     model = tiny_planner_model(tmp_path / "m.pt")
     data = load_planner_model(model)
-    data["planner_config"] = {**data["planner_config"], "width": 64}
+    config = data["planner_config"]
+    data["planner_config"] = {**config, "denoiser": {**config["denoiser"], "width": 64}}
     with pytest.raises(ValueError, match="do not fit"):
         build_planner(data, ExportPlannerConfig(model=model))
 

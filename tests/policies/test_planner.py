@@ -5,7 +5,7 @@ import torch
 
 from policies.diffusion.guidance import CostSum, GuidanceConfig, QuadraticCost
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import DiffusionPlanner, MLPDenoiserConfig, PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 
@@ -19,10 +19,11 @@ def make_planner(latent_dim: int = 0, denoiser: str = "transformer", mode: str =
         history=4,
         horizon=8,
         latent_dim=latent_dim,
-        denoiser=denoiser,
-        width=64,
-        num_layers=2,
-        num_heads=4,
+        denoiser=(
+            TransformerDenoiserConfig(num_layers=2, num_heads=4, width=64)
+            if denoiser == "transformer"
+            else MLPDenoiserConfig(width=64)
+        ),
         diffusion=DiffusionConfig(
             schedule=ScheduleConfig(num_train_steps=20),
             sampler=SamplerConfig(num_steps=10),
@@ -110,8 +111,8 @@ def test_bad_inputs() -> None:
         planner(bad, actions[:2, :4])
     with pytest.raises(ValueError, match=r"expected windows of shape \(B, 12"):
         planner.loss({"states": states[:, :5], "actions": actions[:, :5]})
-    with pytest.raises(ValueError, match="denoiser: expected one of"):
-        PlannerConfig(denoiser="unet")
+    with pytest.raises(ValueError, match="denoiser: expected a TransformerDenoiserConfig or an MLPDenoiserConfig"):
+        PlannerConfig(denoiser="unet")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"rolling_start: expected 0\.\.9"):
         PlannerConfig(rolling_start=10)
 
@@ -250,3 +251,22 @@ def test_mirror_maps_must_be_reflections() -> None:
         planner.set_mirror_maps(torch.tensor([1, 2, 0, 3]), torch.ones(4), *ACTION_MIRROR)
     with pytest.raises(ValueError, match="length 2"):
         planner.set_mirror_maps(*STATE_MIRROR, torch.tensor([0]), torch.tensor([1.0]))
+
+
+def test_planner_config_reads_the_flat_denoiser_layout_of_older_files_and_round_trips_tagged() -> None:
+    from robot.configio import from_jsonable, to_jsonable
+
+    flat_tf = {"latent_dim": 0, "denoiser": "transformer", "num_layers": 3, "num_heads": 2, "width": 64}
+    cfg = from_jsonable(PlannerConfig, flat_tf)
+    assert cfg.denoiser == TransformerDenoiserConfig(num_layers=3, num_heads=2, width=64, attention="full")
+    flat_mlp = {"denoiser": "mlp", "width": 96, "mlp_blocks": 5, "num_layers": 2, "num_heads": 4, "attention": "full"}
+    assert from_jsonable(PlannerConfig, flat_mlp).denoiser == MLPDenoiserConfig(width=96, blocks=5)
+    assert from_jsonable(PlannerConfig, {"width": 32}).denoiser == TransformerDenoiserConfig(width=32)
+    for denoiser in (TransformerDenoiserConfig(num_layers=1, width=32, num_heads=2), MLPDenoiserConfig(blocks=2)):
+        written = to_jsonable(PlannerConfig(denoiser=denoiser))
+        assert written["denoiser"]["_type"] == type(denoiser).__name__
+        assert from_jsonable(PlannerConfig, written) == PlannerConfig(denoiser=denoiser)
+    with pytest.raises(ValueError, match="denoiser expected 'transformer' or 'mlp', got 'unet'"):
+        from_jsonable(PlannerConfig, {"denoiser": "unet", "width": 8})
+    with pytest.raises(ValueError, match="width and blocks: expected >= 1"):
+        MLPDenoiserConfig(blocks=0)

@@ -16,7 +16,7 @@ from envs.planner.state import PLANNER_STATE_DIM
 from envs.safe_rl import DSRLTask, write_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from policies.fisor import FISORConfig
@@ -157,9 +157,7 @@ def tiny_planner_model(path: Path) -> Path:
         history=4,
         horizon=8,
         latent_dim=4,
-        num_layers=1,
-        num_heads=2,
-        width=32,
+        denoiser=TransformerDenoiserConfig(num_layers=1, num_heads=2, width=32),
         diffusion=DiffusionConfig(
             schedule=ScheduleConfig(num_train_steps=20),
             prediction_type="x0",

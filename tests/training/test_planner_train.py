@@ -10,7 +10,7 @@ from envs.planner.costs import G1CostConfig, g1_joystick_cost, g1_waypoint_cost
 from envs.planner.dataset import load_planner_dataset
 from policies.diffusion.guidance import CostSum
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig
+from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.configio import from_jsonable
@@ -27,9 +27,7 @@ def _cfg(data, run_dir, steps: int, vae_steps: int = 3, latent: int = 4, **kw) -
     planner = dataclasses.replace(
         g1_planner_config(),
         latent_dim=latent,
-        num_layers=1,
-        num_heads=2,
-        width=32,
+        denoiser=TransformerDenoiserConfig(num_layers=1, num_heads=2, width=32),
         diffusion=DiffusionConfig(
             schedule=ScheduleConfig(kind="cosine", num_train_steps=20),
             prediction_type="x0",
@@ -92,7 +90,9 @@ def test_the_saved_planner_loads_and_plans_with_g1_costs(tmp_path):
     planner = DiffusionPlanner(pc, costs)
     planner.load_weights(model["weights"])
     with pytest.raises(ValueError, match="do not fit"):
-        DiffusionPlanner(dataclasses.replace(pc, width=64)).load_weights(model["weights"])
+        DiffusionPlanner(dataclasses.replace(pc, denoiser=dataclasses.replace(pc.denoiser, width=64))).load_weights(
+            model["weights"]
+        )
     obs = torch.randn(2, pc.history, pc.state_dim)
     out = planner.act(obs, cost_params=torch.zeros(2, 5), generator=torch.Generator().manual_seed(0))
     assert out["plan_states"].shape == (2, pc.horizon, pc.state_dim)

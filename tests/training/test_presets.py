@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from policies.diffusion.planner import PlannerConfig
 from robot.configio import from_jsonable, to_jsonable
 from training.checkpoint import load_checkpoint
 from training.locomotion.config import PRESETS as WALK_PRESETS
@@ -30,9 +31,20 @@ def _json(obj) -> dict:
     return json.loads(json.dumps(to_jsonable(obj)))
 
 
+def _current_layout(committed: dict) -> dict:
+    """A committed config in today's layout: planner configs written before the denoiser became a typed choice
+    hold its options flat beside its name, which ``PlannerConfig.migrate_json`` rewrites (as every loader does)."""
+    out = dict(committed)
+    if isinstance(out.get("planner"), dict):
+        out["planner"] = PlannerConfig.migrate_json(dict(out["planner"]))
+    elif "denoiser" in out and "state_dim" in out:
+        out = PlannerConfig.migrate_json(out)
+    return out
+
+
 def differences(preset, committed: dict, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
     """Fields (dotted) of the committed record whose preset value differs, except ``skip``."""
-    mine, theirs = flatten(_json(preset)), flatten(committed)
+    mine, theirs = flatten(_json(preset)), flatten(_current_layout(committed))
     return {k: (mine.get(k), v) for k, v in theirs.items() if k not in skip and mine.get(k) != v}
 
 

@@ -17,7 +17,7 @@ from typing import Literal, get_args
 from envs.planner.state import PLANNER_STATE_DIM
 from policies.diffusion.guidance import GuidanceMode
 from policies.diffusion.model import DiffusionConfig
-from policies.diffusion.planner import PlannerConfig
+from policies.diffusion.planner import PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
 from robot.g1 import constants as C
@@ -38,11 +38,7 @@ def g1_planner_config() -> PlannerConfig:
         history=4,
         horizon=16,
         latent_dim=16,
-        denoiser="transformer",
-        num_layers=2,
-        num_heads=4,
-        width=128,
-        attention="full",
+        denoiser=TransformerDenoiserConfig(num_layers=2, num_heads=4, width=128, attention="full"),
         action_loss_steps=8,
         execute_steps=1,
         diffusion=DiffusionConfig(

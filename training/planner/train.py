@@ -70,11 +70,6 @@ NETWORK_FIELDS = (
     "horizon",
     "latent_dim",
     "denoiser",
-    "num_layers",
-    "num_heads",
-    "width",
-    "attention",
-    "mlp_blocks",
 )
 """PlannerConfig fields that shape the networks: a planner initialised from another must agree on them."""
 METRIC_FIELDS = ("step", "stage", "loss", "val_loss", "steps_per_s", "wall_s")
