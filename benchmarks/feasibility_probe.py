@@ -1,7 +1,7 @@
 """What a feasibility critic sees: its value on the robot's states before a fall, against its value on the states
 the planner predicts from them.
 
-    python benchmarks/feasibility_probe.py --planner PLANNER.pt --critic runs/g1_feasibility/model/critic.pt \\
+    python benchmarks/feasibility_probe.py --planner PLANNER.pt --critic runs/g1_feasibility/model/critic.safetensors \\
         --data data/planner/g1_walk_falls.h5 [--episodes 40] [--json PATH]
 
 For episodes of a ``--keep-falls`` collection that end in a fall, and for episodes that stand, the last
@@ -119,7 +119,7 @@ class Args:
     planner: Path
     """exported planner (.pt + .json)"""
     critic: Path
-    """critic.pt of training.planner.feasibility"""
+    """critic of training.planner.feasibility (model/critic.safetensors, or a critic.pt)"""
     data: Path
     """a --keep-falls planner dataset"""
     episodes: int = 40

@@ -94,7 +94,7 @@ class Args:
     """Options of this benchmark (module docstring)."""
 
     model: Path = Path("assets/g1_planner/head/planner_model.pt")
-    """trained planner with its action head (``planner_model.pt``) to export and time"""
+    """trained planner with its action head (``planner_model.safetensors`` or ``.pt``) to export and time"""
     onnx: Optional[Path] = None
     """an ONNX planner export to time (with --onnx-int8)"""
     cache: Path = Path("outputs/bench/planner_backends")

@@ -1,7 +1,8 @@
 """Is the planner's input enough to walk? A behaviour-cloning probe beside the diffusion planner, same data and inputs.
 
     python benchmarks/planner_bc_probe.py --data data/planner/g1_walk.h5
-        [--planner-model runs/g1_planner/model/planner_model.pt] [--seconds 240] [--episodes 16] [--quick] [--json PATH]
+        [--planner-model runs/g1_planner/model/planner_model.safetensors] [--seconds 240] [--episodes 16] \\
+        [--quick] [--json PATH]
 
 The planner executes the action of its first planned token, given the last 4 planner states and the 4 actions before
 the current one. The probe fits an MLP (3 x 512, GELU, MSE, Adam) from exactly that history to the expert's action,
@@ -151,7 +152,7 @@ class Args(BenchmarkArgs):
     data: Path
     """planner dataset (training.planner.collect)"""
     planner_model: Optional[Path] = None
-    """also score this planner_model.pt"""
+    """also score this planner model (planner_model.safetensors or .pt)"""
     seconds: Optional[float] = None
     """fit time per probe (default 240, quick 5)"""
     episodes: Optional[int] = None

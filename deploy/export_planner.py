@@ -1,6 +1,7 @@
 """Export a trained G1 planner with its guidance costs to TorchScript (``planner.pt`` + ``planner.json``).
 
-    python -m deploy.export_planner --model runs/g1_planner/model/planner_model.pt --out assets/g1_planner/planner.pt
+    python -m deploy.export_planner --model runs/g1_planner/model/planner_model.safetensors \\
+        --out assets/g1_planner/planner.pt
 
 The planner carries every G1 task cost, each behind a gate parameter (:class:`policies.diffusion.guidance.Gated`),
 so one file serves joystick driving, waypoints and obstacle avoidance; the runtime turns terms on and off per
@@ -11,7 +12,7 @@ call. Parameter layout (also in ``planner.json`` under ``cost_terms``)::
      obstacles_gate, <scene params>,             # boxes then cylinders, plan frame (envs.planner.costs)
      feasibility_gate]                           # only with --feasibility-critic (no parameters of its own)
 
-``--feasibility-critic runs/.../critic.pt`` adds FISOR's learned safety value as one more gated term
+``--feasibility-critic runs/.../critic.safetensors`` adds FISOR's learned safety value as one more gated term
 (:class:`envs.planner.feasibility.FeasibilityCost`: ``relu(V_h(x_t) - threshold)`` over the plan's future states,
 from ``python -m training.planner.feasibility``); a runtime opens its gate to keep plans inside the feasible set.
 
@@ -52,8 +53,9 @@ TASK_TERMS = ("joystick", "waypoint", "obstacles")
 class ExportPlannerConfig:
     """Which trained planner to export, with which costs and sampler."""
 
-    model: Path = Path("runs/g1_planner/model/planner_model.pt")
-    """``planner_model.pt`` written by ``python -m training.planner.train``."""
+    model: Path = Path("runs/g1_planner/model/planner_model.safetensors")
+    """planner model written by ``python -m training.planner.train`` (``model/planner_model.safetensors``) or by
+    ``training.planner.action_head``; a ``planner_model.pt`` of the earlier layout also loads."""
     robot_metadata: Path = DEFAULT_ROBOT_METADATA
     """Deploy metadata (``.json``) of the expert whose data the planner learned: the planner's actions mean the
     same joint targets, so the runtime drives it with the same gains, default pose and period."""
@@ -64,7 +66,8 @@ class ExportPlannerConfig:
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """Weights of the joystick, waypoint and obstacle terms (on top of the per-call gates)."""
     feasibility_critic: Path | None = None
-    """``critic.pt`` of ``python -m training.planner.feasibility``: add its value as a gated feasibility term."""
+    """``model/critic.safetensors`` of ``python -m training.planner.feasibility``: add its value as a gated
+    feasibility term."""
     feasibility_weight: float = 1.0
     """Weight of the feasibility term (on top of its per-call gate)."""
     feasibility_threshold: float = 0.0

@@ -24,6 +24,7 @@ from torch import nn
 
 from policies.critics import hj_target, polyak_update, reversed_expectile_loss
 from policies.critics.networks import mlp
+from policies.model_file import read_model_payload
 from policies.normalizer import Normalizer
 
 CRITIC_FORMAT = "steer.feasibility_critic"
@@ -139,18 +140,12 @@ class FeasibilityCritic(nn.Module):
 
 
 def _read_critic_file(path: Path) -> dict[str, Any]:
-    """The plain-data ``critic.pt`` at ``path``, format checked; a missing, unreadable or foreign file is one clear
+    """The critic file at ``path`` (``critic.safetensors`` with its ``.json``, or a ``critic.pt`` of the earlier
+    layout), format checked; a missing, unreadable or foreign file is one clear
     error naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no feasibility critic here (train one with python -m training.planner.feasibility)"
-        )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated, foreign and pickled files
-        raise ValueError(f"{path}: not a readable feasibility critic ({type(exc).__name__})") from exc
-    if not isinstance(obj, dict) or obj.get("format") != CRITIC_FORMAT or obj.get("version") != CRITIC_VERSION:
+    obj = read_model_payload(path, "feasibility critic", "train one with python -m training.planner.feasibility")
+    if obj.get("format") != CRITIC_FORMAT or obj.get("version") != CRITIC_VERSION:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"{path}: expected a {CRITIC_FORMAT!r} v{CRITIC_VERSION} file, found {found!r}")
     return obj

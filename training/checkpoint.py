@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from policies.model_file import ModelFileError, load_model_file, model_file_pair
 from robot.cli import UserError
 from robot.files import atomic_write, atomic_write_text
 
@@ -88,8 +89,15 @@ def torch_load_plain(path: str | os.PathLike[str], map_location: str | torch.dev
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; clear errors for missing, corrupt or unsafe files."""
+    """Load a checkpoint written by :func:`save_checkpoint`, or a model file pair written by
+    :func:`policies.model_file.save_model_file` (``.json`` beside ``.safetensors``); clear errors for missing,
+    corrupt or unsafe files."""
     path = Path(path)
+    if model_file_pair(path) is not None:  # a model file pair (policies.model_file): JSON beside safetensors
+        try:
+            return load_model_file(path)
+        except (FileNotFoundError, ModelFileError) as exc:
+            raise CheckpointError(str(exc)) from exc
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:

@@ -9,12 +9,13 @@
       checkpoints/last.pt    the full training state: ``--resume`` continues from it
       checkpoints/best.pt    the best evaluation so far (trainers that evaluate while training)
       model/                 the trained network alone, what exporters and other trainers read
-                             (walking expert: weights.pt; planner: planner_model.pt; critic: critic.pt;
-                             safe RL: policy.pt)
+                             as a JSON file beside a safetensors file (policies.model_file):
+                             weights.* (walking expert), planner_model.*, critic.*, policy.* (safe RL)
       export/                deployable files (the walking expert's TorchScript actor and policy_meta.json)
 
-Every file is written through :func:`robot.files.atomic_write`; checkpoints and model files are plain data read
-back with ``weights_only=True`` (:mod:`training.checkpoint`). Runs started before this layout kept ``last.pt`` and
+Every file is written through :func:`robot.files.atomic_write`; checkpoints are plain data read back with
+``weights_only=True`` (:mod:`training.checkpoint`), model files safetensors with JSON; model files of the earlier
+layout (one ``.pt`` file) still load. Runs started before this layout kept ``last.pt`` and
 the model file at the top of the folder: :meth:`RunDir.resume_checkpoint` still finds such a ``last.pt``, so they
 resume (their next checkpoint goes to ``checkpoints/``).
 """

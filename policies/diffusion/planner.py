@@ -35,6 +35,7 @@ from policies.diffusion.model import Diffusion, DiffusionConfig
 from policies.diffusion.quantize import quantize_linear_int8
 from policies.diffusion.vae import LatentAutoencoder, VAEConfig
 from policies.mirror import MirrorMaps
+from policies.model_file import read_model_payload
 from policies.normalizer import Normalizer
 
 COSTS_PREFIX = "diffusion.costs."
@@ -47,14 +48,10 @@ PLANNER_MODEL_FORMAT = "steer.planner_model"
 
 
 def load_planner_model(path: Path) -> dict[str, Any]:
-    """Read a ``planner_model.pt`` with clear errors for missing, corrupt or foreign files."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no planner model (train one with `python -m training.planner.train`)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)  # tensors and JSON-ready data only
-    except Exception as exc:  # truncated or foreign files raise several types
-        raise ValueError(f"{path}: not a readable planner model ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != PLANNER_MODEL_FORMAT:
+    """Read a planner model (``planner_model.safetensors`` with its ``.json``, or a ``planner_model.pt`` of the
+    earlier layout; :mod:`policies.model_file`) with clear errors for missing, corrupt or foreign files."""
+    data = read_model_payload(path, "planner model", "train one with `python -m training.planner.train`")
+    if data.get("format") != PLANNER_MODEL_FORMAT:
         raise ValueError(f"{path}: expected a {PLANNER_MODEL_FORMAT!r} file")
     return data
 

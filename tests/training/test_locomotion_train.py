@@ -93,11 +93,11 @@ def test_sigterm_finishes_the_iteration_and_checkpoints(tmp_path):
 def test_init_from_starts_a_new_run_from_another_runs_networks(tmp_path):
     source = Trainer(_cfg(tmp_path / "src", 2))
     source.run()
-    assert (
-        tmp_path / "src" / "model" / "weights.pt"
-    ).exists()  # the networks alone, small enough to move between machines
+    # the networks alone (no optimizer state), small enough to move between machines: JSON beside safetensors
+    assert (tmp_path / "src" / "model" / "weights.safetensors").exists()
+    assert (tmp_path / "src" / "model" / "weights.json").exists()
     cfg = dataclasses.replace(
-        _cfg(tmp_path / "ft", 1), init_from=tmp_path / "src" / "model" / "weights.pt", reset_action_std=0.3
+        _cfg(tmp_path / "ft", 1), init_from=tmp_path / "src" / "model" / "weights.safetensors", reset_action_std=0.3
     )
     tuned = Trainer(cfg)
     assert tuned.iteration == 0 and tuned.env_steps == 0
@@ -111,7 +111,7 @@ def test_init_from_starts_a_new_run_from_another_runs_networks(tmp_path):
     assert tuned.iteration == 1
 
     wider = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, actor_hidden_dims=(48,)), run_dir=tmp_path / "w")
-    with pytest.raises(ValueError, match=r"weights\.pt: its networks do not fit"):
+    with pytest.raises(ValueError, match=r"weights\.safetensors: its networks do not fit"):
         Trainer(wider)
     with pytest.raises(ValueError, match="reset_action_std"):
         Trainer(dataclasses.replace(cfg, reset_action_std=0.0, run_dir=tmp_path / "z"))
@@ -147,7 +147,7 @@ def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_join
     source = Trainer(dataclasses.replace(_cfg(tmp_path / "all", 1), actuated="all"))
     source.run()
     assert source.env.num_actions == 29
-    cfg = dataclasses.replace(_cfg(tmp_path / "legs", 1), init_from=tmp_path / "all" / "model" / "weights.pt")
+    cfg = dataclasses.replace(_cfg(tmp_path / "legs", 1), init_from=tmp_path / "all" / "model" / "weights.safetensors")
     legs = Trainer(cfg)
     assert legs.env.num_actions == 12
     obs = torch.randn(5, 98)
@@ -180,7 +180,7 @@ def test_legs_only_run_initialises_a_legs_and_waist_run(tmp_path):
     cfg = dataclasses.replace(
         _cfg(tmp_path / "waist", 1),
         actuated="legs_waist",
-        init_from=tmp_path / "legs" / "model" / "weights.pt",
+        init_from=tmp_path / "legs" / "model" / "weights.safetensors",
         added_joint_action_std=0.07,
     )
     waist = Trainer(cfg)

@@ -95,7 +95,9 @@ def test_g1_planner_head_is_the_committed_heads_config():
     head = HEAD_PRESETS["g1-planner-head"]()
     metrics = json.loads((ROOT / "assets/g1_planner/head/head_metrics.json").read_text())["settings"]
     # the same run's planner file; the committed head was fitted before the shared run layout put it under model/
-    assert head.model == RunDir(Path(metrics["model"]).parent).model("planner_model.pt")
+    # and before model files became safetensors with JSON (a planner_model.pt then)
+    assert head.model == RunDir(Path(metrics["model"]).parent).model("planner_model.safetensors")
+    assert Path(metrics["model"]).name == "planner_model.pt"
     for key in (
         "data",
         "states",

@@ -136,6 +136,7 @@ def test_the_planner_trainer_resumes_the_committed_planner_with_its_own_options(
     assert cfg.planner == read_run_config(folder).planner and cfg.lr == 1.5e-4 and cfg.steps == 2500
     with pytest.raises(ValueError, match=r"lr: run has 0\.00015, now 0\.0003; steps: run has 2500, now 3000"):
         cli("--lr", "3e-4", "--steps", "3000")
-    other = train.PlannerTrainConfig(**{**vars(cfg), "planner": dataclasses.replace(cfg.planner, width=64)})
-    with pytest.raises(ValueError, match=r"planner\.width: run has 128, now 64"):
+    narrow = dataclasses.replace(cfg.planner.denoiser, width=64)
+    other = train.PlannerTrainConfig(**{**vars(cfg), "planner": dataclasses.replace(cfg.planner, denoiser=narrow)})
+    with pytest.raises(ValueError, match=r"planner\.denoiser\.width: run has 128, now 64"):
         train.PlannerTrainer(other)  # before it reads the data

@@ -92,8 +92,9 @@ class TrainConfig:
     agree with the run's, except the run length, checkpoint and evaluation periods, device and threads."""
     init_from: Path | None = None
     """Start a new run from the networks (actor, critic, normalisers) of another run's checkpoint (``last.pt``
-    or a ``model/weights.pt``): fine-tuning under a changed task or recipe. Optimizer, environment, curriculum and
-    iteration count start fresh. Ignored with ``--resume``."""
+    or a ``model/weights.safetensors``; a ``weights.pt`` of the earlier layout also loads): fine-tuning under a
+    changed task or recipe. Optimizer, environment, curriculum and iteration count start fresh. Ignored with
+    ``--resume``."""
     reset_action_std: float | None = None
     """With ``init_from``: set the actor's action noise std to this value instead of the loaded one."""
     actuated: Literal["legs", "legs_waist", "all"] = "legs"

@@ -10,9 +10,9 @@ The PPO update, rollout storage, observation normalisation and symmetry augmenta
 (:class:`rsl_rl.algorithms.PPO`); this module drives its loop (collect ``num_steps_per_env`` steps of every env,
 compute returns, update) so that it can checkpoint and resume exactly.
 
-Run folder (:mod:`training.run_dir`): ``config.json``, ``tb/`` (TensorBoard), ``metrics.csv`` (one row per
-iteration: env steps, wall time, reward, tracking errors, fall rate, curriculum scale), ``eval.csv`` (the periodic
-evaluations), ``checkpoints/last.pt`` (every ``save_every`` iterations and at the end; atomic), ``model/weights.pt``
+Run folder (:mod:`training.run_dir`): ``config.json``, ``tb/`` (TensorBoard), ``metrics.csv`` (one row per iteration:
+env steps, wall time, reward, tracking errors, fall rate, curriculum scale), ``eval.csv`` (the periodic evaluations),
+``checkpoints/last.pt`` (every ``save_every`` iterations and at the end; atomic), ``model/weights.{safetensors,json}``
 (the networks alone, for ``--init-from``) and ``export/policy.pt`` + ``export/policy_meta.json`` (the deterministic
 actor as TorchScript with what the deploy exporter needs). A checkpoint holds the PPO state (networks,
 normalisers, optimizer, adaptive learning rate), the environment state (physics, commands, randomized models,
@@ -38,6 +38,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs.locomotion.env import EPISODE_REWARD_SUM, EPISODE_SUM, EPISODES_FINISHED, G1LocomotionEnv
+from policies.model_file import save_model_file
 from robot.configio import to_jsonable
 from robot.files import atomic_write, atomic_write_text
 from robot.g1 import constants as C
@@ -207,12 +208,14 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write checkpoints/last.pt and model/weights.pt (the networks alone, for ``init_from``) atomically; export
+        """Write checkpoints/last.pt and model/weights.{safetensors,json} (the networks alone, for ``init_from``)
+        atomically; export
         the actor."""
         state = self.checkpoint()
         path = save_checkpoint(state, self.run_dir.last)
-        weights = {k: state[k] for k in ("ppo", "iteration", "env_steps", "config")}
-        save_checkpoint(weights, self.run_dir.model("weights.pt"))
+        networks = {k: state["ppo"][k] for k in ("actor_state_dict", "critic_state_dict")}  # no optimizer state
+        weights = {"ppo": networks, **{k: state[k] for k in ("iteration", "env_steps", "config")}}
+        save_model_file(self.run_dir.model("weights.safetensors"), weights)
         export_actor(self.deterministic_actor(), self.cfg, self.cfg.run_dir)
         return path
 

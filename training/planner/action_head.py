@@ -1,6 +1,6 @@
 """Train a planner's action head on the planner's own guided samples.
 
-    python -m training.planner.action_head --model runs/g1_planner/model/planner_model.pt \\
+    python -m training.planner.action_head --model runs/g1_planner/model/planner_model.safetensors \\
         --data data/planner/g1_walk.h5 --out-dir runs/g1_planner_head --guidance-mode x0 --guidance-scale 10 \\
         --sampler-steps 3
     python -m training.planner.action_head --preset g1-planner-head   # the committed head's settings
@@ -18,10 +18,10 @@ windows use the window's recorded command, waypoint windows a goal where the exp
 tracked the joystick no better than unguided sampling (v err 0.565 against 0.582). Obstacle detours have no expert
 action, so they are not in the fit.
 
-Writes ``out_dir/planner_model.pt`` (the planner with its head and the sampling settings it was fitted for; export
-it with ``python -m deploy.export_planner``), ``head_metrics.json`` and, so that a rerun skips the sampling, the
-sampled windows (``head_windows.pt``). Held-out windows from the planner's validation episodes score the head
-against the planner's own first action (leg RMSE).
+Writes ``out_dir/planner_model.safetensors`` with its ``.json`` (the planner with its head and the sampling settings it
+was fitted for; export it with ``python -m deploy.export_planner``), ``head_metrics.json`` and, so that a rerun skips
+the sampling, the sampled windows (``head_windows.pt``). Held-out windows from the planner's validation episodes score
+the head against the planner's own first action (leg RMSE).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from policies.diffusion.planner import (
     load_planner_model,
     with_sampling,
 )
+from policies.model_file import save_model_file
 from robot.cli import run_cli
 from robot.configio import from_jsonable, to_jsonable
 from robot.files import atomic_write_text
@@ -287,7 +288,7 @@ def fit(cfg: ActionHeadConfig) -> dict[str, Any]:
         "weights": planner.weights(),
         "action_head": metrics,
     }
-    save_checkpoint(out, cfg.out_dir / "planner_model.pt")
+    save_model_file(cfg.out_dir / "planner_model.safetensors", out)
     atomic_write_text(cfg.out_dir / "head_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -298,8 +299,8 @@ def main(cfg: ActionHeadConfig) -> None:
     print(
         f"held-out leg RMSE: action head {metrics['val_leg_rmse_head']:.3f}, the planner's first action "
         f"{metrics['val_leg_rmse_planner_first_action']:.3f}; fit {metrics['fit_s']:.0f} s\n"
-        f"planner with its head: {cfg.out_dir / 'planner_model.pt'} (export: python -m deploy.export_planner "
-        f"--model {cfg.out_dir / 'planner_model.pt'} --out PATH)"
+        f"planner with its head: {cfg.out_dir / 'planner_model.safetensors'} (export: python -m deploy.export_planner "
+        f"--model {cfg.out_dir / 'planner_model.safetensors'} --out PATH)"
     )
 
 

@@ -89,7 +89,8 @@ class PlannerTrainConfig:
     resume: bool = False
     """Continue from run_dir/checkpoints/last.pt (the options of run_dir/config.json)."""
     init_from: Path | None = None
-    """Start from this trained planner's ``planner_model.pt`` (fresh optimizer and schedule; ignored on resume)."""
+    """Start from this trained planner's model file (``model/planner_model.safetensors``; a ``planner_model.pt``
+    of the earlier layout also loads), with a fresh optimizer and schedule; ignored on resume."""
     seed: int = 0
     """Seed of the split, batches, noise and initialisation."""
     torch_threads: int = 2
@@ -121,8 +122,8 @@ class PlannerTrainConfig:
 class ActionHeadConfig:
     """Action-head fit of a trained planner."""
 
-    model: Path = Path("runs/g1_planner/model/planner_model.pt")
-    """``planner_model.pt`` of ``python -m training.planner.train`` (without a head)."""
+    model: Path = Path("runs/g1_planner/model/planner_model.safetensors")
+    """``model/planner_model.safetensors`` of ``python -m training.planner.train`` (without a head)."""
     data: Path = Path("data/planner/g1_walk.h5")
     """The planner's training data."""
     out_dir: Path = Path("runs/g1_planner_head")
@@ -226,7 +227,7 @@ def g1_planner_head() -> ActionHeadConfig:
     sampled as the export runs them (2 DDIM steps, x0 guidance 10, int8 denoiser), mirrored, with base-velocity
     errors up to 0.08 m/s (std) added to the history states, one torch thread."""
     return ActionHeadConfig(
-        model=Path("runs/g1_planner_dr_ft/model/planner_model.pt"),
+        model=Path("runs/g1_planner_dr_ft/model/planner_model.safetensors"),
         data=Path("data/planner/g1_walk_dr.h5"),
         out_dir=Path("runs/g1_planner_dr_head"),
         guidance_mode="x0",

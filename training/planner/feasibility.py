@@ -15,7 +15,7 @@ out by episode.
 
 Run folder (:mod:`training.run_dir`): ``config.json``, ``metrics.csv`` (step, losses, validation classification),
 ``checkpoints/last.pt`` (full state, atomic, every ``save_every`` steps, on SIGINT / SIGTERM and at the end;
-``--resume`` continues it), ``model/critic.pt`` (``V_h`` and ``Q_h`` without the training state: what
+``--resume`` continues it), ``model/critic.safetensors`` (``V_h`` and ``Q_h`` without the training state: what
 ``python -m deploy.export_planner --feasibility-critic`` puts into the planner) and ``report.json``: the critic's
 own numbers on held-out episodes, the share of states it classes feasible (``V_h <= 0``) against what then
 happened, and its mean value by time left before a fall.
@@ -48,6 +48,7 @@ from policies.feasibility import (
     FeasibilityCriticConfig,
     StateFeasibility,
 )
+from policies.model_file import save_model_file
 from robot.configio import to_jsonable
 from robot.files import atomic_write_text
 from robot.g1 import constants as C
@@ -257,7 +258,7 @@ def report(value: StateFeasibility, val: Transitions, ctrl_dt_s: float, horizon_
 
 
 def critic_file(critic: FeasibilityCritic, cfg: FeasibilityTrainConfig, ctrl_dt_s: float) -> dict[str, Any]:
-    """The exported ``V_h`` as plain data (``critic.pt``)."""
+    """The exported ``V_h`` as plain data (``model/critic.safetensors`` with its ``.json``)."""
     return {
         "format": CRITIC_FORMAT,
         "version": CRITIC_VERSION,
@@ -296,7 +297,7 @@ class FeasibilityTrainer:
             run.start(json.dumps(to_jsonable(cfg), indent=2) + "\n", METRIC_FIELDS)
 
     def save(self) -> Path:
-        """``checkpoints/last.pt`` and ``model/critic.pt`` (atomic)."""
+        """``checkpoints/last.pt`` and ``model/critic.safetensors`` (atomic)."""
         path = self.run_dir.last
         save_checkpoint(
             {
@@ -308,7 +309,7 @@ class FeasibilityTrainer:
             },
             path,
         )
-        save_checkpoint(critic_file(self.critic, self.cfg, self.ctrl_dt_s), self.run_dir.model("critic.pt"))
+        save_model_file(self.run_dir.model("critic.safetensors"), critic_file(self.critic, self.cfg, self.ctrl_dt_s))
         return path
 
     def _load(self, path: Path) -> None:
@@ -379,7 +380,7 @@ def main(cfg: FeasibilityTrainConfig) -> None:
     rep = trainer.run()
     soon = rep[soon_key(cfg.horizon_s)]
     print(
-        f"{RunDir(cfg.run_dir).model('critic.pt')}: held-out states of standing episodes classed feasible "
+        f"{RunDir(cfg.run_dir).model('critic.safetensors')}: held-out states of standing episodes classed feasible "
         f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before a fall classed "
         f"infeasible {soon:.1%} (report.json)"
     )

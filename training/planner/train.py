@@ -20,14 +20,14 @@ action autoencoder (``vae_steps``), which is then frozen and its latent normalis
 With ``latent_dim = 0`` the planner diffuses raw actions (the state-action variant) and stage one is skipped.
 An EMA copy of the planner is what gets evaluated and exported.
 
-``init_from`` fine-tunes: the run starts from a trained planner's weights (its ``planner_model.pt``, normalisers
-included, so the network sees its inputs scaled as it learned them) with a fresh optimizer, learning-rate schedule
-and EMA; a latent planner keeps its autoencoder and latent normaliser and trains the denoiser only.
+``init_from`` fine-tunes: the run starts from a trained planner's weights (its ``planner_model.safetensors``,
+normalisers included, so the network sees its inputs scaled as it learned them) with a fresh optimizer, learning-rate
+schedule and EMA; a latent planner keeps its autoencoder and latent normaliser and trains the denoiser only.
 
 Run folder (:mod:`training.run_dir`): ``config.json``, ``tb/`` (TensorBoard), ``metrics.csv`` (step, stage, train
 loss, validation loss of the EMA model, steps/s), ``checkpoints/last.pt`` (full training state, atomic, every
 ``save_every`` steps, on SIGINT / SIGTERM and at the end; ``--resume`` continues it exactly) and
-``model/planner_model.pt``: the EMA planner's
+``model/planner_model.safetensors``: the EMA planner's
 ``PlannerConfig`` (as JSON-ready data), its weights and the data's control period, which
 ``python -m deploy.export_planner`` turns into a TorchScript planner with its guidance costs. Options, presets and
 what ``--resume`` may change are in :mod:`training.planner.config`.
@@ -53,6 +53,7 @@ from envs.planner.dataset import PlannerDataset, load_planner_dataset
 from envs.planner.state import PLANNER_STATE_DIM
 from policies.critics.networks import polyak_update
 from policies.diffusion.planner import PLANNER_MODEL_FORMAT, DiffusionPlanner, PlannerConfig, load_planner_model
+from policies.model_file import save_model_file
 from robot.configio import from_jsonable, to_jsonable
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
@@ -267,9 +268,9 @@ class PlannerTrainer:
         }
 
     def save(self) -> Path:
-        """Write checkpoints/last.pt and model/planner_model.pt atomically."""
+        """Write checkpoints/last.pt and model/planner_model.{safetensors,json} atomically."""
         path = save_checkpoint(self.checkpoint(), self.run_dir.last)
-        save_checkpoint(self.model_file(), self.run_dir.model("planner_model.pt"))
+        save_model_file(self.run_dir.model("planner_model.safetensors"), self.model_file())
         return path
 
     def _load(self, path: Path) -> None:
@@ -347,7 +348,7 @@ def main(cfg: PlannerTrainConfig) -> None:
         f"from {cfg.data}; {'resumed at' if cfg.resume else 'starting at'} step {trainer.step}/{cfg.total_steps}"
     )
     path = trainer.run()
-    print(f"checkpoint: {path}; planner: {RunDir(cfg.run_dir).model('planner_model.pt')}")
+    print(f"checkpoint: {path}; planner: {RunDir(cfg.run_dir).model('planner_model.safetensors')}")
 
 
 def cli(args: Sequence[str] | None = None) -> int:

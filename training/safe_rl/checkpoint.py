@@ -27,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from policies.model_file import SUFFIXES, ModelFileError, load_model_file, model_file_pair, save_model_file
 from training.checkpoint import CheckpointError as CheckpointError  # re-exported: callers import it from here
 from training.checkpoint import one_line, torch_load_plain
 from training.checkpoint import save_checkpoint as torch_save_atomic
@@ -80,19 +81,41 @@ def policy_from_checkpoint(payload: dict[str, Any], parts: Optional[Sequence[str
     return out
 
 
+def _to_device(tree: Any, device: str) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device)
+    if isinstance(tree, dict):
+        return {key: _to_device(value, device) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_to_device(value, device) for value in tree]
+    return tree
+
+
 def save_policy(path: Path, payload: dict[str, Any]) -> Path:
-    """Write a policy file atomically; ``payload`` from :func:`policy_from_checkpoint`."""
+    """Write a policy file atomically; ``payload`` from :func:`policy_from_checkpoint`. A ``.json`` or
+    ``.safetensors`` path writes a model file pair (:mod:`policies.model_file`; what a run's ``model/`` holds),
+    any other path one ``torch.save`` file. Returns the path written (the JSON half of a pair)."""
     missing = [key for key in POLICY_KEYS if key not in payload]
     assert not missing and payload["format"] == POLICY_FORMAT, f"policy payload lacks {missing}"
+    if Path(path).suffix in SUFFIXES:
+        return save_model_file(path, payload)
     return torch_save_atomic(payload, Path(path))
 
 
 def _load(path: Path, map_location: str, formats: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    pair = model_file_pair(path)
+    if (pair is None and not path.is_file()) or (pair is not None and not any(half.exists() for half in pair)):
         raise FileNotFoundError(f"{path}: no checkpoint there (expected a file written by training.safe_rl.train)")
     try:
-        payload = torch_load_plain(path, map_location)
+        if pair is not None:
+            payload: Any = load_model_file(path)
+            if map_location != "cpu":
+                payload = _to_device(payload, map_location)
+        else:
+            payload = torch_load_plain(path, map_location)
+    except ModelFileError as error:
+        raise CheckpointError(f"{error}; use another policy or checkpoint file") from error
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise CheckpointError(
             f"{path}: cannot read the checkpoint ({type(error).__name__}: {one_line(error)}); the file is truncated or "

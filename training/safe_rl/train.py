@@ -9,10 +9,11 @@ A run folder (:mod:`training.run_dir`) holds ``config.json`` (options and datase
 ``train/`` losses, critic values and FISOR's actor-weight statistics, ``eval/`` normalized reward and cost,
 ``timing/``), ``metrics.csv`` (the same scalars in long form: ``step,name,value``, since each algorithm logs its own
 names), ``checkpoints/last.pt`` (every ``checkpoint_every`` steps and at the end), ``checkpoints/best.pt`` (the
-evaluation with the lowest normalized cost, then the highest normalized reward) and ``model/policy.pt`` (the policy
-of ``last.pt`` alone, :data:`training.safe_rl.checkpoint.POLICY_FORMAT`). ``--resume`` restores the
-policy, optimisers, EMA and targets, the step, the best score and every RNG state (python, numpy, torch, the batch
-sampler), so an interrupted run resumed from ``last.pt`` ends with the same parameters as an uninterrupted one.
+evaluation with the lowest normalized cost, then the highest normalized reward) and ``model/policy.safetensors`` with
+its ``.json`` (the policy of ``last.pt`` alone, :data:`training.safe_rl.checkpoint.POLICY_FORMAT`). ``--resume``
+restores the policy, optimisers, EMA and targets, the step, the best score and every RNG state (python, numpy, torch,
+the batch sampler), so an interrupted run resumed from ``last.pt`` ends with the same parameters as an uninterrupted
+one.
 """
 
 import csv
@@ -189,7 +190,9 @@ class _Run:
         }
         save_checkpoint(self.paths.checkpoints / name, payload)
         if name == "last.pt":
-            save_policy(self.paths.model("policy.pt"), policy_from_checkpoint(payload, self.algorithm.acting_parts))
+            save_policy(
+                self.paths.model("policy.safetensors"), policy_from_checkpoint(payload, self.algorithm.acting_parts)
+            )
 
     def log_csv(self, step: int, values: dict[str, float]) -> None:
         """Append ``step,name,value`` rows to ``metrics.csv``."""
