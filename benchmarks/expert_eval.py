@@ -1,6 +1,6 @@
 """G1 walking expert: fall rate and velocity tracking, nominal and sim-to-sim (physics step, latency, friction, mass).
 
-    python benchmarks/expert_eval.py [--policy assets/g1_walk/policy.pt] [--episodes 200] [--quick] [--json PATH]
+    python benchmarks/expert_eval.py [--policy assets/g1_walk/actor.pt] [--episodes 200] [--quick] [--json PATH]
 
 Each row runs ``--episodes`` episodes of 20 s in parallel with commands vx in [-0.8, 0.8] m/s, vy in [-0.4, 0.4]
 m/s and yaw rate in [-1, 1] rad/s, a new one every 5 s, and the policy as exported (TorchScript actor with its

@@ -2,8 +2,8 @@
 
     python -m deploy.import_expert --run-dir runs/g1_walk --out-dir assets/g1_walk/deploy
 
-The trainer (``training.locomotion.train``) writes its deterministic actor as TorchScript (``policy.pt``:
-observation normaliser + MLP mean) and ``policy_meta.json`` (observation scales, gait clock, command ranges,
+The trainer (``training.locomotion.train``) writes its deterministic actor as TorchScript (``actor.pt``:
+observation normaliser + MLP mean) and ``actor_meta.json`` (observation scales, gait clock, command ranges,
 control period). This reads those files (no ``training`` import: the layers meet at the file format), completes
 the metadata from the robot constants (joint order, default pose, the "policy" gains the walking task uses,
 action scale), checks the network on a zero observation, and writes the deploy pair and its ONNX twin.
@@ -37,11 +37,11 @@ TRAINER_KEYS = (
     "command_high",
     "history_length",
 )
-"""Keys of the trainer's ``policy_meta.json`` carried into :class:`deploy.policies.metadata.PolicyMetadata`."""
+"""Keys of the trainer's ``actor_meta.json`` carried into :class:`deploy.policies.metadata.PolicyMetadata`."""
 
 
 def expert_metadata(trainer_meta: dict[str, Any], source: str) -> PolicyMetadata:
-    """Deploy metadata of a walking actor from the trainer's ``policy_meta.json`` content."""
+    """Deploy metadata of a walking actor from the trainer's ``actor_meta.json`` content."""
     missing = [k for k in TRAINER_KEYS if k not in trainer_meta]
     if missing:
         raise ValueError(f"{source}: missing keys {missing} (not written by training.locomotion.train?)")
@@ -50,11 +50,21 @@ def expert_metadata(trainer_meta: dict[str, Any], source: str) -> PolicyMetadata
     return PolicyMetadata.for_g1("policy", **overrides)
 
 
+def _trainer_actor(run_dir: Path) -> tuple[Path, Path]:
+    """The actor file and its metadata in ``run_dir``'s ``export/`` or in ``run_dir`` itself, under today's names
+    (``actor.pt``) or the earlier ones (``policy.pt``); today's names in ``export/`` when none exists."""
+    for folder in (run_dir / "export", run_dir):
+        for stem in ("actor", "policy"):
+            if (folder / f"{stem}.pt").is_file():
+                return folder / f"{stem}.pt", folder / f"{stem}_meta.json"
+    return run_dir / "export" / "actor.pt", run_dir / "export" / "actor_meta.json"
+
+
 def import_expert(run_dir: Path, out_dir: Path, onnx: bool = True) -> list[Path]:
-    """Convert ``run_dir/export/policy.pt`` + ``policy_meta.json`` (or the two beside each other in ``run_dir``: an
-    assets folder, a run of the earlier layout) into ``out_dir/policy.{pt,json,onnx}``."""
-    folder = run_dir / "export" if (run_dir / "export" / "policy.pt").is_file() else run_dir
-    actor_path, meta_path = folder / "policy.pt", folder / "policy_meta.json"
+    """Convert the trainer's actor, ``run_dir/export/actor.pt`` + ``actor_meta.json`` (or the two beside each other in
+    ``run_dir``: the assets folder), into the deploy files ``out_dir/policy.{pt,json,onnx}``. Runs written before the
+    actor had its own name hold ``policy.pt`` + ``policy_meta.json`` there instead; they are read too."""
+    actor_path, meta_path = _trainer_actor(run_dir)
     for p in (actor_path, meta_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: missing (train with `python -m training.locomotion.train` first)")
@@ -72,7 +82,7 @@ class ImportConfig:
     """Convert a walking run's actor into deploy files."""
 
     run_dir: Path = Path("runs/g1_walk")
-    """Trainer run folder (its export/ holds policy.pt and policy_meta.json), or a folder holding the two."""
+    """Trainer run folder (its export/ holds actor.pt and actor_meta.json), or a folder holding the two."""
     out_dir: Path = Path("assets/g1_walk/deploy")
     """Where policy.pt, policy.json and policy.onnx go."""
     onnx: bool = True

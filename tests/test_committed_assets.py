@@ -20,7 +20,7 @@ def is_torchscript(path: Path) -> bool:
 
 def test_the_committed_files_are_found() -> None:
     names = {p.relative_to(ASSETS).as_posix() for p in FILES}
-    assert {"g1_walk/policy.pt", "g1_walk/checkpoint/last.pt", "g1_planner/planner.pt"} <= names
+    assert {"g1_walk/actor.pt", "g1_walk/checkpoint/last.pt", "g1_planner/planner.pt"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(ASSETS).as_posix())

@@ -14,7 +14,7 @@ ASSETS = ROOT / "assets" / "g1_walk"
 
 
 def test_the_trainers_actor_loads_with_the_training_loader() -> None:
-    policy, train = load_exported_policy(ASSETS / "policy.pt")  # TorchScript + config.json beside it
+    policy, train = load_exported_policy(ASSETS / "actor.pt")  # TorchScript + config.json beside it
     assert policy is not None and train is not None
 
 
@@ -25,6 +25,6 @@ def test_the_deploy_policy_loads_with_the_deploy_loader(name: str) -> None:
 
 
 def test_the_trainers_actor_is_not_a_deploy_policy() -> None:
-    with pytest.raises((FileNotFoundError, ValueError), match=r"policy\.json"):
-        load_policy(ASSETS / "policy.pt")
-    assert torch.jit.load(str(ASSETS / "policy.pt")) is not None  # plain TorchScript, no embedded deploy metadata
+    with pytest.raises((FileNotFoundError, ValueError), match=r"actor\.json"):
+        load_policy(ASSETS / "actor.pt")
+    assert torch.jit.load(str(ASSETS / "actor.pt")) is not None  # plain TorchScript, no embedded deploy metadata

@@ -14,19 +14,21 @@ from robot.g1 import constants as C
 from training.locomotion.train import TrainConfig, policy_metadata
 
 
-def _fake_run(folder):
-    folder.mkdir()
+def _fake_run(folder, stem: str = "actor"):
+    """A trainer run's export: ``actor.pt`` + ``actor_meta.json`` (``policy`` for runs of the earlier names)."""
+    folder.mkdir(parents=True)
     cfg = TrainConfig()
     meta = policy_metadata(cfg)
     actor = torch.jit.script(build_mlp_policy(98, 29, (32,), seed=1))
-    torch.jit.save(actor, str(folder / "policy.pt"))
-    (folder / "policy_meta.json").write_text(json.dumps(meta))
+    torch.jit.save(actor, str(folder / f"{stem}.pt"))
+    (folder / f"{stem}_meta.json").write_text(json.dumps(meta))
     return actor, meta
 
 
-def test_imported_expert_loads_checks_and_matches_the_actor(tmp_path):
+@pytest.mark.parametrize(("where", "stem"), [("run/export", "actor"), ("run", "actor"), ("run", "policy")])
+def test_imported_expert_loads_checks_and_matches_the_actor(tmp_path, where, stem):
     pytest.importorskip("onnxruntime", reason="needs the onnx extra")
-    actor, meta = _fake_run(tmp_path / "run")
+    actor, meta = _fake_run(tmp_path / where, stem)
     written = import_expert(tmp_path / "run", tmp_path / "deploy")
     assert sorted(p.name for p in written) == ["policy.json", "policy.onnx", "policy.pt"]
     obs = np.random.default_rng(0).normal(size=(4, 98)).astype(np.float32)
@@ -42,11 +44,11 @@ def test_imported_expert_loads_checks_and_matches_the_actor(tmp_path):
 
 
 def test_import_names_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"policy\.pt: missing"):
+    with pytest.raises(FileNotFoundError, match=r"export/actor\.pt: missing"):
         import_expert(tmp_path, tmp_path / "out")
     _fake_run(tmp_path / "run")
-    meta = json.loads((tmp_path / "run" / "policy_meta.json").read_text())
+    meta = json.loads((tmp_path / "run" / "actor_meta.json").read_text())
     del meta["obs_gait_period_s"]
-    (tmp_path / "run" / "policy_meta.json").write_text(json.dumps(meta))
+    (tmp_path / "run" / "actor_meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"missing keys \['obs_gait_period_s'\]"):
         import_expert(tmp_path / "run", tmp_path / "out", onnx=False)

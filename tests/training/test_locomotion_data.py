@@ -49,14 +49,14 @@ def export_policy(folder, value: float = 0.0, obs_dim: int = 98, **env_changes):
     train = TrainConfig()
     train = dataclasses.replace(train, env=dataclasses.replace(train.env, **env_changes))
     (folder / "config.json").write_text(json.dumps(to_jsonable(train)))
-    path = folder / "policy.pt"
+    path = folder / "actor.pt"
     torch.jit.save(torch.jit.script(ConstantPolicy(value, obs_dim)), str(path))
     return path
 
 
 def test_load_exported_policy_checks_files_and_layout(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no exported policy"):
-        load_exported_policy(tmp_path / "policy.pt")
+    with pytest.raises(FileNotFoundError, match="no exported actor"):
+        load_exported_policy(tmp_path / "actor.pt")
     path = export_policy(tmp_path / "ok")
     policy, train = load_exported_policy(path)
     assert train.env.obs.gait_period_s == TrainConfig().env.env.obs.gait_period_s

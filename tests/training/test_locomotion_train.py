@@ -56,9 +56,9 @@ def test_resume_after_stop_matches_uninterrupted_run(tmp_path):
     evals_a = (tmp_path / "a" / "eval.csv").read_text().splitlines()
     assert evals_a == (tmp_path / "b" / "eval.csv").read_text().splitlines()  # evaluations leave training alone
     assert [r.split(",")[0] for r in evals_a[1:]] == ["2", "4"]
-    meta = json.loads((tmp_path / "b" / "export" / "policy_meta.json").read_text())
+    meta = json.loads((tmp_path / "b" / "export" / "actor_meta.json").read_text())
     assert meta["obs_gait_period_s"] > 0 and len(meta["joint_names"]) == 29
-    actor = torch.jit.load(str(tmp_path / "b" / "export" / "policy.pt"))
+    actor = torch.jit.load(str(tmp_path / "b" / "export" / "actor.pt"))
     assert actor(torch.zeros(1, 98)).shape == (1, 29)
 
 
@@ -160,7 +160,7 @@ def test_legs_only_policy_exports_robot_wide_actions_and_starts_from_an_all_join
     assert torch.allclose(out[:, :12], full[:, :12], atol=1e-6)  # the source's leg rows carried over
     assert torch.all(out[:, 12:] == 0)  # waist and arms hold the default pose
     legs.run()
-    assert torch.jit.load(str(tmp_path / "legs" / "export" / "policy.pt"))(obs)[:, 12:].abs().max() == 0
+    assert torch.jit.load(str(tmp_path / "legs" / "export" / "actor.pt"))(obs)[:, 12:].abs().max() == 0
 
     # The mirror of leg actions is the leg part of the mirrored robot action.
     a = torch.randn(3, 12)
@@ -194,7 +194,7 @@ def test_legs_only_run_initialises_a_legs_and_waist_run(tmp_path):
     assert torch.allclose(std[:12], legs.ppo.get_policy().distribution.std_param.detach())
     assert torch.allclose(std[12:], torch.full((3,), 0.07))
     waist.run()
-    assert torch.jit.load(str(tmp_path / "waist" / "export" / "policy.pt"))(obs)[:, 15:].abs().max() == 0  # arms held
+    assert torch.jit.load(str(tmp_path / "waist" / "export" / "actor.pt"))(obs)[:, 15:].abs().max() == 0  # arms held
 
     with pytest.raises(ValueError, match="added_joint_action_std"):
         bad = dataclasses.replace(cfg, run_dir=tmp_path / "x", added_joint_action_std=0.0)
@@ -228,7 +228,7 @@ def test_residual_policy_on_the_reference_gait_exports_the_reference(tmp_path):
     assert reference.abs().max() > 0 or env.phase().max() < 0.55  # some leg swings unless all stand in stance
     trainer.run()
     env_obs_before = env.get_observations()["policy"]
-    exported = torch.jit.load(str(tmp_path / "ref" / "export" / "policy.pt"))
+    exported = torch.jit.load(str(tmp_path / "ref" / "export" / "actor.pt"))
     policy_part = trainer.ppo.get_policy().as_jit()(obs)
     residual = torch.cat([policy_part.clamp(-0.5, 0.5), torch.zeros(len(obs), 17)], 1)
     assert torch.allclose(exported(obs), residual + reference, atol=1e-6)

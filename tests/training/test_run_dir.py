@@ -13,7 +13,7 @@ def test_paths_and_start(tmp_path) -> None:
     run = RunDir(tmp_path / "r")
     assert run.last == tmp_path / "r" / "checkpoints" / "last.pt" and run.best.name == "best.pt"
     assert run.model("critic.pt") == tmp_path / "r" / "model" / "critic.pt"
-    assert run.export("policy.pt") == tmp_path / "r" / "export" / "policy.pt"
+    assert run.export("actor.pt") == tmp_path / "r" / "export" / "actor.pt"
     assert not run.has_checkpoint() and run.resume_checkpoint() == run.last
     run.start('{"a": 1}\n', ("step", "loss"))
     assert json.loads(run.config.read_text()) == {"a": 1} and run.metrics.read_text() == "step,loss\n"
@@ -31,8 +31,8 @@ def test_resume_finds_the_earlier_layouts_last_pt_and_prefers_the_new_one(tmp_pa
 def test_an_export_finds_its_runs_config(tmp_path) -> None:
     run = RunDir(tmp_path / "run")
     run.start("{}\n")
-    run.export("policy.pt").parent.mkdir()
-    assert run_config_of(run.export("policy.pt")) == run.config  # the run folder above export/
+    run.export("actor.pt").parent.mkdir()
+    assert run_config_of(run.export("actor.pt")) == run.config  # the run folder above export/
     assets = tmp_path / "assets"
     assets.mkdir()
     (assets / "config.json").write_text("{}")

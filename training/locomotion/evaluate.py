@@ -46,7 +46,7 @@ class EnvBound(Protocol):
         """Remember the env whose worlds the following calls act in."""
 
 
-DEFAULT_EXPERT_POLICY = Path(__file__).resolve().parents[2] / "assets" / "g1_walk" / "policy.pt"
+DEFAULT_EXPERT_POLICY = Path(__file__).resolve().parents[2] / "assets" / "g1_walk" / "actor.pt"
 """The committed walking expert (trainer export with its config.json): the default of every expert tool."""
 
 
@@ -318,7 +318,7 @@ def load_exported_policy(policy_path: Path) -> tuple[Policy, LocomotionConfig]:
     period, gains and control period the policy was trained with.
     """
     if not policy_path.is_file():
-        raise FileNotFoundError(f"{policy_path}: no exported policy (train one, or pass the assets folder's policy.pt)")
+        raise FileNotFoundError(f"{policy_path}: no exported actor (train one, or pass assets/g1_walk/actor.pt)")
     config_path = run_config_of(policy_path)
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: the training config must sit beside {policy_path.name}")

@@ -13,7 +13,7 @@ compute returns, update) so that it can checkpoint and resume exactly.
 Run folder (:mod:`training.run_dir`): ``config.json``, ``tb/`` (TensorBoard), ``metrics.csv`` (one row per iteration:
 env steps, wall time, reward, tracking errors, fall rate, curriculum scale), ``eval.csv`` (the periodic evaluations),
 ``checkpoints/last.pt`` (every ``save_every`` iterations and at the end; atomic), ``model/weights.{safetensors,json}``
-(the networks alone, for ``--init-from``) and ``export/policy.pt`` + ``export/policy_meta.json`` (the deterministic
+(the networks alone, for ``--init-from``) and ``export/actor.pt`` + ``export/actor_meta.json`` (the deterministic
 actor as TorchScript with what the deploy exporter needs). A checkpoint holds the PPO state (networks,
 normalisers, optimizer, adaptive learning rate), the environment state (physics, commands, randomized models,
 curriculum, RNG) and the torch and numpy RNG states, so ``--resume`` continues the same trajectory as an
@@ -153,11 +153,11 @@ def deterministic_actor(
 
 
 def export_actor(module: torch.jit.ScriptModule, cfg: TrainConfig, run_dir: Path) -> Path:
-    """Write the deterministic actor ``module`` (:func:`deterministic_actor`) to the run's ``export/policy.pt``, with
-    ``export/policy_meta.json``."""
+    """Write the deterministic actor ``module`` (:func:`deterministic_actor`) to the run's ``export/actor.pt``, with
+    ``export/actor_meta.json`` (``python -m deploy.import_expert`` turns the two into a deploy ``policy.pt``)."""
     run = RunDir(run_dir)
-    path = atomic_write(run.export("policy.pt"), lambda tmp: torch.jit.save(module, tmp))
-    atomic_write_text(run.export("policy_meta.json"), json.dumps(policy_metadata(cfg), indent=2) + "\n")
+    path = atomic_write(run.export("actor.pt"), lambda tmp: torch.jit.save(module, tmp))
+    atomic_write_text(run.export("actor_meta.json"), json.dumps(policy_metadata(cfg), indent=2) + "\n")
     return path
 
 
@@ -430,7 +430,7 @@ def main(cfg: TrainConfig) -> None:
         f"{where} iteration {trainer.iteration}/{cfg.iterations}, run folder {cfg.run_dir}"
     )
     path = trainer.run()
-    print(f"checkpoint: {path}; actor: {RunDir(cfg.run_dir).export('policy.pt')}")
+    print(f"checkpoint: {path}; actor: {RunDir(cfg.run_dir).export('actor.pt')}")
 
 
 def cli(args: Sequence[str] | None = None) -> int:

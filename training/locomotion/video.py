@@ -1,6 +1,6 @@
 """Render the walking expert following a scripted command sequence to an mp4 (offscreen MuJoCo).
 
-    MUJOCO_GL=egl python -m training.locomotion.video --out outputs/g1_walk.mp4 [--policy assets/g1_walk/policy.pt]
+    MUJOCO_GL=egl python -m training.locomotion.video --out outputs/g1_walk.mp4 [--policy assets/g1_walk/actor.pt]
 
 Needs the ``video`` extra (imageio + imageio-ffmpeg, whose wheel carries ffmpeg) and an offscreen GL backend:
 ``MUJOCO_GL=egl`` (set by default here when unset) or ``osmesa`` (Debian's ``libosmesa6``). The camera follows the

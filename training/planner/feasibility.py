@@ -1,6 +1,6 @@
 """Train FISOR's Hamilton-Jacobi feasibility critic on the G1 planner's states, for guidance at sampling time.
 
-    python -m training.planner.collect --policy assets/g1_walk/policy.pt --out data/planner/g1_walk_falls.h5 \\
+    python -m training.planner.collect --policy assets/g1_walk/actor.pt --out data/planner/g1_walk_falls.h5 \\
         --episodes 400 --num-envs 100 --num-threads 1 --randomize --keep-falls --push-velocity-m-per-s 1.0 \\
         --push-interval-s 2.5 --noise.sigma 0.2 --seed 11
     python -m training.planner.feasibility --preset g1-feasibility     # + data/planner/g1_walk_dr.h5
