@@ -24,7 +24,8 @@ from policies.feasibility import (
     load_feasibility_critic,
 )
 from robot.g1 import constants as C
-from training.planner.feasibility import FeasibilityTrainConfig, cli, transitions
+from training.planner.config import FeasibilityTrainConfig
+from training.planner.feasibility import cli, transitions
 
 NAMES = planner_state_names()
 HEIGHT = NAMES.index("root_height")
@@ -229,7 +230,7 @@ def test_trainer_refuses_data_without_falls_and_loader_names_bad_files(tmp_path,
 
 def test_preset_is_the_committed_critics_recipe():
     from robot.configio import from_jsonable
-    from training.planner.feasibility import PRESETS
+    from training.planner.config import FEASIBILITY_PRESETS as PRESETS
 
     root = Path(__file__).resolve().parents[2]
     committed = json.loads((root / "assets" / "g1_feasibility" / "config.json").read_text())

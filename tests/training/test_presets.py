@@ -1,5 +1,5 @@
 """Every --preset equals the config committed beside its artefact (the walking expert, the planner, its action head,
-the safe-RL benchmark configurations), and every preset is a valid config that survives config.json.
+the feasibility critic (tests/training/test_feasibility.py), the safe-RL benchmark configurations), and every preset is a valid config that survives config.json.
 
 The comparisons skip what is legitimately particular to the committed run: where it lived (``run_dir``), paths to
 the weights it started from that are not committed (``init_from``), and the wall-clock budget of the session that
@@ -17,14 +17,14 @@ from robot.configio import from_jsonable, to_jsonable
 from training.checkpoint import load_checkpoint
 from training.locomotion.config import PRESETS as WALK_PRESETS
 from training.locomotion.config import TrainConfig
-from training.planner.config import HEAD_PRESETS, PlannerTrainConfig
+from training.planner.config import FEASIBILITY_PRESETS, HEAD_PRESETS, PlannerTrainConfig
 from training.planner.config import PRESETS as PLANNER_PRESETS
 from training.run_config import flatten
 from training.run_dir import RunDir
 from training.safe_rl.config import PRESETS as SAFE_RL_PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_PRESETS = {**WALK_PRESETS, **PLANNER_PRESETS, **HEAD_PRESETS, **SAFE_RL_PRESETS}
+ALL_PRESETS = {**WALK_PRESETS, **PLANNER_PRESETS, **HEAD_PRESETS, **FEASIBILITY_PRESETS, **SAFE_RL_PRESETS}
 
 
 def _json(obj) -> dict:

@@ -1,10 +1,12 @@
-"""Options of the G1 planner trainer (``python -m training.planner.train``) and of its action-head fit
-(``python -m training.planner.action_head``), what a planner ``--resume`` may change, and the named presets: the
-recipes of the committed planner (``assets/g1_planner``).
+"""Options of the G1 planner trainer (``python -m training.planner.train``), of its action-head fit
+(``python -m training.planner.action_head``) and of the feasibility critic (``python -m training.planner.feasibility``),
+what a ``--resume`` of each may change, and the named presets: the recipes of the committed planner
+(``assets/g1_planner``) and critic (``assets/g1_feasibility``).
 
     python -m training.planner.train --preset g1-planner-base            # the first network, from scratch
     python -m training.planner.train --preset g1-planner                 # fine-tuned from it on randomized physics
     python -m training.planner.action_head --preset g1-planner-head      # its action head
+    python -m training.planner.feasibility --preset g1-feasibility       # the feasibility critic
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
+from envs.planner.feasibility import ConstraintConfig
 from envs.planner.state import PLANNER_STATE_DIM
 from policies.diffusion.guidance import GuidanceMode
 from policies.diffusion.model import DiffusionConfig
 from policies.diffusion.planner import PlannerConfig, TransformerDenoiserConfig
 from policies.diffusion.sampling import SamplerConfig
 from policies.diffusion.schedules import ScheduleConfig
+from policies.feasibility import FeasibilityCriticConfig
 from robot.g1 import constants as C
 from training.run_config import read_config_json
 
@@ -248,3 +252,73 @@ HEAD_PRESETS: dict[str, Callable[[], ActionHeadConfig]] = {"g1-planner-head": g1
 def read_run_config(run_dir: Path) -> PlannerTrainConfig:
     """The config a planner run folder was started with (its ``config.json``)."""
     return read_config_json(PlannerTrainConfig, run_dir / "config.json")
+
+
+# ----- the feasibility critic (training.planner.feasibility) ---------------------------------------------------
+
+
+@dataclass
+class FeasibilityTrainConfig:
+    """Feasibility-critic training run."""
+
+    data: tuple[Path, ...] = (Path("data/planner/g1_walk_falls.h5"),)
+    """Planner datasets; at least one must hold falls (``training.planner.collect --keep-falls``)."""
+    run_dir: Path = Path("runs/g1_feasibility")
+    """Run folder."""
+    critic: FeasibilityCriticConfig = field(default_factory=FeasibilityCriticConfig)
+    """Networks and losses."""
+    constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
+    """Where the constraints lie (the signal ``h``)."""
+    steps: int = 20000
+    """Adam steps."""
+    batch_size: int = 512
+    """Transitions per step."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    val_fraction: float = 0.1
+    """Episodes held out for the report."""
+    eval_every: int = 2000
+    """Validation period (steps)."""
+    save_every: int = 2000
+    """Checkpoint period (steps)."""
+    horizon_s: float = 0.5
+    """Report: a state this close before a fall counts as one the critic should class infeasible."""
+    seed: int = 0
+    """Episode split, batches and initial weights."""
+    torch_threads: int = 1
+    """Torch intra-op threads."""
+    resume: bool = False
+    """Continue ``run_dir/checkpoints/last.pt`` (its config.json gives the options)."""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("data: expected at least one planner dataset")
+        for name in ("steps", "batch_size", "eval_every", "save_every", "torch_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+
+
+FEASIBILITY_RESUME_MAY_CHANGE = ("run_dir", "resume", "steps", "eval_every", "save_every", "torch_threads")
+"""Options a feasibility ``--resume`` may change (the run length, periods and threads)."""
+
+
+def g1_feasibility() -> FeasibilityTrainConfig:
+    """The committed critic (``assets/g1_feasibility``): the fall constraint, 20,000 steps on 400 + 400 mirrored
+    randomized episodes with 1.0 m/s pushes every 2.5 s and doubled action noise, falls kept
+    (``data/planner/g1_walk_falls.h5``), beside the planner's own randomized data (``g1_walk_dr.h5``, every
+    episode stood)."""
+    return FeasibilityTrainConfig(
+        data=(Path("data/planner/g1_walk_falls.h5"), Path("data/planner/g1_walk_dr.h5")),
+        run_dir=Path("runs/g1_feasibility"),
+    )
+
+
+FEASIBILITY_PRESETS: dict[str, Callable[[], FeasibilityTrainConfig]] = {"g1-feasibility": g1_feasibility}
+"""``training.planner.feasibility --preset`` names: one per committed critic."""
+
+
+def read_feasibility_run_config(run_dir: Path) -> FeasibilityTrainConfig:
+    """The config of the run in ``run_dir`` (its ``config.json``)."""
+    return read_config_json(FeasibilityTrainConfig, Path(run_dir) / "config.json")

@@ -30,7 +30,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ from policies.feasibility import (
     CRITIC_FORMAT,
     CRITIC_VERSION,
     FeasibilityCritic,
-    FeasibilityCriticConfig,
     StateFeasibility,
 )
 from policies.model_file import save_model_file
@@ -53,7 +52,13 @@ from robot.configio import to_jsonable
 from robot.files import atomic_write_text
 from robot.g1 import constants as C
 from training.checkpoint import load_checkpoint, save_checkpoint, truncate_log_rows
-from training.run_config import check_resume, read_config_json, trainer_cli
+from training.planner.config import (
+    FEASIBILITY_PRESETS,
+    FEASIBILITY_RESUME_MAY_CHANGE,
+    FeasibilityTrainConfig,
+    read_feasibility_run_config,
+)
+from training.run_config import check_resume, trainer_cli
 from training.run_dir import RunDir
 from training.stop import graceful_stop
 
@@ -68,73 +73,6 @@ METRIC_FIELDS = (
 )
 TIME_TO_FALL_BINS_S = (0.0, 0.2, 0.5, 1.0, 2.0)
 """Edges of the report's time-before-a-fall bins (the last bin is open)."""
-
-
-@dataclass
-class FeasibilityTrainConfig:
-    """Feasibility-critic training run."""
-
-    data: tuple[Path, ...] = (Path("data/planner/g1_walk_falls.h5"),)
-    """Planner datasets; at least one must hold falls (``training.planner.collect --keep-falls``)."""
-    run_dir: Path = Path("runs/g1_feasibility")
-    """Run folder."""
-    critic: FeasibilityCriticConfig = field(default_factory=FeasibilityCriticConfig)
-    """Networks and losses."""
-    constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
-    """Where the constraints lie (the signal ``h``)."""
-    steps: int = 20000
-    """Adam steps."""
-    batch_size: int = 512
-    """Transitions per step."""
-    lr: float = 3e-4
-    """Adam learning rate."""
-    val_fraction: float = 0.1
-    """Episodes held out for the report."""
-    eval_every: int = 2000
-    """Validation period (steps)."""
-    save_every: int = 2000
-    """Checkpoint period (steps)."""
-    horizon_s: float = 0.5
-    """Report: a state this close before a fall counts as one the critic should class infeasible."""
-    seed: int = 0
-    """Episode split, batches and initial weights."""
-    torch_threads: int = 1
-    """Torch intra-op threads."""
-    resume: bool = False
-    """Continue ``run_dir/checkpoints/last.pt`` (its config.json gives the options)."""
-
-    def __post_init__(self) -> None:
-        if not self.data:
-            raise ValueError("data: expected at least one planner dataset")
-        for name in ("steps", "batch_size", "eval_every", "save_every", "torch_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
-
-
-RESUME_MAY_CHANGE = ("run_dir", "resume", "steps", "eval_every", "save_every", "torch_threads")
-"""Options a ``--resume`` may change (the run length, periods and threads)."""
-
-
-def g1_feasibility() -> FeasibilityTrainConfig:
-    """The committed critic (``assets/g1_feasibility``): the fall constraint, 20,000 steps on 400 + 400 mirrored
-    randomized episodes with 1.0 m/s pushes every 2.5 s and doubled action noise, falls kept
-    (``data/planner/g1_walk_falls.h5``), beside the planner's own randomized data (``g1_walk_dr.h5``, every
-    episode stood)."""
-    return FeasibilityTrainConfig(
-        data=(Path("data/planner/g1_walk_falls.h5"), Path("data/planner/g1_walk_dr.h5")),
-        run_dir=Path("runs/g1_feasibility"),
-    )
-
-
-PRESETS = {"g1-feasibility": g1_feasibility}
-"""``--preset`` names: one per committed critic."""
-
-
-def read_run_config(run_dir: Path) -> FeasibilityTrainConfig:
-    """The config of the run in ``run_dir`` (its ``config.json``)."""
-    return read_config_json(FeasibilityTrainConfig, Path(run_dir) / "config.json")
 
 
 @dataclass
@@ -291,7 +229,7 @@ class FeasibilityTrainer:
         self.run_dir = run = RunDir(cfg.run_dir)
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
-            check_resume(read_run_config(cfg.run_dir), cfg, RESUME_MAY_CHANGE, run.config)
+            check_resume(read_feasibility_run_config(cfg.run_dir), cfg, FEASIBILITY_RESUME_MAY_CHANGE, run.config)
             self._load(run.resume_checkpoint())
         else:
             run.start(json.dumps(to_jsonable(cfg), indent=2) + "\n", METRIC_FIELDS)
@@ -392,9 +330,9 @@ def cli(args: Sequence[str] | None = None) -> int:
         FeasibilityTrainConfig,
         main,
         args,
-        run_config=read_run_config,
-        may_change=RESUME_MAY_CHANGE,
-        presets=PRESETS,
+        run_config=read_feasibility_run_config,
+        may_change=FEASIBILITY_RESUME_MAY_CHANGE,
+        presets=FEASIBILITY_PRESETS,
         description="Train a Hamilton-Jacobi feasibility critic (FISOR) on the G1 planner's states.",
     )
 
