@@ -1,5 +1,6 @@
-"""Every --preset equals the config committed beside its artefact (the walking expert, the planner, its action head,
-the feasibility critic (tests/training/test_feasibility.py), the safe-RL benchmark configurations), and every preset is a valid config that survives config.json.
+"""Every --preset equals the config committed beside its artefact (the walking expert, the planner, its action head, the
+feasibility critic (tests/training/test_feasibility.py), the safe-RL benchmark configurations), and every preset is a
+valid config that survives config.json.
 
 The comparisons skip what is legitimately particular to the committed run: where it lived (``run_dir``), paths to
 the weights it started from that are not committed (``init_from``), and the wall-clock budget of the session that
