@@ -10,8 +10,10 @@ planner (joystick cost on with the recorded command, feasibility term closed, fi
 is read on the current state and on the plan's future states. A guidance term on predicted states can only act
 where the critic classes some of them infeasible (``V_h > threshold``): when the planner predicts safe states from
 a state the critic already classes infeasible, the term has nothing to push against. When the critic file carries
-``Q_h``, its value for the current state with the plan's first action and with the recorded one is printed too: an
-action term (``--feasibility-term action``) can only steer where ``Q_h`` depends on the action.
+``Q_h``, its value for the current state with the plan's first actions and with the recorded ones is printed too
+(as many actions as the critic's ``action_chunk``), and with the recorded ones plus a held offset of up to 0.5 on
+every leg joint (a wrong reaction): an action term (``--feasibility-term action``) can only steer where ``Q_h``
+depends on the actions. The plan's step k is the state k control steps after the current one.
 """
 
 from __future__ import annotations
@@ -76,15 +78,20 @@ def probe(planner_path: Path, critic_path: Path, data_path: Path, episodes: int,
         S = states.shape[-1]
         with torch.no_grad():
             v_now = value(states[:, -1])
-            v_plan = value(plan.detach()[:, hist:, :S])  # (B, horizon)
+            v_plan = value(plan.detach()[:, :, :S])  # (B, horizon): the plan holds the future steps only
             if q is not None:
-                recorded = torch.from_numpy(np.stack([data["action"][e, t] for e, t in keep]))
-                q_plan = q(states[:, -1], plan.detach()[:, 0, S:]).max(dim=0).values
-                q_recorded = q(states[:, -1], recorded).max(dim=0).values
-                offset = torch.zeros_like(recorded)  # a wrong reaction: +-0.5 action units on every leg joint
+                k = q.action_chunk  # Q_h scores the next k actions (1: the action now)
+                last = [min(int(fell_at[e]), steps - 1) for e, _ in keep]
+                chunks = [
+                    data["action"][e, np.minimum(np.arange(t, t + k), m)] for (e, t), m in zip(keep, last, strict=True)
+                ]
+                recorded = torch.from_numpy(np.stack(chunks))  # (B, k, A): recorded from now (past the end: the last)
+                q_plan = q(states[:, -1], plan.detach()[:, :k, S:].flatten(1)).max(dim=0).values
+                q_recorded = q(states[:, -1], recorded.flatten(1)).max(dim=0).values
+                offset = torch.zeros_like(recorded[:, 0])  # a wrong reaction held: +-0.5 units on every leg joint
                 legs = list(C.LEG_JOINT_IDS)
                 offset[:, legs] = torch.rand(len(keep), len(legs), generator=torch.Generator().manual_seed(seed)) - 0.5
-                q_offset = q(states[:, -1], recorded + offset).max(dim=0).values
+                q_offset = q(states[:, -1], (recorded + offset[:, None]).flatten(1)).max(dim=0).values
         extra = (
             {}
             if q is None
@@ -134,12 +141,12 @@ def main(args: Args) -> int:
     rows = probe(args.planner, args.critic, args.data, args.episodes, args.seed)
     print(
         "| outcome | steps before the fall | episodes | V_h now | infeasible now "
-        "| V_h of the plan, steps 1 / 4 / 8 / 12 | max V_h in the plan | infeasible plan states |"
+        "| V_h of the plan, steps 1 / 2 / 4 / 8 / 16 | max V_h in the plan | infeasible plan states |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         v = r["v_plan_mean_by_step"]
-        steps = " / ".join(f"{v[k]:+.2f}" for k in (0, 3, 7, 11) if k < len(v))
+        steps = " / ".join(f"{v[k]:+.2f}" for k in (0, 1, 3, 7, 15) if k < len(v))
         print(
             f"| {r['outcome']} | {r['steps_before_fall'] or '-'} | {r['episodes']} | {r['v_now_mean']:+.2f} | "
             f"{100 * r['infeasible_now_share']:.0f} % | {steps} | {r['v_plan_max']:+.2f} | "
@@ -148,11 +155,11 @@ def main(args: Args) -> int:
     for r in rows:
         if "q_now_plan_action_mean" in r:
             print(
-                f"  {r['outcome']} {r['steps_before_fall'] or '-'}: Q_h(s now, the plan's action) "
-                f"{r['q_now_plan_action_mean']:+.2f}, Q_h(s now, the recorded action) "
+                f"  {r['outcome']} {r['steps_before_fall'] or '-'}: Q_h(s now, the plan's actions) "
+                f"{r['q_now_plan_action_mean']:+.2f}, Q_h(s now, the recorded actions) "
                 f"{r['q_now_recorded_action_mean']:+.2f} "
                 f"(mean |difference| {r['q_plan_minus_recorded_abs_mean']:.3f}); "
-                f"recorded action +-0.5 on the legs {r['q_now_offset_action_mean']:+.2f} "
+                f"recorded actions +-0.5 on the legs {r['q_now_offset_action_mean']:+.2f} "
                 f"(mean |difference| {r['q_offset_minus_recorded_abs_mean']:.3f})"
             )
     if args.json is not None:

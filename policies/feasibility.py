@@ -49,12 +49,18 @@ class FeasibilityCriticConfig:
     """Target network rate."""
     h_end: float = 1.0
     """``V_h`` of the state a fall ended in (not recorded: the episode resets there)."""
+    action_chunk: int = 1
+    """K: ``Q_h`` scores the next K actions as one chunk, ``Q_h(s_t, a_t..a_{t+K-1})``, backed up over K steps
+    (``h`` the chunk's largest, discount ``g^K``, ``V_h(s_{t+K})``). At 50 Hz one action hardly moves the next
+    state, so a one-step ``Q_h`` barely depends on it; a chunk spans a reaction."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount < 1.0 or not 0.5 <= self.expectile < 1.0:
             raise ValueError(
                 f"expected 0 < discount < 1 and 0.5 <= expectile < 1, got {self.discount}, {self.expectile}"
             )
+        if self.action_chunk < 1:
+            raise ValueError(f"action_chunk: expected >= 1, got {self.action_chunk}")
         if not self.hidden or min(self.hidden) < 1 or self.num_q_heads < 1:
             raise ValueError(f"hidden and num_q_heads must be positive, got {self.hidden}, {self.num_q_heads}")
 
@@ -78,18 +84,22 @@ class StateFeasibility(nn.Module):
 
 
 class StateActionFeasibility(nn.Module):
-    """``Q_h`` heads on normalised states and actions: ``(B, S), (B, A) -> (E, B)``."""
+    """``Q_h`` heads on normalised states and chunks of K actions: ``(B, S), (B, K * A) -> (E, B)`` (K =
+    ``action_chunk``, the steps flattened in time order)."""
 
     state_dim: int
     action_dim: int
+    action_chunk: int
 
     def __init__(self, normalizer: Normalizer, action_dim: int, cfg: FeasibilityCriticConfig) -> None:
         super().__init__()
         self.normalizer = normalizer
         self.state_dim = int(normalizer.offset.shape[-1])
         self.action_dim = int(action_dim)
+        self.action_chunk = int(cfg.action_chunk)
+        width = self.state_dim + self.action_dim * self.action_chunk
         self.heads = nn.ModuleList(
-            [mlp(self.state_dim + action_dim, list(cfg.hidden), 1, activation=nn.SiLU) for _ in range(cfg.num_q_heads)]
+            [mlp(width, list(cfg.hidden), 1, activation=nn.SiLU) for _ in range(cfg.num_q_heads)]
         )
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -100,8 +110,10 @@ class StateActionFeasibility(nn.Module):
 class FeasibilityCritic(nn.Module):
     """``V_h`` and ``Q_h`` (plus its target) with FISOR's losses (module docstring).
 
-    Batches: ``states (B, S)``, ``actions (B, A)``, ``h (B,)``, ``next_states (B, S)`` and ``ended (B,)`` (1 where
-    the transition ended in a violation: ``s'`` was not recorded and its value is ``h_end``).
+    Batches: ``states (B, S)``, ``actions (B, K * A)``, ``h (B,)``, ``next_states (B, S)`` and ``ended (B,)`` (1
+    where the transition ended in a violation: ``s'`` was not recorded and its value is ``h_end``). With a chunk of
+    K > 1 actions a transition spans K steps: ``h`` is the largest signal over them, ``next_states`` the state K
+    steps on, and the backup discounts by ``g^K``.
     """
 
     def __init__(self, state_dim: int, action_dim: int, cfg: FeasibilityCriticConfig | None = None) -> None:
@@ -123,7 +135,7 @@ class FeasibilityCritic(nn.Module):
             q_bar = self.q_target(s, a).max(dim=0).values  # (B,)
             v_next = self.value(batch["next_states"])
             v_next = torch.where(batch["ended"] > 0.5, torch.full_like(v_next, self.cfg.h_end), v_next)
-            target = hj_target(h, v_next, torch.ones_like(h), self.cfg.discount)
+            target = hj_target(h, v_next, torch.ones_like(h), self.cfg.discount**self.cfg.action_chunk)
         v = self.value(s)
         loss_v = reversed_expectile_loss(q_bar - v, self.cfg.expectile).mean()
         q = self.q(s, a)  # (E, B)
@@ -174,7 +186,10 @@ def load_feasibility_q(path: Path) -> StateActionFeasibility:
     obj = _read_critic_file(path)
     if "q_weights" not in obj:
         raise ValueError(f"{path}: holds V_h only; retrain, or resume the run once to rewrite it with Q_h")
-    cfg = FeasibilityCriticConfig(hidden=tuple(int(w) for w in obj["hidden"]), num_q_heads=int(obj["num_q_heads"]))
+    chunk = int(obj.get("critic", {}).get("action_chunk", 1))  # files written before chunks score one action
+    cfg = FeasibilityCriticConfig(
+        hidden=tuple(int(w) for w in obj["hidden"]), num_q_heads=int(obj["num_q_heads"]), action_chunk=chunk
+    )
     q = StateActionFeasibility(Normalizer(int(obj["state_dim"])), int(obj["action_dim"]), cfg)
     _frozen(q, obj["q_weights"], path)
     return q

@@ -136,15 +136,25 @@ class FeasibilityCost(_CriticCost):
 
 
 class FeasibleActionCost(_CriticCost):
-    """``G(x) = relu(max_i Q_h,i(s_t, a_t) - threshold)``: FISOR's state-action feasibility of the action the plan
-    takes now (``a_t``, the first planned action: what the action head reads besides the planned states) in the
-    state the robot is in (``s_t``, the last history step, measured). Unlike :class:`FeasibilityCost` it does not
-    depend on the planner predicting the danger: the state is the robot's own. ``critic`` maps ``(N, S), (N, A)`` to
-    ``(E, N)`` (:class:`policies.feasibility.StateActionFeasibility`)."""
+    """``G(x) = relu(max_i Q_h,i(s_t, a_t..a_{t+K-1}) - threshold)``: FISOR's state-action feasibility of the
+    actions the plan takes from now (``a_t``, the first planned action, what the action head reads besides the
+    planned states, and with a chunk critic the K - 1 after it) in the state the robot is in (``s_t``, the last
+    history step, measured). Unlike :class:`FeasibilityCost` it does not depend on the planner predicting the
+    danger: the state is the robot's own. ``critic`` maps ``(N, S), (N, K * A)`` to ``(E, N)``
+    (:class:`policies.feasibility.StateActionFeasibility`, whose ``action_chunk`` is K)."""
+
+    chunk: int
+
+    def __init__(self, critic: nn.Module, history: int, threshold: float = 0.0) -> None:
+        super().__init__(critic, history, threshold)
+        self.chunk = int(getattr(critic, "action_chunk", 1))
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """x (B, H, S + A) physical plan (token ``history`` holds ``(s_{t+1}, a_t)``), params (B, 0) -> (B,)."""
+        """x (B, H, S + A) physical plan (token ``history + k`` holds ``(s_{t+k+1}, a_{t+k})``), params (B, 0)
+        -> (B,)."""
         s_now = x[:, self.history - 1, : self.state_dim]  # (B, S)
-        a_now = x[:, self.history, self.state_dim :]  # (B, A)
-        q = self.critic(s_now, a_now).max(dim=0).values  # (B,)
+        chunk = x[:, self.history : self.history + self.chunk, self.state_dim :]  # (B, K, A)
+        if chunk.shape[1] != self.chunk:
+            raise ValueError("FeasibleActionCost: the plan's horizon is shorter than the critic's action chunk")
+        q = self.critic(s_now, chunk.reshape(chunk.shape[0], -1)).max(dim=0).values  # (B,)
         return torch.relu(q - self.threshold)

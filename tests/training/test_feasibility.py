@@ -1,5 +1,6 @@
 """The G1 planner's feasibility critic: constraint signals, the HJ backup on planner transitions, the guidance term."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -78,6 +79,69 @@ def test_transitions_run_to_the_last_recorded_state_and_end_at_the_fall():
     assert tr.ended.tolist() == [0] * 5 + [0, 0, 0, 1]
     assert tr.steps_to_fall.tolist() == [-1] * 5 + [3, 2, 1, 0]
     assert tr.next_states[7, HEIGHT] == pytest.approx(0.6) and tr.states[8, HEIGHT] == pytest.approx(0.6)
+
+
+def test_chunked_transitions_span_k_steps_take_their_worst_signal_and_end_where_a_chunk_reaches_the_fall():
+    heights = np.full((2, 6), 0.75)
+    heights[0, 2] = 0.4  # a violation inside a standing episode (the fall line is 0.45 m)
+    arrays = _episodes(heights, [6, 3])
+    arrays["action"][:] = np.arange(6, dtype=np.float32)[None, :, None]  # action value = its step
+    tr = transitions(arrays, np.array([0, 1]), ConstraintConfig(), chunk=3)
+    # stood: chunks t..t+2 with s_{t+3} recorded: t < 3; fell at 3: t <= 3, the chunks from t = 1 reach the fall
+    assert len(tr) == 3 + 4
+    assert tr.ended.tolist() == [0, 0, 0, 0, 1, 1, 1]  # stood, then fell
+    assert tr.actions.shape == (7, 3 * C.NUM_JOINTS)
+    steps = tr.actions.reshape(7, 3, C.NUM_JOINTS)[:, :, 0].tolist()
+    assert steps[:3] == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert steps[3:] == [[0, 1, 2], [1, 2, 3], [2, 3, 3], [3, 3, 3]]  # past the fall: the action that fell
+    assert tr.next_states[0, HEIGHT] == pytest.approx(0.75) and tr.h[0] > 0 and tr.h[2] > 0 and tr.h[3] < 0
+    h_one = transitions(arrays, np.array([0]), ConstraintConfig()).h
+    assert tr.h[0] == pytest.approx(float(h_one[:3].max()))
+    with pytest.raises(ValueError, match="chunk: expected >= 1"):
+        transitions(arrays, np.array([0]), ConstraintConfig(), chunk=0)
+
+
+def test_a_chunk_critic_tells_a_held_wrong_reaction_from_the_recorded_one():
+    """From the same state a chunk of action 0 stands and a chunk of action 1 starts a fall 20 steps later: Q_h of
+    the falling chunk is the exact K-step backup along the way down (> 0), of the standing chunk near the safe value,
+    and V_h of the state is the better chunk's (feasible)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    g, k = 0.98, 4
+    arrays, branch, _ = _branching_set()
+    cfg = ConstraintConfig()
+    tr = transitions(arrays, np.arange(16), cfg, chunk=k)
+    critic = FeasibilityCritic(
+        PLANNER_STATE_DIM,
+        C.NUM_JOINTS,
+        FeasibilityCriticConfig(hidden=(64, 64), discount=g, polyak=0.05, action_chunk=k),
+    )
+    critic.fit_normalizer(tr.states)
+    opt = torch.optim.Adam([*critic.value.parameters(), *critic.q.parameters()], lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(1500):
+        loss, _ = critic.loss(tr.batch(torch.randint(len(tr), (256,), generator=gen)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        critic.update_target()
+    stand, sink = torch.zeros(1, k * C.NUM_JOINTS), torch.zeros(1, k * C.NUM_JOINTS)
+    sink[0, 0] = 1.0  # the branch action first, as recorded
+    with torch.no_grad():
+        s = torch.from_numpy(branch)
+        q_stand, q_sink = critic.q(s, stand).max(dim=0).values, critic.q(s, sink).max(dim=0).values
+        v = critic.value(s)
+    # the exact backup over chunks of k steps along the way down: the chunk from step 20 holds the action that fell
+    # (its next value is h_end = 1), the ones from 16, 12, ..., 0 back up from the state k steps on
+    h = constraint_signal(arrays["state"][8].astype(np.float64), arrays["joint_pos"][8].astype(np.float64), cfg)
+    gk = g**k
+    nxt = (1 - gk) * h[20] + gk * max(h[20], 1.0)
+    for t in range(16, -1, -k):
+        worst = h[t : t + k].max()
+        nxt = (1 - gk) * worst + gk * max(worst, nxt)
+    assert nxt > 0.2  # the falling chunk is infeasible
+    assert float(q_sink) == pytest.approx(nxt, abs=0.15)
+    assert float(q_stand) < -0.8 and float(v) < -0.8
 
 
 def _branching_set() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -165,6 +229,32 @@ def test_action_term_gradient_matches_finite_differences_and_reads_the_measured_
     grad[:, 1, :S] = 0.0
     grad[:, 2, S:] = 0.0
     assert grad.abs().max() == 0.0  # nothing else
+
+
+def test_a_chunk_action_term_reads_the_plans_first_k_actions():
+    from envs.planner.feasibility import FeasibleActionCost
+    from policies.feasibility import StateActionFeasibility
+    from policies.normalizer import Normalizer
+
+    torch.manual_seed(3)
+    norm = Normalizer(PLANNER_STATE_DIM)
+    norm.fit(torch.randn(256, PLANNER_STATE_DIM))
+    cfg = FeasibilityCriticConfig(hidden=(32, 32), action_chunk=3)
+    q = StateActionFeasibility(norm, C.NUM_JOINTS, cfg).double()
+    cost = FeasibleActionCost(q, history=2, threshold=-10.0)
+    x = torch.randn(2, 6, PLANNER_STATE_DIM + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
+    params = torch.zeros(2, 0, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: cost(x, params), (x,), eps=1e-6, atol=1e-5)
+    grad = torch.autograd.grad(cost(x, params).sum(), x)[0]
+    S = PLANNER_STATE_DIM
+    assert grad[:, 1, :S].abs().max() > 0 and all(grad[:, k, S:].abs().max() > 0 for k in (2, 3, 4))
+    grad[:, 1, :S] = 0.0
+    grad[:, 2:5, S:] = 0.0
+    assert grad.abs().max() == 0.0  # the measured state and the plan's first three actions, nothing else
+    scripted = torch.jit.script(FeasibleActionCost(copy.deepcopy(q).float(), history=2, threshold=-10.0))
+    torch.testing.assert_close(scripted(x.detach().float(), params.float()), cost(x.detach(), params).float())
+    with pytest.raises(ValueError, match="shorter than the critic's action chunk"):
+        cost(x[:, :4], params)
 
 
 def _train_cli(tmp_path, data, *extra):

@@ -100,29 +100,42 @@ class Transitions:
         }
 
 
-def transitions(arrays: dict[str, np.ndarray], episodes: np.ndarray, cfg: ConstraintConfig) -> Transitions:
-    """The transitions of ``episodes`` (module docstring). ``arrays`` as in :mod:`envs.planner.dataset`, with
-    ``fell_at`` (T where absent: every episode stood)."""
+def transitions(
+    arrays: dict[str, np.ndarray], episodes: np.ndarray, cfg: ConstraintConfig, chunk: int = 1
+) -> Transitions:
+    """The transitions of ``episodes`` (module docstring), each spanning ``chunk`` control steps: the actions
+    ``a_t..a_{t+K-1}`` (flattened), the largest ``h`` over ``s_t..s_{t+K-1}`` and the state ``s_{t+K}``. A chunk
+    that holds the action that fell ends there (its steps past the fall repeat that action, its next state is never
+    read); an episode that stood gives the chunks that end on a recorded state. ``arrays`` as in
+    :mod:`envs.planner.dataset`, with ``fell_at`` (T where absent: every episode stood)."""
+    if chunk < 1:
+        raise ValueError(f"chunk: expected >= 1, got {chunk}")
     state, joint_pos, action = arrays["state"], arrays["joint_pos"], arrays["action"]
     e_all, t_all = state.shape[:2]
     fell_at = arrays.get("fell_at", np.full(e_all, t_all, dtype=np.int32)).astype(np.int64)
     rows_e, rows_t, ended, to_fall = [], [], [], []
     for e in episodes:
         f = int(fell_at[e])
-        last = min(f, t_all - 1)  # transitions t -> t + 1 with t + 1 recorded before the fall
-        t = np.arange(last + (1 if f < t_all else 0))  # plus the one that fell
+        # transitions t -> t + K with t + K recorded before the fall, plus (episodes that fell) every chunk from a
+        # recorded state that reaches the action that fell
+        n = f + 1 if f < t_all else max(t_all - chunk, 0)
+        t = np.arange(n)
         rows_e.append(np.full(len(t), e))
         rows_t.append(t)
-        ended.append(t == f)
+        ended.append(t + chunk - 1 >= f)
         to_fall.append(f - t if f < t_all else np.full(len(t), -1))
     e_idx, t_idx = np.concatenate(rows_e), np.concatenate(rows_t)
     end = np.concatenate(ended)
-    nxt = np.where(end, t_idx, t_idx + 1)  # an ended row's next state is never read (its value is h_end)
-    h = constraint_signal(state[e_idx, t_idx].astype(np.float64), joint_pos[e_idx, t_idx].astype(np.float64), cfg)
+    last = np.minimum(fell_at[e_idx], t_all - 1)  # the episode's last recorded step
+    steps = np.minimum(t_idx[:, None] + np.arange(chunk)[None, :], last[:, None])  # (N, K), past the fall: its step
+    nxt = np.where(end, t_idx, t_idx + chunk)  # an ended row's next state is never read (its value is h_end)
+    h_steps = constraint_signal(
+        state[e_idx[:, None], steps].astype(np.float64), joint_pos[e_idx[:, None], steps].astype(np.float64), cfg
+    )  # (N, K)
     return Transitions(
         states=torch.from_numpy(state[e_idx, t_idx]),
-        actions=torch.from_numpy(action[e_idx, t_idx]),
-        h=torch.from_numpy(h.astype(np.float32)),
+        actions=torch.from_numpy(action[e_idx[:, None], steps].reshape(len(t_idx), -1)),
+        h=torch.from_numpy(h_steps.max(axis=1).astype(np.float32)),
         next_states=torch.from_numpy(state[e_idx, nxt]),
         ended=torch.from_numpy(end.astype(np.float32)),
         steps_to_fall=torch.from_numpy(np.concatenate(to_fall).astype(np.int64)),
@@ -144,8 +157,9 @@ def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, fl
             falls += int((arrays["fell_at"] < data.episode_steps).sum())
         order = gen.permutation(data.num_episodes)
         n_val = max(1, round(cfg.val_fraction * data.num_episodes))
-        val.append(transitions(arrays, order[:n_val], cfg.constraints))
-        train.append(transitions(arrays, order[n_val:], cfg.constraints))
+        chunk = cfg.critic.action_chunk
+        val.append(transitions(arrays, order[:n_val], cfg.constraints, chunk))
+        train.append(transitions(arrays, order[n_val:], cfg.constraints, chunk))
     if falls == 0:
         raise PlannerDatasetError(
             f"{', '.join(map(str, cfg.data))}: no episode ends in a fall; the critic needs both outcomes (collect one "
@@ -221,7 +235,7 @@ class FeasibilityTrainer:
         torch.set_num_threads(cfg.torch_threads)
         self.train, self.val, self.ctrl_dt_s = load_data(cfg)
         torch.manual_seed(cfg.seed)
-        self.critic = FeasibilityCritic(PLANNER_STATE_DIM, C.NUM_JOINTS, cfg.critic)
+        self.critic = FeasibilityCritic(PLANNER_STATE_DIM, C.NUM_JOINTS, cfg.critic)  # Q_h reads K x 29 actions
         self.critic.fit_normalizer(self.train.states)
         self.opt = torch.optim.Adam([*self.critic.value.parameters(), *self.critic.q.parameters()], lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
