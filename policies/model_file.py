@@ -101,8 +101,8 @@ def _atomic(path: Path, write: Callable[[str], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, 0o644)
         write(tmp)
+        os.chmod(tmp, 0o644)  # after the write: a writer may replace the file (safetensors does), mkstemp's is 0600
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -26,8 +26,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, 0o644)
         write(tmp)
+        os.chmod(tmp, 0o644)  # after the write: a writer may replace the file, and mkstemp's is private (0600)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -34,6 +34,7 @@ def test_round_trip_keeps_every_tensor_and_value_and_the_json_is_readable(tmp_pa
     written = save_model_file(tmp_path / "model" / "net.safetensors", payload)
     assert written == tmp_path / "model" / "net.json"
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["net.json", "net.safetensors"]
+    assert all((tmp_path / "model" / n).stat().st_mode & 0o777 == 0o644 for n in ("net.json", "net.safetensors"))
     head = json.loads(written.read_text())
     assert head["payload"]["config"]["width"] == 32 and head["payload"]["weights"]["net.0.weight"] == {
         "$tensor": "weights/net.0.weight"
