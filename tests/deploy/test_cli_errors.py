@@ -34,4 +34,4 @@ def test_a_missing_model_is_one_line_and_debug_shows_the_traceback(tmp_path):
 def test_a_run_folder_without_an_actor_is_one_line(tmp_path):
     done = _run("deploy.import_expert", "--run-dir", str(tmp_path), "--out-dir", str(tmp_path / "out"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
-    assert "policy.pt: missing" in done.stderr and "Traceback" not in done.stderr
+    assert "export/actor.pt: missing" in done.stderr and "Traceback" not in done.stderr
