@@ -31,3 +31,25 @@ def test_each_committed_file_loads_without_unpickling_objects(path: Path) -> Non
     else:
         data = torch.load(path, map_location="cpu", weights_only=True)  # no safe_globals: plain data only
         assert isinstance(data, dict) and data
+
+
+MODEL_FILES = sorted(ASSETS.rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.relative_to(ASSETS).as_posix())
+def test_each_committed_model_file_pair_loads(path: Path) -> None:
+    from policies.model_file import load_model_file
+
+    payload = load_model_file(path)  # JSON beside safetensors, the halves from one save
+    assert isinstance(payload, dict) and payload.get("format")
+
+
+def test_the_committed_chunk_critic_scores_eight_actions() -> None:
+    from policies.feasibility import load_feasibility_critic, load_feasibility_q
+
+    path = ASSETS / "g1_feasibility" / "chunk8" / "critic.safetensors"
+    value, meta = load_feasibility_critic(path)
+    q = load_feasibility_q(path)
+    assert q.action_chunk == 8 and meta["critic"]["action_chunk"] == 8
+    states = torch.zeros(3, value.state_dim)
+    assert q(states, torch.zeros(3, 8 * q.action_dim)).shape == (2, 3)
