@@ -96,7 +96,8 @@ def _join(tree: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
     """``write(tmp)`` on a temporary file beside ``path``, fsync, rename over ``path`` (readers see the old file or
-    the new one, never half of one)."""
+    the new one, never half of one): :func:`robot.files.atomic_write`'s steps, here because ``policies`` stays free
+    of ``robot`` imports (the layer contract)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
