@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 MODEL_FILE_VERSION = 1
 """``model_file`` of the JSON file: the layout of this module."""
@@ -58,6 +58,13 @@ def model_file_pair(path: str | os.PathLike[str]) -> tuple[Path, Path] | None:
     if not path.exists() and (pair[0].exists() or pair[1].exists()):
         return pair
     return None
+
+
+def model_exists(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names something to load: a single-file model, or a pair of which at least one half exists
+    (a pair missing a half is then reported by :func:`load_model_file`)."""
+    pair = model_file_pair(path)
+    return Path(path).is_file() if pair is None else any(half.exists() for half in pair)
 
 
 def _split(tree: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -129,8 +136,8 @@ def save_model_file(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return json_path
 
 
-def load_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The payload :func:`save_model_file` wrote (tensors on the CPU); ``path`` names the pair as
+def load_model_file(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The payload :func:`save_model_file` wrote, its tensors on ``device``; ``path`` names the pair as
     :func:`model_file_pair` reads it.
 
     Raises:
@@ -151,10 +158,9 @@ def load_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(head, dict) or head.get("model_file") != MODEL_FILE_VERSION or "payload" not in head:
         raise ModelFileError(f"{json_path}: not a Steer model file (expected 'model_file': {MODEL_FILE_VERSION})")
     try:
-        tensors = load_file(tensor_path, device="cpu")
-        with open(tensor_path, "rb") as handle:  # the header's metadata: 8-byte length, then JSON
-            size = int.from_bytes(handle.read(8), "little")
-            metadata = json.loads(handle.read(size)).get("__metadata__", {})
+        with safe_open(tensor_path, framework="pt", device=str(device)) as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (OSError, SafetensorError, ValueError) as exc:
         raise ModelFileError(f"{tensor_path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
     if metadata.get("pair") != head.get("pair"):
@@ -178,13 +184,10 @@ def read_model_payload(path: str | os.PathLike[str], what: str, hint: str) -> di
         ValueError: unreadable, corrupt or mixed files (:class:`ModelFileError` for a pair).
     """
     path = Path(path)
-    pair = model_file_pair(path)
-    if pair is not None:
-        if not any(half.exists() for half in pair):
-            raise FileNotFoundError(f"{path}: no {what} here ({hint})")
-        return load_model_file(path)
-    if not path.is_file():
+    if not model_exists(path):
         raise FileNotFoundError(f"{path}: no {what} here ({hint})")
+    if model_file_pair(path) is not None:
+        return load_model_file(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)  # tensors and JSON-ready data only
     except Exception as exc:  # truncated, foreign or object-holding files raise several types

@@ -95,7 +95,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if model_file_pair(path) is not None:  # a model file pair (policies.model_file): JSON beside safetensors
         try:
-            return load_model_file(path)
+            return load_model_file(path, map_location)
         except (FileNotFoundError, ModelFileError) as exc:
             raise CheckpointError(str(exc)) from exc
     if not path.is_file():

@@ -101,6 +101,21 @@ def test_chunked_transitions_span_k_steps_take_their_worst_signal_and_end_where_
         transitions(arrays, np.array([0]), ConstraintConfig(), chunk=0)
 
 
+def _fit_critic(tr, cfg: FeasibilityCriticConfig) -> FeasibilityCritic:
+    """A critic of ``cfg`` fitted on the transitions ``tr`` (1,500 Adam steps, batches of 256, fixed seeds)."""
+    critic = FeasibilityCritic(PLANNER_STATE_DIM, C.NUM_JOINTS, cfg)
+    critic.fit_normalizer(tr.states)
+    opt = torch.optim.Adam([*critic.value.parameters(), *critic.q.parameters()], lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(1500):
+        loss, _ = critic.loss(tr.batch(torch.randint(len(tr), (256,), generator=gen)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        critic.update_target()
+    return critic
+
+
 def test_a_chunk_critic_tells_a_held_wrong_reaction_from_the_recorded_one():
     """From the same state a chunk of action 0 stands and a chunk of action 1 starts a fall 20 steps later: Q_h of
     the falling chunk is the exact K-step backup along the way down (> 0), of the standing chunk near the safe value,
@@ -111,20 +126,7 @@ def test_a_chunk_critic_tells_a_held_wrong_reaction_from_the_recorded_one():
     arrays, branch, _ = _branching_set()
     cfg = ConstraintConfig()
     tr = transitions(arrays, np.arange(16), cfg, chunk=k)
-    critic = FeasibilityCritic(
-        PLANNER_STATE_DIM,
-        C.NUM_JOINTS,
-        FeasibilityCriticConfig(hidden=(64, 64), discount=g, polyak=0.05, action_chunk=k),
-    )
-    critic.fit_normalizer(tr.states)
-    opt = torch.optim.Adam([*critic.value.parameters(), *critic.q.parameters()], lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(1500):
-        loss, _ = critic.loss(tr.batch(torch.randint(len(tr), (256,), generator=gen)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        critic.update_target()
+    critic = _fit_critic(tr, FeasibilityCriticConfig(hidden=(64, 64), discount=g, polyak=0.05, action_chunk=k))
     stand, sink = torch.zeros(1, k * C.NUM_JOINTS), torch.zeros(1, k * C.NUM_JOINTS)
     sink[0, 0] = 1.0  # the branch action first, as recorded
     with torch.no_grad():
@@ -170,18 +172,7 @@ def test_hj_backup_converges_to_the_known_feasible_set():
     arrays, branch, way_down = _branching_set()
     cfg = ConstraintConfig()
     tr = transitions(arrays, np.arange(16), cfg)
-    critic = FeasibilityCritic(
-        PLANNER_STATE_DIM, C.NUM_JOINTS, FeasibilityCriticConfig(hidden=(64, 64), discount=g, polyak=0.05)
-    )
-    critic.fit_normalizer(tr.states)
-    opt = torch.optim.Adam([*critic.value.parameters(), *critic.q.parameters()], lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(1500):
-        loss, _ = critic.loss(tr.batch(torch.randint(len(tr), (256,), generator=gen)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        critic.update_target()
+    critic = _fit_critic(tr, FeasibilityCriticConfig(hidden=(64, 64), discount=g, polyak=0.05))
     with torch.no_grad():
         v_branch = float(critic.value(torch.from_numpy(branch))[0])
         v_down = critic.value(torch.from_numpy(way_down)).numpy()
@@ -210,20 +201,29 @@ def test_guidance_gradient_matches_finite_differences():
     assert grad[:, 2:, :PLANNER_STATE_DIM].abs().max() > 0.0
 
 
-def test_action_term_gradient_matches_finite_differences_and_reads_the_measured_state():
+def _action_term(seed: int, chunk: int, steps: int):
+    """A random double-precision ``Q_h`` of ``chunk`` actions behind the action term (history 2, threshold far
+    below every value, so smooth everywhere), a plan ``x (2, steps, S + A)``, no params, and the term's gradient in
+    ``x`` after checking it against finite differences."""
     from envs.planner.feasibility import FeasibleActionCost
     from policies.feasibility import StateActionFeasibility
     from policies.normalizer import Normalizer
 
-    torch.manual_seed(2)
+    torch.manual_seed(seed)
     norm = Normalizer(PLANNER_STATE_DIM)
     norm.fit(torch.randn(256, PLANNER_STATE_DIM))
-    q = StateActionFeasibility(norm, C.NUM_JOINTS, FeasibilityCriticConfig(hidden=(32, 32))).double()
+    cfg = FeasibilityCriticConfig(hidden=(32, 32), action_chunk=chunk)
+    q = StateActionFeasibility(norm, C.NUM_JOINTS, cfg).double()
     cost = FeasibleActionCost(q, history=2, threshold=-10.0)
-    x = torch.randn(2, 5, PLANNER_STATE_DIM + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, steps, PLANNER_STATE_DIM + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
     params = torch.zeros(2, 0, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda x: cost(x, params), (x,), eps=1e-6, atol=1e-5)
     grad = torch.autograd.grad(cost(x, params).sum(), x)[0]
+    return q, cost, x, params, grad
+
+
+def test_action_term_gradient_matches_finite_differences_and_reads_the_measured_state():
+    _, _, _, _, grad = _action_term(seed=2, chunk=1, steps=5)
     S = PLANNER_STATE_DIM
     assert grad[:, 1, :S].abs().max() > 0 and grad[:, 2, S:].abs().max() > 0  # s_t (last history), a_t
     grad[:, 1, :S] = 0.0
@@ -233,19 +233,8 @@ def test_action_term_gradient_matches_finite_differences_and_reads_the_measured_
 
 def test_a_chunk_action_term_reads_the_plans_first_k_actions():
     from envs.planner.feasibility import FeasibleActionCost
-    from policies.feasibility import StateActionFeasibility
-    from policies.normalizer import Normalizer
 
-    torch.manual_seed(3)
-    norm = Normalizer(PLANNER_STATE_DIM)
-    norm.fit(torch.randn(256, PLANNER_STATE_DIM))
-    cfg = FeasibilityCriticConfig(hidden=(32, 32), action_chunk=3)
-    q = StateActionFeasibility(norm, C.NUM_JOINTS, cfg).double()
-    cost = FeasibleActionCost(q, history=2, threshold=-10.0)
-    x = torch.randn(2, 6, PLANNER_STATE_DIM + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
-    params = torch.zeros(2, 0, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda x: cost(x, params), (x,), eps=1e-6, atol=1e-5)
-    grad = torch.autograd.grad(cost(x, params).sum(), x)[0]
+    q, cost, x, params, grad = _action_term(seed=3, chunk=3, steps=6)
     S = PLANNER_STATE_DIM
     assert grad[:, 1, :S].abs().max() > 0 and all(grad[:, k, S:].abs().max() > 0 for k in (2, 3, 4))
     grad[:, 1, :S] = 0.0

@@ -27,7 +27,14 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from policies.model_file import SUFFIXES, ModelFileError, load_model_file, model_file_pair, save_model_file
+from policies.model_file import (
+    SUFFIXES,
+    ModelFileError,
+    load_model_file,
+    model_exists,
+    model_file_pair,
+    save_model_file,
+)
 from training.checkpoint import CheckpointError as CheckpointError  # re-exported: callers import it from here
 from training.checkpoint import one_line, torch_load_plain
 from training.checkpoint import save_checkpoint as torch_save_atomic
@@ -81,16 +88,6 @@ def policy_from_checkpoint(payload: dict[str, Any], parts: Optional[Sequence[str
     return out
 
 
-def _to_device(tree: Any, device: str) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.to(device)
-    if isinstance(tree, dict):
-        return {key: _to_device(value, device) for key, value in tree.items()}
-    if isinstance(tree, list):
-        return [_to_device(value, device) for value in tree]
-    return tree
-
-
 def save_policy(path: Path, payload: dict[str, Any]) -> Path:
     """Write a policy file atomically; ``payload`` from :func:`policy_from_checkpoint`. A ``.json`` or
     ``.safetensors`` path writes a model file pair (:mod:`policies.model_file`; what a run's ``model/`` holds),
@@ -104,14 +101,11 @@ def save_policy(path: Path, payload: dict[str, Any]) -> Path:
 
 def _load(path: Path, map_location: str, formats: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     path = Path(path)
-    pair = model_file_pair(path)
-    if (pair is None and not path.is_file()) or (pair is not None and not any(half.exists() for half in pair)):
+    if not model_exists(path):
         raise FileNotFoundError(f"{path}: no checkpoint there (expected a file written by training.safe_rl.train)")
     try:
-        if pair is not None:
-            payload: Any = load_model_file(path)
-            if map_location != "cpu":
-                payload = _to_device(payload, map_location)
+        if model_file_pair(path) is not None:
+            payload: Any = load_model_file(path, map_location)
         else:
             payload = torch_load_plain(path, map_location)
     except ModelFileError as error:
