@@ -10,11 +10,15 @@ call. Parameter layout (also in ``planner.json`` under ``cost_terms``)::
     [joystick_gate, vx, vy, yaw_rate,            # command in the heading frame (m/s, m/s, rad/s)
      waypoint_gate, goal_x, goal_y,              # goal in the plan frame (m): origin at the root, x ahead
      obstacles_gate, <scene params>,             # boxes then cylinders, plan frame (envs.planner.costs)
-     feasibility_gate]                           # only with --feasibility-critic (no parameters of its own)
+     feasibility_gate,                           # only with --feasibility-critic (no parameters of its own)
+     keepout_gate, region_x, region_y]           # only with --keepout-critic: the region's centre, plan frame
 
 ``--feasibility-critic runs/.../critic.safetensors`` adds FISOR's learned safety value as one more gated term
 (:class:`envs.planner.feasibility.FeasibilityCost`: ``relu(V_h(x_t) - threshold)`` over the plan's future states,
 from ``python -m training.planner.feasibility``); a runtime opens its gate to keep plans inside the feasible set.
+``--keepout-critic`` adds a critic trained with a keep-out region (``--constraints.keepout-radius-m``) as the term
+``keepout`` (:class:`envs.planner.feasibility.KeepOutCost`): the runtime passes the region's centre, and only this
+term knows the region is there.
 
 Sampling and guidance settings (mode, scale, steps, rolling start) can be changed at export without retraining.
 ``--onnx`` (``--onnx-int8``) also writes the ONNX Runtime export beside it (``planner.onnx`` and its companion
@@ -36,7 +40,7 @@ import tyro
 from deploy.export import export_planner
 from deploy.policies.metadata import PolicyMetadata
 from envs.planner.costs import G1CostConfig, g1_joystick_cost, g1_obstacle_cost, g1_waypoint_cost
-from envs.planner.feasibility import FeasibilityCost, FeasibleActionCost
+from envs.planner.feasibility import REGION_DIM, FeasibilityCost, FeasibleActionCost, KeepOutCost
 from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
 from policies.diffusion.guidance import CostSum, Gated, GuidanceMode
 from policies.diffusion.planner import DiffusionPlanner, PlannerConfig, load_planner_model, with_sampling
@@ -75,6 +79,13 @@ class ExportPlannerConfig:
     feasibility_term: Literal["states", "action"] = "states"
     """states: ``V_h`` of the plan's future states; action: ``Q_h`` of the measured state and the plan's action now
     (a critic file with ``Q_h``)."""
+    keepout_critic: Path | None = None
+    """``model/critic.safetensors`` of a feasibility critic trained with a keep-out region
+    (``--constraints.keepout-radius-m``): add its value along the plan's path as the gated ``keepout`` term."""
+    keepout_weight: float = 1.0
+    """Weight of the keep-out term (on top of its per-call gate)."""
+    keepout_threshold: float = 0.0
+    """The keep-out term acts where the critic's value exceeds this."""
     guidance_mode: GuidanceMode | None = None
     """Override the trained config's guidance mode (x0, classifier, none)."""
     guidance_scale: float | None = None
@@ -116,17 +127,7 @@ def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> Cos
     ]
     weights = list(cfg.weights)
     if cfg.feasibility_critic is not None:
-        value, meta = load_feasibility_critic(cfg.feasibility_critic)
-        if int(meta["state_dim"]) != PLANNER_STATE_DIM:
-            raise ValueError(
-                f"{cfg.feasibility_critic}: a critic of {meta['state_dim']}-d states; this planner state has "
-                f"{PLANNER_STATE_DIM}"
-            )
-        if abs(float(meta["ctrl_dt_s"]) - ctrl_dt_s) > 1e-9:
-            raise ValueError(
-                f"{cfg.feasibility_critic}: learned at a {meta['ctrl_dt_s']} s control period, the planner's is "
-                f"{ctrl_dt_s} s"
-            )
+        value, _ = checked_critic(cfg.feasibility_critic, ctrl_dt_s, keepout=False)
         term = (
             FeasibleActionCost(load_feasibility_q(cfg.feasibility_critic), history, cfg.feasibility_threshold)
             if cfg.feasibility_term == "action"
@@ -134,7 +135,28 @@ def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> Cos
         )
         terms.append(Gated(term, "feasibility"))
         weights.append(cfg.feasibility_weight)
+    if cfg.keepout_critic is not None:
+        value, _ = checked_critic(cfg.keepout_critic, ctrl_dt_s, keepout=True)
+        terms.append(Gated(KeepOutCost(value, history, ctrl_dt_s, cfg.keepout_threshold), "keepout"))
+        weights.append(cfg.keepout_weight)
     return CostSum(terms, weights)
+
+
+def checked_critic(path: Path, ctrl_dt_s: float, keepout: bool) -> tuple[Any, dict[str, Any]]:
+    """``V_h`` of the critic file at ``path`` and its metadata, checked against this planner: its control period,
+    and its input (the planner state, plus a region offset for a keep-out critic, ``keepout``)."""
+    value, meta = load_feasibility_critic(path)
+    radius = float((meta.get("constraints") or {}).get("keepout_radius_m", 0.0))
+    if keepout and radius <= 0.0:
+        raise ValueError(f"{path}: not a keep-out critic (train one with --constraints.keepout-radius-m)")
+    if not keepout and radius > 0.0:
+        raise ValueError(f"{path}: a keep-out critic (it reads a region); pass it as --keepout-critic")
+    expected = PLANNER_STATE_DIM + (REGION_DIM if keepout else 0)
+    if int(meta["state_dim"]) != expected:
+        raise ValueError(f"{path}: a critic of {meta['state_dim']}-d states; this planner's term feeds it {expected}")
+    if abs(float(meta["ctrl_dt_s"]) - ctrl_dt_s) > 1e-9:
+        raise ValueError(f"{path}: learned at a {meta['ctrl_dt_s']} s control period, the planner's is {ctrl_dt_s} s")
+    return value, meta
 
 
 def build_planner(model: dict[str, Any], cfg: ExportPlannerConfig, float_network: bool = False) -> DiffusionPlanner:
@@ -173,7 +195,9 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
         "tracked_bodies": list(C.TRACKED_BODIES),
         "action": "joint position offsets: q* = q_default + action_scale * a",
         "cost_config": dataclasses.asdict(cfg.costs),
-        "task_terms": list(TASK_TERMS) + (["feasibility"] if cfg.feasibility_critic is not None else []),
+        "task_terms": list(TASK_TERMS)
+        + (["feasibility"] if cfg.feasibility_critic is not None else [])
+        + (["keepout"] if cfg.keepout_critic is not None else []),
         "trained_steps": int(model.get("step", -1)),
         "training_data": str(model.get("data", "")),
     }
@@ -184,6 +208,17 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
             "weight": cfg.feasibility_weight,
             "threshold": cfg.feasibility_threshold,
             "term": cfg.feasibility_term,
+            "constraints": critic.get("constraints"),
+            "critic_config": critic.get("critic"),
+            "data": critic.get("data"),
+        }
+    if cfg.keepout_critic is not None:
+        _, critic = load_feasibility_critic(cfg.keepout_critic)
+        extra["keepout"] = {
+            "critic": str(cfg.keepout_critic),
+            "radius_m": float(critic["constraints"]["keepout_radius_m"]),
+            "weight": cfg.keepout_weight,
+            "threshold": cfg.keepout_threshold,
             "constraints": critic.get("constraints"),
             "critic_config": critic.get("critic"),
             "data": critic.get("data"),

@@ -8,14 +8,19 @@ on its boundary, +1 one margin past it. Computed from recorded (or predicted) qu
   (``up_z < min_up_z``, the z component of the pelvis' up axis: 0.5 is 60 deg); read from the planner state's
   ``root_height`` and tilt columns (:mod:`envs.planner.state`);
 - **joint limits**: a joint within ``joint_margin_rad`` of its range's end (``robot.g1.constants``); read from the
-  joint angles.
+  joint angles;
+- **keep-out region** (only with ``keepout_radius_m > 0``): the pelvis inside a disc of that radius on the floor, a
+  region the robot must not enter (a marked zone, a work cell) that no geometry shows. The disc's centre is an input
+  beside the state, relative to the pelvis in its heading frame (:func:`region_offset`, :data:`REGION_DIM` columns),
+  so one critic serves any region of that size.
 
 ``h(s) = max`` of the signals (the joint-limit one only when asked: :class:`ConstraintConfig`). A
 Hamilton-Jacobi critic (:mod:`policies.feasibility`) learns from these the value
 ``V_h(s)``: positive where a violation will come whatever the robot does next (Fisac et al. 2019; FISOR eq. 6-8).
 
 **Guidance** (:class:`FeasibilityCost`, on predicted states; :class:`FeasibleActionCost`, ``Q_h`` of the measured
-state and the plan's action now): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
+state and the plan's action now; :class:`KeepOutCost`, a keep-out critic's ``V_h`` along the plan's predicted path,
+the region given per call): ``G(x) = sum_t relu(V_h(x_t) - threshold)`` over the plan's future
 states ``x_t`` (the history is given, not planned). Its gradient moves predicted states that the critic classes
 infeasible back toward the feasible set; states already feasible cost nothing, so a plan the critic is content with
 is left as it is. The critic is any module mapping planner states ``(..., S)`` to ``(...)``; the exported planner
@@ -28,10 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from envs.planner.costs import PlanFrameFeatures
 from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
 from robot.g1 import constants as C
 
 _NAMES = planner_state_names()
+REGION_DIM = 2
+"""Columns a keep-out critic reads after the planner state: the region's centre relative to the pelvis (x, y, m),
+in the pelvis' heading frame."""
 HEIGHT_IDX = _NAMES.index("root_height")
 """Planner-state column of the pelvis height."""
 TILT_COL0 = (_NAMES.index("root_rot6d_xx"), _NAMES.index("root_rot6d_xy"))
@@ -58,11 +67,23 @@ class ConstraintConfig:
     """Count the joint-limit signal in ``h``. Off by default: the walking expert itself runs its ankle-roll joints
     into their ranges' ends (in 17 % of the randomized collection's steps, 0.1 rad past them: MuJoCo's limits are
     soft), so with it 40 % of the expert's states are violations and a critic learns walking itself infeasible."""
+    keepout_radius_m: float = 0.0
+    """Radius of the keep-out disc the pelvis must stay out of; 0: no keep-out constraint. A critic trained with it
+    reads the disc's centre beside the state (module docstring)."""
+    keepout_margin_m: float = 0.25
+    """Keep-out margin: h = -1 this far outside the disc, +1 this far inside."""
 
     def __post_init__(self) -> None:
-        for name in ("height_margin_m", "up_z_margin", "joint_margin_rad"):
+        for name in ("height_margin_m", "up_z_margin", "joint_margin_rad", "keepout_margin_m"):
             if getattr(self, name) <= 0.0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        if self.keepout_radius_m < 0.0:
+            raise ValueError(f"keepout_radius_m: expected >= 0 (0: none), got {self.keepout_radius_m}")
+
+    @property
+    def keepout(self) -> bool:
+        """Whether the constraint set holds a keep-out region."""
+        return self.keepout_radius_m > 0.0
 
 
 def up_z(state: np.ndarray) -> np.ndarray:
@@ -91,11 +112,37 @@ def joint_limit_signal(joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarr
     return np.clip((cfg.joint_margin_rad - worst) / cfg.joint_margin_rad, -1.0, 1.0)
 
 
-def constraint_signal(state: np.ndarray, joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:
-    """``h = max(h_fall, h_joint)`` per step ``(...)`` (``h_joint`` only with ``cfg.joint_limits``): > 0 where a
-    constraint is violated."""
+def region_offset(center_xy: np.ndarray, root_xy: np.ndarray, yaw_rad: np.ndarray) -> np.ndarray:
+    """A region's centre ``(..., 2)`` (world, m) relative to pelvises at ``root_xy (..., 2)`` with headings
+    ``yaw_rad (...)``, in each heading frame: what a keep-out critic reads beside the planner state."""
+    d = np.asarray(center_xy, dtype=np.float64) - root_xy
+    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
+
+
+def keepout_signal(offset_xy: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:
+    """``h_keepout (...)`` of region offsets ``(..., 2)`` (:func:`region_offset`), in [-1, 1]: > 0 with the pelvis
+    inside the disc of ``cfg.keepout_radius_m``."""
+    if not cfg.keepout:
+        raise ValueError("keepout_signal: the constraint config has no keep-out region (keepout_radius_m = 0)")
+    dist = np.linalg.norm(offset_xy, axis=-1)
+    return np.clip((cfg.keepout_radius_m - dist) / cfg.keepout_margin_m, -1.0, 1.0)
+
+
+def constraint_signal(
+    state: np.ndarray, joint_pos: np.ndarray, cfg: ConstraintConfig, region: np.ndarray | None = None
+) -> np.ndarray:
+    """``h = max(h_fall, h_joint, h_keepout)`` per step ``(...)`` (``h_joint`` only with ``cfg.joint_limits``,
+    ``h_keepout`` only with a keep-out radius, from the region offsets ``region (..., 2)``): > 0 where a constraint
+    is violated."""
     h = fall_signal(state, cfg)
-    return np.maximum(h, joint_limit_signal(joint_pos, cfg)) if cfg.joint_limits else h
+    if cfg.joint_limits:
+        h = np.maximum(h, joint_limit_signal(joint_pos, cfg))
+    if cfg.keepout:
+        if region is None:
+            raise ValueError("constraint_signal: a keep-out constraint needs the region offsets")
+        h = np.maximum(h, keepout_signal(region, cfg))
+    return h
 
 
 class _CriticCost(nn.Module):
@@ -158,3 +205,33 @@ class FeasibleActionCost(_CriticCost):
             raise ValueError("FeasibleActionCost: the plan's horizon is shorter than the critic's action chunk")
         q = self.critic(s_now, chunk.reshape(chunk.shape[0], -1)).max(dim=0).values  # (B,)
         return torch.relu(q - self.threshold)
+
+
+class KeepOutCost(_CriticCost):
+    """``G(x, c) = sum_{t >= history} relu(V_h(x_t, c_t) - threshold)``: a keep-out critic's value along the plan.
+
+    ``c`` (the term's two parameters) is the region's centre in the plan frame (:mod:`envs.planner.costs`: origin
+    at the pelvis now, x ahead); ``c_t`` is that centre relative to the *predicted* pelvis of step ``t``, in its
+    predicted heading frame, from the plan's integrated path (:class:`envs.planner.costs.PlanFrameFeatures`).
+    ``critic`` maps ``(N, S + 2)`` to ``(N,)`` (a :class:`policies.feasibility.StateFeasibility` trained with a
+    keep-out radius). Gradients reach every planned velocity through the path, so a plan heading into the region
+    bends round it; the critic's value depends on speed and heading as well as distance (it learned how far the
+    robot needs to turn or stop), which a hand-written distance barrier does not know."""
+
+    def __init__(self, critic: nn.Module, history: int, ctrl_dt_s: float, threshold: float = 0.0) -> None:
+        super().__init__(critic, history, threshold)
+        self.features = PlanFrameFeatures(history, ctrl_dt_s)
+        self.param_dim = REGION_DIM
+        self.param_names = ["region_x", "region_y"]
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """x (B, H, S + A) physical plan, params (B, 2) region centre (plan frame) -> (B,)."""
+        f = self.features(x)[:, self.history :]  # (B, F, 6 + 2K)
+        dx = params[:, 0:1] - f[:, :, 0]
+        dy = params[:, 1:2] - f[:, :, 1]
+        c, s = torch.cos(f[:, :, 2]), torch.sin(f[:, :, 2])
+        rel = torch.stack([c * dx + s * dy, -s * dx + c * dy], dim=-1)  # (B, F, 2) in each step's heading frame
+        states = torch.cat([x[:, self.history :, : self.state_dim], rel], dim=-1)
+        b, n = states.shape[0], states.shape[1]
+        v = self.critic(states.reshape(b * n, states.shape[2])).reshape(b, n)
+        return torch.relu(v - self.threshold).sum(dim=1)

@@ -124,3 +124,38 @@ def test_feasibility_term_exports_with_its_gate_and_leaves_plans_alone_when_clos
             load_planner_model(model),
             ExportPlannerConfig(**base, feasibility_critic=tiny_critic_file(tmp_path / "c2.pt", ctrl_dt_s=0.01)),
         )
+
+
+def test_keepout_term_exports_with_the_region_as_its_parameters(tmp_path):
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    base = {"model": model, "sampler_steps": 2, "guidance_scale": 0.5}
+    critic = tiny_critic_file(tmp_path / "keepout.pt", keepout_radius_m=0.5)
+    cfg = ExportPlannerConfig(
+        **base, out=tmp_path / "k" / "planner.pt", keepout_critic=critic, keepout_threshold=-100.0, keepout_weight=2.0
+    )
+    pt, meta_path = main(cfg)
+    meta = json.loads(meta_path.read_text())
+    assert meta["cost_terms"][-1]["params"] == ["keepout_gate", "region_x", "region_y"]
+    assert meta["extra"]["keepout"]["radius_m"] == 0.5 and meta["extra"]["keepout"]["weight"] == 2.0
+    assert "keepout" in meta["extra"]["task_terms"]
+    plain_pt, _ = main(ExportPlannerConfig(**base, out=tmp_path / "p" / "planner.pt"))
+    scripted, plain = torch.jit.load(str(pt)), torch.jit.load(str(plain_pt))
+    B, P = 3, meta["cost_param_dim"]
+    obs, act = torch.randn(B, 4, PLANNER_STATE_DIM), torch.zeros(B, 4, C.NUM_JOINTS)
+    noise = torch.randn(B, 12, meta["token_dim"])
+    params = torch.zeros(B, P)
+    params[:, 0], params[:, 1] = 1.0, 0.8  # joystick on
+    params[:, -2:] = torch.tensor([1.0, 0.2])  # a region 1 m ahead, its gate closed
+    closed, _ = scripted(obs, act, params, noise, None)
+    without, _ = plain(obs, act, params[:, :-3], noise, None)
+    assert torch.equal(closed, without)  # gate 0: bit for bit the plan without the term
+    params[:, -3] = 1.0
+    opened_s, _ = scripted(obs, act, params, noise, None)
+    opened_e, _ = build_planner(load_planner_model(model), cfg)(obs, act, params, noise, None)
+    torch.testing.assert_close(opened_s, opened_e, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(opened_s, closed)
+    with pytest.raises(ValueError, match="not a keep-out critic"):
+        build_planner(load_planner_model(model), ExportPlannerConfig(**base, keepout_critic=tiny_critic_file(
+            tmp_path / "fall.pt")))  # fmt: skip
+    with pytest.raises(ValueError, match="pass it as --keepout-critic"):
+        build_planner(load_planner_model(model), ExportPlannerConfig(**base, feasibility_critic=critic))

@@ -189,8 +189,9 @@ def export_tiny_planner(folder: Path) -> Path:
     return pt
 
 
-def tiny_critic_file(path: Path, ctrl_dt_s: float = 0.02) -> Path:
-    """A random-weight feasibility critic in the format ``training.planner.feasibility`` writes."""
+def tiny_critic_file(path: Path, ctrl_dt_s: float = 0.02, keepout_radius_m: float = 0.0) -> Path:
+    """A random-weight feasibility critic in the format ``training.planner.feasibility`` writes (a keep-out critic,
+    reading a region offset beside the state, with ``keepout_radius_m > 0``)."""
     from policies.feasibility import (
         CRITIC_FORMAT,
         CRITIC_VERSION,
@@ -200,17 +201,18 @@ def tiny_critic_file(path: Path, ctrl_dt_s: float = 0.02) -> Path:
     )
 
     torch.manual_seed(3)
-    value = StateFeasibility(PLANNER_STATE_DIM, (16, 16))
-    value.normalizer.fit(torch.randn(64, PLANNER_STATE_DIM))
+    dim = PLANNER_STATE_DIM + (2 if keepout_radius_m > 0 else 0)
+    value = StateFeasibility(dim, (16, 16))
+    value.normalizer.fit(torch.randn(64, dim))
     q = StateActionFeasibility(value.normalizer, C.NUM_JOINTS, FeasibilityCriticConfig(hidden=(16, 16)))
     torch.save(
         {
             "format": CRITIC_FORMAT,
             "version": CRITIC_VERSION,
-            "state_dim": PLANNER_STATE_DIM,
+            "state_dim": dim,
             "hidden": [16, 16],
             "ctrl_dt_s": ctrl_dt_s,
-            "constraints": {},
+            "constraints": {"keepout_radius_m": keepout_radius_m} if keepout_radius_m > 0 else {},
             "weights": value.state_dict(),
             "action_dim": C.NUM_JOINTS,
             "num_q_heads": 2,

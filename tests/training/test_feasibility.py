@@ -4,6 +4,7 @@ import copy
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -12,9 +13,12 @@ from envs.planner.dataset import PlannerDataset, write_planner_dataset
 from envs.planner.feasibility import (
     ConstraintConfig,
     FeasibilityCost,
+    KeepOutCost,
     constraint_signal,
     fall_signal,
     joint_limit_signal,
+    keepout_signal,
+    region_offset,
     up_z,
 )
 from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
@@ -26,7 +30,7 @@ from policies.feasibility import (
 )
 from robot.g1 import constants as C
 from training.planner.config import FeasibilityTrainConfig
-from training.planner.feasibility import cli, transitions
+from training.planner.feasibility import RegionSampling, cli, transitions
 
 NAMES = planner_state_names()
 HEIGHT = NAMES.index("root_height")
@@ -315,3 +319,116 @@ def test_preset_is_the_committed_critics_recipe():
     committed = json.loads((root / "assets" / "g1_feasibility" / "config.json").read_text())
     committed["run_dir"] = "runs/g1_feasibility"
     assert PRESETS["g1-feasibility"]() == from_jsonable(FeasibilityTrainConfig, committed, "config.json")
+
+
+def test_keepout_signal_reads_the_region_offset_in_the_heading_frame():
+    cfg = ConstraintConfig(keepout_radius_m=0.5, keepout_margin_m=0.25)
+    # a robot at (1, 1) facing +y sees a centre at (1, 3) 2 m straight ahead
+    np.testing.assert_allclose(
+        region_offset(np.array([1.0, 3.0]), np.array([1.0, 1.0]), np.pi / 2), [2.0, 0.0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        region_offset(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.pi / 2), [0.0, 1.0], atol=1e-12
+    )
+    h = keepout_signal(np.array([[2.0, 0.0], [0.5, 0.0], [0.375, 0.0], [0.0, 0.0]]), cfg)
+    np.testing.assert_allclose(h, [-1.0, 0.0, 0.5, 1.0])
+    standing = upright(C.DEFAULT_BASE_HEIGHT_M)
+    assert constraint_signal(standing, C.DEFAULT_JOINT_POS_RAD, cfg, np.array([0.0, 0.1])) == 1.0
+    with pytest.raises(ValueError, match="needs the region offsets"):
+        constraint_signal(standing, C.DEFAULT_JOINT_POS_RAD, cfg)
+    with pytest.raises(ValueError, match="no keep-out region"):
+        keepout_signal(np.zeros(2), ConstraintConfig())
+    with pytest.raises(ValueError, match="keepout_radius_m"):
+        ConstraintConfig(keepout_radius_m=-1.0)
+
+
+def _walks(steps: int = 60) -> dict[str, np.ndarray]:
+    """Two standing-height episodes walking at 1 m/s: along +x facing +x, and along a 0.3 rad heading."""
+    arrays = _episodes(np.full((2, steps), 0.75), [steps, steps])
+    t = np.arange(steps) * 0.02
+    yaw = np.array([0.0, 0.3])
+    pos = np.zeros((2, steps, 3), np.float32)
+    pos[..., 0], pos[..., 1], pos[..., 2] = np.cos(yaw)[:, None] * t, np.sin(yaw)[:, None] * t, 0.75
+    arrays["root_pos"] = pos
+    quat = np.stack([np.cos(yaw / 2), np.zeros(2), np.zeros(2), np.sin(yaw / 2)], axis=1).astype(np.float32)
+    arrays["root_quat"] = np.broadcast_to(quat[:, None, :], (2, steps, 4)).copy()
+    return arrays
+
+
+def test_keepout_transitions_see_one_world_region_from_both_ends_and_count_entries():
+    arrays = _walks()
+    cfg = ConstraintConfig(keepout_radius_m=0.3)
+    tr = transitions(arrays, np.array([0, 1]), cfg, chunk=2, regions=RegionSampling(25, 0.5, seed=4))
+    S = PLANNER_STATE_DIM
+    assert tr.states.shape == (2 * 58, S + 2) and tr.next_states.shape == tr.states.shape
+    e = np.repeat([0, 1], 58)
+    t = np.tile(np.arange(58), 2)
+    xy, yaw = arrays["root_pos"][..., :2].astype(np.float64), np.array([0.0, 0.3])[e]
+
+    def world(offset: torch.Tensor, step: np.ndarray) -> np.ndarray:  # heading-frame offset back to the world
+        ox, oy = offset[:, 0].double().numpy(), offset[:, 1].double().numpy()
+        c, s = np.cos(yaw), np.sin(yaw)
+        return xy[e, step] + np.stack([c * ox - s * oy, s * ox + c * oy], axis=1)
+
+    centre = world(tr.states[:, S:], t)
+    np.testing.assert_allclose(world(tr.next_states[:, S:], t + 2), centre, atol=1e-5)  # one centre per row
+    assert len(np.unique(centre.round(4), axis=0)) == len(centre)  # each row draws its own
+    dist = np.linalg.norm(xy[e[:, None], t[:, None] + np.arange(3)] - centre[:, None], axis=-1)  # (N, 3)
+    inside_chunk = (dist[:, :2] < 0.3).any(axis=1)
+    np.testing.assert_array_equal(tr.h.numpy() > 0, inside_chunk)  # h: the chunk's worst step, keep-out included
+    assert 0 < inside_chunk.sum() < len(inside_chunk)  # both sides of the boundary
+    entry = tr.steps_to_fall.numpy()
+    for i in range(len(t)):
+        ahead = np.linalg.norm(xy[e[i], t[i] :] - centre[i], axis=-1) < 0.3
+        expected = int(ahead.argmax()) if ahead.any() else -1
+        assert entry[i] == expected
+    with pytest.raises(ValueError, match="needs a RegionSampling"):
+        transitions(arrays, np.array([0]), cfg)
+
+
+def test_keepout_term_reads_the_region_along_the_predicted_path_and_its_gradient_is_exact():
+    class Ahead(torch.nn.Module):  # V = 0.5 - |offset|: the critic of a disc of radius 0.5, exact
+        def forward(self, states: torch.Tensor) -> torch.Tensor:
+            return 0.5 - states[:, -2:].norm(dim=-1)
+
+    S, dt = PLANNER_STATE_DIM, 0.02
+    x = torch.zeros(1, 6, S + C.NUM_JOINTS, dtype=torch.float64)
+    x[:, :, NAMES.index("root_lin_vel_x")] = 5.0  # 0.1 m per step straight ahead
+    cost = KeepOutCost(Ahead(), history=2, ctrl_dt_s=dt)
+    assert cost.param_names == ["region_x", "region_y"]
+    # the plan reaches x = 0.1, 0.2, 0.3, 0.4 at its four future steps; a centre at (0.6, 0) is within 0.5 of the
+    # last three: 0.5 - (0.4, 0.3, 0.2) summed
+    near = cost(x, torch.tensor([[0.6, 0.0]], dtype=torch.float64))
+    assert float(near) == pytest.approx(0.1 + 0.2 + 0.3, abs=1e-9)
+    assert float(cost(x, torch.tensor([[0.0, 3.0]], dtype=torch.float64))) == 0.0  # far to the left: no cost
+    torch.manual_seed(4)
+    value = StateFeasibility(S + 2, (16, 16)).double()
+    value.normalizer.fit(torch.randn(128, S + 2, dtype=torch.float64))
+    smooth = KeepOutCost(value, history=2, ctrl_dt_s=dt, threshold=-10.0)
+    x = torch.randn(2, 5, S + C.NUM_JOINTS, dtype=torch.float64, requires_grad=True)
+    params = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(smooth, (x, params), eps=1e-6, atol=1e-5)
+    scripted = torch.jit.script(KeepOutCost(copy.deepcopy(value).float(), history=2, ctrl_dt_s=dt, threshold=-10.0))
+    torch.testing.assert_close(
+        scripted(x.detach().float(), params.detach().float()), smooth(x, params).float().detach()
+    )
+
+
+def test_trainer_fits_a_keepout_critic_on_data_without_falls(tmp_path, capsys):
+    arrays = _walks(80)
+    arrays["fell_at"][:] = 80
+    data = _dataset(tmp_path, "walks.h5", arrays)
+    with h5py_file(data) as f:  # the walks' own poses (the helper writes the origin)
+        f["root_pos"][...] = arrays["root_pos"]
+        f["root_quat"][...] = arrays["root_quat"]
+    assert _train_cli(tmp_path, [data], "--constraints.keepout-radius-m", "0.3", "--val-fraction", "0.5") == 0
+    value, meta = load_feasibility_critic(tmp_path / "run" / "model" / "critic.safetensors")
+    assert meta["state_dim"] == PLANNER_STATE_DIM + 2 and meta["constraints"]["keepout_radius_m"] == 0.3
+    assert value(torch.zeros(3, PLANNER_STATE_DIM + 2)).shape == (3,)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["states_before_a_fall"] > 0  # here: states before a keep-out entry
+
+
+def h5py_file(path: Path) -> h5py.File:
+    """``path`` open for writing in place."""
+    return h5py.File(path, "r+")

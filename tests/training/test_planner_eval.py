@@ -265,3 +265,29 @@ def test_feasibility_row_runs_under_pushes_and_needs_the_term(exported, tmp_path
     out = run(PlannerEvalConfig(planner=pt, rows=rows, conditions=("pushes 1.0 m/s every 2-3 s",), **base))
     assert [r["name"] for r in out] == list(rows)
     assert {r["condition"] for r in out} == {"pushes 1.0 m/s every 2-3 s"}
+
+
+def test_keepout_rows_count_entries_and_need_a_keepout_term_of_the_same_radius(exported, tmp_path):
+    base = {"episodes": 2, "waypoint_time_s": 0.1, "num_threads": 1, "goal_distance_m": (2.0, 2.0)}
+    # the disc's centre is 1 m ahead: a 1.5 m disc holds the start, a 0.5 m one does not
+    inside = run(PlannerEvalConfig(planner=exported, rows=("keepout",), keepout_radius_m=1.5, **base))
+    outside = run(PlannerEvalConfig(planner=exported, rows=("keepout",), keepout_radius_m=0.5, **base))
+    assert inside[0]["keepout_entry_rate"] == 1.0 and inside[0]["success_rate"] == 0.0
+    assert outside[0]["keepout_entry_rate"] == 0.0 and outside[0]["collision_rate"] is None
+    assert "keep-out entries" in format_table(inside)
+    with pytest.raises(ValueError, match="needs a planner exported with a keep-out term"):
+        run(PlannerEvalConfig(planner=exported, rows=("keepout_feasibility",), **base))
+    critic = tiny_critic_file(tmp_path / "keepout.pt", keepout_radius_m=0.5)
+    pt, _ = export_main(
+        ExportPlannerConfig(
+            model=tiny_planner_model(tmp_path / "planner_model.pt"),
+            out=tmp_path / "k" / "planner.pt",
+            sampler_steps=2,
+            keepout_critic=critic,
+        )
+    )
+    out = run(PlannerEvalConfig(planner=pt, rows=("keepout", "keepout_feasibility"), **base))
+    assert [r["name"] for r in out] == ["keepout", "keepout_feasibility"]
+    assert all(r["keepout_entry_rate"] == 0.0 for r in out)
+    with pytest.raises(ValueError, match="learned 0.5 m"):
+        run(PlannerEvalConfig(planner=pt, rows=("keepout_feasibility",), keepout_radius_m=0.8, **base))

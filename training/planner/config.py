@@ -282,7 +282,13 @@ class FeasibilityTrainConfig:
     save_every: int = 2000
     """Checkpoint period (steps)."""
     horizon_s: float = 0.5
-    """Report: a state this close before a fall counts as one the critic should class infeasible."""
+    """Report: a state this close before a fall (or a keep-out entry) counts as one the critic should class
+    infeasible."""
+    keepout_lookahead_s: float = 2.0
+    """Keep-out critics (``--constraints.keepout-radius-m``): each transition's region is centred near where the
+    pelvis was up to this long after it (``training.planner.feasibility.RegionSampling``)."""
+    keepout_spread_m: float = 1.5
+    """Keep-out critics: the region's centre lies within this distance of that point."""
     seed: int = 0
     """Episode split, batches and initial weights."""
     torch_threads: int = 1
@@ -298,6 +304,11 @@ class FeasibilityTrainConfig:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+        if self.keepout_lookahead_s < 0.0 or self.keepout_spread_m < 0.0:
+            raise ValueError(
+                f"keepout_lookahead_s and keepout_spread_m: expected >= 0, got {self.keepout_lookahead_s}, "
+                f"{self.keepout_spread_m}"
+            )
 
 
 FEASIBILITY_RESUME_MAY_CHANGE = ("run_dir", "resume", "steps", "eval_every", "save_every", "torch_threads")

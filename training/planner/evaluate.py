@@ -62,14 +62,15 @@ from training.planner.control import (  # noqa: F401 (re-exported: the evaluatio
     PlannerController,
     expert_task,
 )
-from training.planner.navigation import NAVIGATION_ROWS, ObstacleRecordingEnv, navigate  # noqa: F401
+from training.planner.navigation import KEEPOUT_ROWS, NAVIGATION_ROWS, ObstacleRecordingEnv, navigate  # noqa: F401
 
 DEFAULT_PLANNER = Path(__file__).resolve().parents[2] / "assets" / "g1_planner" / "planner.pt"
 """The committed G1 planner (``planner.pt`` + ``planner.json``)."""
 ROWS = ("expert", "joystick", "joystick_feasibility", "unguided", *NAVIGATION_ROWS)
 TRACKING_ROWS = ("expert", "joystick", "joystick_feasibility", "unguided")
-DEFAULT_ROWS = tuple(r for r in ROWS if r != "joystick_feasibility")
-"""Rows run unless others are named (``joystick_feasibility`` needs a planner with the feasibility term)."""
+DEFAULT_ROWS = tuple(r for r in ROWS if r not in ("joystick_feasibility", *KEEPOUT_ROWS))
+"""Rows run unless others are named (``joystick_feasibility`` and the keep-out rows need a planner with the
+feasibility or keep-out term)."""
 CONDITIONS = {c.name: c for c in (*SIM_TO_SIM, PUSHES_MODERATE, PUSHES)}
 """The expert benchmark's conditions by row name (one definition: ``SIM_TO_SIM``), plus harder pushes than the
 planner's data (``PUSHES_MODERATE``, ``PUSHES``, for the feasibility term's rows; not run unless named)."""
@@ -125,6 +126,13 @@ class PlannerEvalConfig:
     """Obstacle trials: half width of the box placed halfway between start and goal, across the path."""
     obstacle_gate: float = 1.0
     """Obstacle trials: the obstacle cost's gate (its weight per call; the export's weight multiplies it)."""
+    keepout_radius_m: float = 0.5
+    """Keep-out trials: radius of the disc placed halfway to the goal (the planner's keep-out critic must have
+    learned the same)."""
+    keepout_side_offset_m: float = 0.1
+    """Keep-out trials: the disc's centre lies up to this far to either side of the straight path."""
+    keepout_gate: float = 1.0
+    """``keepout_feasibility`` trials: the keep-out term's gate."""
     route: RouteConfig = field(default_factory=lambda: RouteConfig(min_lookahead_m=0.8))
     """Obstacle trials: the route round the wall that the waypoint cost follows (not in ``obstacles_direct``)."""
     seed: int = 1
@@ -153,6 +161,11 @@ class PlannerEvalConfig:
             raise ValueError(
                 f"goal_min_lookahead_m: expected 0 <= goal_min_lookahead_m <= goal_lookahead_m "
                 f"({self.goal_lookahead_m}), got {self.goal_min_lookahead_m}"
+            )
+        if self.keepout_radius_m <= 0.0 or self.keepout_side_offset_m < 0.0:
+            raise ValueError(
+                f"keepout_radius_m > 0 and keepout_side_offset_m >= 0 expected, got {self.keepout_radius_m}, "
+                f"{self.keepout_side_offset_m}"
             )
         lo, hi = self.goal_distance_m
         if not 0.0 < lo <= hi:
@@ -303,13 +316,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if nav:
         out.append("")
         out.append(
-            "| condition | row | trials | success | reached | falls | collisions | time to goal (s) | final dist (m) |"
+            "| condition | row | trials | success | reached | falls | collisions | keep-out entries | time to goal (s) "
+            "| final dist (m) |"
         )
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in nav:
             out.append(
                 f"| {r.get('condition', 'nominal')} | {r['name']} | {r['episodes']} | {f(r['success_rate'])} "
                 f"| {f(r['reached_rate'])} | {f(r['fall_rate'])} | {f(r['collision_rate'])} "
+                f"| {f(r.get('keepout_entry_rate'))} "
                 f"| {f(r['mean_time_to_goal_s'], 1)} | {f(r['mean_final_distance_m'], 2)} |"
             )
     return "\n".join(out)

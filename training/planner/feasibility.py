@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from envs.g1.observations import yaw_from_quat
 from envs.planner.dataset import PlannerDatasetError, load_planner_dataset
-from envs.planner.feasibility import ConstraintConfig, constraint_signal
+from envs.planner.feasibility import REGION_DIM, ConstraintConfig, constraint_signal, region_offset
 from envs.planner.state import PLANNER_STATE_DIM
 from policies.feasibility import (
     CRITIC_FORMAT,
@@ -84,7 +85,7 @@ class Transitions:
     h: torch.Tensor  # (N,)
     next_states: torch.Tensor  # (N, S)
     ended: torch.Tensor  # (N,) 1: the action led to a fall
-    steps_to_fall: torch.Tensor  # (N,) control steps from s to the fall (-1: the episode stood)
+    steps_to_fall: torch.Tensor  # (N,) control steps from s to the fall or keep-out entry (-1: none came)
 
     def __len__(self) -> int:
         return int(self.states.shape[0])
@@ -100,16 +101,41 @@ class Transitions:
         }
 
 
+@dataclass(frozen=True)
+class RegionSampling:
+    """How a keep-out critic's regions are drawn in hindsight, one per transition: the centre lies within
+    ``spread_m`` of where the pelvis was ``k`` steps later, ``k`` uniform in ``0..lookahead_steps`` (clipped to the
+    episode), so some recorded paths run into their region and others pass by or turn away."""
+
+    lookahead_steps: int
+    spread_m: float
+    seed: int
+    entry_window_steps: int = 100
+    """How far ahead the report looks for the pelvis entering the region (``steps_to_fall`` counts to the first
+    violation, a fall or an entry)."""
+
+
 def transitions(
-    arrays: dict[str, np.ndarray], episodes: np.ndarray, cfg: ConstraintConfig, chunk: int = 1
+    arrays: dict[str, np.ndarray],
+    episodes: np.ndarray,
+    cfg: ConstraintConfig,
+    chunk: int = 1,
+    regions: RegionSampling | None = None,
 ) -> Transitions:
     """The transitions of ``episodes`` (module docstring), each spanning ``chunk`` control steps: the actions
     ``a_t..a_{t+K-1}`` (flattened), the largest ``h`` over ``s_t..s_{t+K-1}`` and the state ``s_{t+K}``. A chunk
     that holds the action that fell ends there (its steps past the fall repeat that action, its next state is never
     read); an episode that stood gives the chunks that end on a recorded state. ``arrays`` as in
-    :mod:`envs.planner.dataset`, with ``fell_at`` (T where absent: every episode stood)."""
+    :mod:`envs.planner.dataset`, with ``fell_at`` (T where absent: every episode stood).
+
+    With a keep-out constraint (``cfg.keepout_radius_m > 0``) every transition gets its own region, drawn by
+    ``regions`` in the world: its states carry the region's offset (:func:`envs.planner.feasibility.region_offset`)
+    after the planner state, the current and the next state relative to the same centre, and ``h`` counts the
+    keep-out signal."""
     if chunk < 1:
         raise ValueError(f"chunk: expected >= 1, got {chunk}")
+    if cfg.keepout and regions is None:
+        raise ValueError("transitions: a keep-out constraint needs a RegionSampling")
     state, joint_pos, action = arrays["state"], arrays["joint_pos"], arrays["action"]
     e_all, t_all = state.shape[:2]
     fell_at = arrays.get("fell_at", np.full(e_all, t_all, dtype=np.int32)).astype(np.int64)
@@ -129,17 +155,64 @@ def transitions(
     last = np.minimum(fell_at[e_idx], t_all - 1)  # the episode's last recorded step
     steps = np.minimum(t_idx[:, None] + np.arange(chunk)[None, :], last[:, None])  # (N, K), past the fall: its step
     nxt = np.where(end, t_idx, t_idx + chunk)  # an ended row's next state is never read (its value is h_end)
+    states, next_states = state[e_idx, t_idx], state[e_idx, nxt]
+    steps_to_fall = np.concatenate(to_fall).astype(np.int64)
+    region = None
+    if cfg.keepout:
+        assert regions is not None
+        xy, yaw = arrays["root_pos"][..., :2].astype(np.float64), yaw_from_quat(arrays["root_quat"].astype(np.float64))
+        gen = np.random.default_rng(regions.seed)
+        n = len(t_idx)
+        ahead = np.minimum(t_idx + gen.integers(0, regions.lookahead_steps + 1, n), last)
+        angle, radius = gen.uniform(-np.pi, np.pi, n), regions.spread_m * np.sqrt(gen.uniform(0.0, 1.0, n))
+        center = xy[e_idx, ahead] + radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (N, 2)
+
+        def offset(t: np.ndarray) -> np.ndarray:  # the centre seen from step t of each row's episode
+            c = center if t.ndim == 1 else center[:, None, :]
+            e = e_idx if t.ndim == 1 else e_idx[:, None]
+            return region_offset(c, xy[e, t], yaw[e, t]).astype(np.float32)
+
+        region = offset(steps)  # (N, K, 2)
+        states = np.concatenate([states, offset(t_idx)], axis=1)
+        next_states = np.concatenate([next_states, offset(nxt)], axis=1)
+        entry = _steps_to_entry(center, xy, e_idx, t_idx, last, cfg.keepout_radius_m, regions.entry_window_steps)
+        steps_to_fall = np.where((entry >= 0) & ((steps_to_fall < 0) | (entry < steps_to_fall)), entry, steps_to_fall)
     h_steps = constraint_signal(
-        state[e_idx[:, None], steps].astype(np.float64), joint_pos[e_idx[:, None], steps].astype(np.float64), cfg
+        state[e_idx[:, None], steps].astype(np.float64),
+        joint_pos[e_idx[:, None], steps].astype(np.float64),
+        cfg,
+        region,
     )  # (N, K)
     return Transitions(
-        states=torch.from_numpy(state[e_idx, t_idx]),
+        states=torch.from_numpy(np.ascontiguousarray(states)),
         actions=torch.from_numpy(action[e_idx[:, None], steps].reshape(len(t_idx), -1)),
         h=torch.from_numpy(h_steps.max(axis=1).astype(np.float32)),
-        next_states=torch.from_numpy(state[e_idx, nxt]),
+        next_states=torch.from_numpy(np.ascontiguousarray(next_states)),
         ended=torch.from_numpy(end.astype(np.float32)),
-        steps_to_fall=torch.from_numpy(np.concatenate(to_fall).astype(np.int64)),
+        steps_to_fall=torch.from_numpy(steps_to_fall),
     )
+
+
+def _steps_to_entry(
+    center: np.ndarray,
+    xy: np.ndarray,
+    e_idx: np.ndarray,
+    t_idx: np.ndarray,
+    last: np.ndarray,
+    radius_m: float,
+    window: int,
+) -> np.ndarray:
+    """Steps from each row's state until its pelvis is first inside its region (0: already inside), looking at most
+    ``window`` steps ahead and not past the episode's last recorded step; -1 where it does not enter."""
+    out = np.full(len(t_idx), -1, dtype=np.int64)
+    for lo in range(0, len(t_idx), 65536):  # bounded memory: rows x window distances at a time
+        sl = slice(lo, lo + 65536)
+        t = np.minimum(t_idx[sl, None] + np.arange(window + 1)[None, :], last[sl, None])  # (n, W + 1)
+        inside = np.linalg.norm(xy[e_idx[sl, None], t] - center[sl, None, :], axis=-1) < radius_m
+        inside &= t_idx[sl, None] + np.arange(window + 1)[None, :] <= last[sl, None]
+        first = inside.argmax(axis=1)
+        out[sl] = np.where(inside.any(axis=1), first, -1)
+    return out
 
 
 def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, float]:
@@ -158,9 +231,15 @@ def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, fl
         order = gen.permutation(data.num_episodes)
         n_val = max(1, round(cfg.val_fraction * data.num_episodes))
         chunk = cfg.critic.action_chunk
-        val.append(transitions(arrays, order[:n_val], cfg.constraints, chunk))
-        train.append(transitions(arrays, order[n_val:], cfg.constraints, chunk))
-    if falls == 0:
+        regions = [  # keep-out critics: their own draws for each file's validation and training episodes
+            RegionSampling(round(cfg.keepout_lookahead_s / dt), cfg.keepout_spread_m, cfg.seed + 1 + 2 * len(val) + k)
+            if cfg.constraints.keepout
+            else None
+            for k in (0, 1)
+        ]
+        val.append(transitions(arrays, order[:n_val], cfg.constraints, chunk, regions[0]))
+        train.append(transitions(arrays, order[n_val:], cfg.constraints, chunk, regions[1]))
+    if falls == 0 and not cfg.constraints.keepout:
         raise PlannerDatasetError(
             f"{', '.join(map(str, cfg.data))}: no episode ends in a fall; the critic needs both outcomes (collect one "
             "with `python -m training.planner.collect --keep-falls` and stronger pushes)"
@@ -209,12 +288,17 @@ def report(value: StateFeasibility, val: Transitions, ctrl_dt_s: float, horizon_
     return out
 
 
+def critic_state_dim(constraints: ConstraintConfig) -> int:
+    """Columns the critic reads: the planner state, then the region offset of a keep-out constraint."""
+    return PLANNER_STATE_DIM + (REGION_DIM if constraints.keepout else 0)
+
+
 def critic_file(critic: FeasibilityCritic, cfg: FeasibilityTrainConfig, ctrl_dt_s: float) -> dict[str, Any]:
     """The exported ``V_h`` as plain data (``model/critic.safetensors`` with its ``.json``)."""
     return {
         "format": CRITIC_FORMAT,
         "version": CRITIC_VERSION,
-        "state_dim": PLANNER_STATE_DIM,
+        "state_dim": critic_state_dim(cfg.constraints),
         "hidden": list(cfg.critic.hidden),
         "critic": to_jsonable(cfg.critic),
         "constraints": to_jsonable(cfg.constraints),
@@ -235,7 +319,8 @@ class FeasibilityTrainer:
         torch.set_num_threads(cfg.torch_threads)
         self.train, self.val, self.ctrl_dt_s = load_data(cfg)
         torch.manual_seed(cfg.seed)
-        self.critic = FeasibilityCritic(PLANNER_STATE_DIM, C.NUM_JOINTS, cfg.critic)  # Q_h reads K x 29 actions
+        # V_h reads the planner state (and a keep-out region's offset), Q_h also K x 29 actions
+        self.critic = FeasibilityCritic(critic_state_dim(cfg.constraints), C.NUM_JOINTS, cfg.critic)
         self.critic.fit_normalizer(self.train.states)
         self.opt = torch.optim.Adam([*self.critic.value.parameters(), *self.critic.q.parameters()], lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)

@@ -1,6 +1,6 @@
-"""Navigation trials of an exported G1 planner: waypoints, and goals behind a wall (rows of
-:mod:`training.planner.evaluate`), under any :class:`~training.locomotion.evaluate.Conditions` of the expert
-benchmark."""
+"""Navigation trials of an exported G1 planner: waypoints, goals behind a wall, and goals past a keep-out region
+that only a learned feasibility term knows (rows of :mod:`training.planner.evaluate`), under any
+:class:`~training.locomotion.evaluate.Conditions` of the expert benchmark."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ from training.planner.estimated_state import planar_pose
 if TYPE_CHECKING:
     from training.planner.evaluate import PlannerEvalConfig
 
-NAVIGATION_ROWS = ("waypoint", "obstacles", "obstacles_off", "obstacles_direct")
+NAVIGATION_ROWS = ("waypoint", "obstacles", "obstacles_off", "obstacles_direct", "keepout", "keepout_feasibility")
+KEEPOUT_ROWS = ("keepout", "keepout_feasibility")
+"""A keep-out disc across the straight path to the goal; the waypoint cost does not know it, and only in
+``keepout_feasibility`` does the planner's keep-out term (``deploy.export_planner --keepout-critic``) get it."""
 
 
 def task_under(train: LocomotionConfig, conditions: Conditions) -> LocomotionConfig:
@@ -102,7 +105,7 @@ def navigate(
         commands=CommandConfig(standing_fraction=1.0, curriculum_initial_scale=1.0, curriculum_step=0.0),
         seed=cfg.seed,
     )
-    with_obstacle = row != "waypoint"
+    with_obstacle = row not in ("waypoint", *KEEPOUT_ROWS)
     env = ObstacleRecordingEnv(env_cfg, conditions) if with_obstacle else RecordingEnv(env_cfg, conditions)
     gates, P = gate_offsets(meta["cost_terms"]), int(meta["cost_param_dim"])
     start_xy = env.qpos[:, :2].copy()
@@ -123,6 +126,14 @@ def navigate(
         if scene_params.shape[1] != P - gates["obstacles"] - 1:
             env.close()
             raise ValueError("the planner's obstacle parameters do not hold one box and two cylinders")
+    keepout = row in KEEPOUT_ROWS
+    region = None
+    if keepout:  # the disc's centre halfway to the goal, a little to either side (its own draws: goals unchanged)
+        side = np.random.default_rng(cfg.seed + 29).uniform(-1.0, 1.0, size=n) * cfg.keepout_side_offset_m
+        normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
+        region = start_xy + 0.5 * dist[:, None] * direction + side[:, None] * normal
+        if row == "keepout_feasibility":
+            check_keepout_term(meta, cfg.keepout_radius_m)
     routes = (
         [Route(ObstacleScene(boxes=[b]), goals[i], cfg.route) for i, b in enumerate(boxes)]
         if row in ("obstacles", "obstacles_off")
@@ -150,6 +161,10 @@ def navigate(
             params[:, o] = cfg.obstacle_gate
             for i in range(e.num_envs):
                 params[i, o + 1 :] = scene_params_to_plan_frame(scene_params[i], 1, 2, xy[i], yaw[i])
+        if region is not None and row == "keepout_feasibility":
+            o = gates["keepout"]
+            params[:, o] = cfg.keepout_gate
+            params[:, o + 1 : o + 3] = points_to_plan_frame(region, xy, yaw)
         return torch.from_numpy(params).float()
 
     ctrl = PlannerController(module, meta, params_fn, cfg.seed, cfg.state_source)
@@ -158,6 +173,7 @@ def navigate(
     reached = np.zeros(n, dtype=bool)
     fell = np.zeros(n, dtype=bool)
     collided = np.zeros(n, dtype=bool)
+    entered = np.zeros(n, dtype=bool)
     time_to_goal = np.full(n, np.nan)
     obs = env.get_observations()["policy"]
     try:
@@ -169,6 +185,8 @@ def navigate(
             fell |= active & terminated.numpy()
             if isinstance(env, ObstacleRecordingEnv):
                 collided |= active & env.touching_obstacle()
+            if region is not None:
+                entered |= active & (np.linalg.norm(env.qpos[:, :2] - region, axis=1) < cfg.keepout_radius_m)
             d = np.linalg.norm(env.qpos[:, :2] - goals, axis=1)
             now = active & ~fell & (d < cfg.reach_radius_m)
             time_to_goal[now] = (t + 1) * env.cfg.env.ctrl_dt_s
@@ -179,7 +197,7 @@ def navigate(
         final = np.linalg.norm(env.qpos[:, :2] - goals, axis=1)
     finally:
         env.close()
-    success = reached & ~fell & ~collided
+    success = reached & ~fell & ~collided & ~entered
     return {
         "name": row,
         "condition": conditions.name,
@@ -189,6 +207,22 @@ def navigate(
         "reached_rate": float(reached.mean()),
         "fall_rate": float(fell.mean()),
         "collision_rate": float(collided.mean()) if with_obstacle else None,
+        "keepout_entry_rate": float(entered.mean()) if keepout else None,
         "mean_time_to_goal_s": float(np.nanmean(time_to_goal)) if reached.any() else None,
         "mean_final_distance_m": float(np.where(reached, 0.0, final).mean()),
     }
+
+
+def check_keepout_term(meta: dict[str, Any], radius_m: float) -> None:
+    """The planner carries a keep-out term whose critic learned a disc of ``radius_m``; one clear error otherwise."""
+    keepout = meta.get("extra", {}).get("keepout")
+    if keepout is None:
+        raise ValueError(
+            "the keepout_feasibility row needs a planner exported with a keep-out term "
+            "(python -m deploy.export_planner --keepout-critic ...)"
+        )
+    if abs(float(keepout["radius_m"]) - radius_m) > 1e-9:
+        raise ValueError(
+            f"keepout_radius_m: the trials use {radius_m} m, the planner's keep-out critic learned "
+            f"{keepout['radius_m']} m"
+        )
