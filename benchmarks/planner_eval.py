@@ -5,14 +5,17 @@
 
 Rows (:mod:`training.planner.evaluate`; ``--seed`` draws other commands, initial states and goals): the walking
 expert the data came from, the planner with the joystick cost, the same planner unguided, waypoints at 2-10 m,
-and waypoints behind a wall with the obstacle cost on and off. The expert, joystick and waypoint rows run again
+and waypoints behind a wall with the obstacle cost on and off (named rows only: ``joystick_feasibility`` with the
+feasibility term open, ``keepout`` / ``keepout_feasibility``, goals past a keep-out disc without and with the
+keep-out term, a planner exported with ``--keepout-critic``). The expert, joystick and waypoint rows run again
 under each sim-to-sim condition of the expert benchmark (physics 0.002 s x 10, 10 ms action latency, friction
 x0.8 / x1.2, mass x0.8 / x1.2), the expert on the same worlds and seeds. Latency: the exported planner on one
 thread, one robot, rolling plans with the joystick cost, p50 / p99 over ``--latency-calls`` plans after a warm-up.
 
 Targets, in every condition: joystick fall rate < 5 % and velocity error within 1.5x the expert's in the same
 condition; waypoint success >= 90 %. On the nominal robot: unguided clearly worse; obstacles success >= 80 % with
-no collision in successful trials (collision rate with the cost off reported); p99 plan time < 5 ms. The velocity
+no collision in successful trials (collision rate with the cost off reported); no keep-out entry with the
+keep-out term; p99 plan time < 5 ms. The velocity
 tracking error relative to the commanded speed (mean |v - v_cmd| / mean |v_cmd| over the joystick rows; BeyondMimic
 reports ~12 % walking in simulation) is printed beside the m/s figures. ``--check`` exits 1 when a target is missed.
 """
@@ -44,9 +47,11 @@ from training.planner.evaluate import (
 from training.planner.evaluate_sources import rows_of, run_state_sources, summaries
 
 
-def plan_latency_ms(path: Path, calls: int, warmup: int = 20, feasibility: bool = False) -> dict[str, float]:
-    """p50/p99 of one guided (joystick, plus the feasibility term when asked) rolling plan for one robot on one
-    thread."""
+def plan_latency_ms(
+    path: Path, calls: int, warmup: int = 20, feasibility: bool = False, keepout: bool = False
+) -> dict[str, float]:
+    """p50/p99 of one guided (joystick, plus the feasibility or keep-out term when asked: a region 1.5 m ahead)
+    rolling plan for one robot on one thread."""
     torch.set_num_threads(1)
     planner = ExportedPlanner(*load_planner(path))
     states = torch.zeros(1, planner.history, planner.state_dim)
@@ -56,6 +61,9 @@ def plan_latency_ms(path: Path, calls: int, warmup: int = 20, feasibility: bool 
     params[0, gate], params[0, gate + 1] = 1.0, 0.5
     if feasibility:
         params[0, planner.gate("feasibility")] = 1.0
+    if keepout:
+        o = planner.gate("keepout")
+        params[0, o : o + 3] = torch.tensor([1.0, 1.5, 0.0])
     samples = []
     for i in range(warmup + calls):
         t0 = time.perf_counter_ns()
@@ -106,6 +114,13 @@ def targets(rows: list[dict], latency: dict[str, Any]) -> list[tuple[str, bool, 
         if "obstacles" in by:
             o = by["obstacles"]["success_rate"]
             out.append((f"{cond}: obstacles success >= 80 %", o >= 0.8, f"{100 * o:.0f} %"))
+        if "keepout_feasibility" in by:
+            k = by["keepout_feasibility"]
+            out.append(
+                (f"{cond}: no keep-out entry with the term", k["keepout_entry_rate"] == 0.0,
+                 f"{100 * k['keepout_entry_rate']:.0f} % (without: "
+                 + (f"{100 * by['keepout']['keepout_entry_rate']:.0f} %)" if "keepout" in by else "not run)"))
+            )  # fmt: skip
     out.append(("p99 plan time < 5 ms", latency["p99_ms"] < 5.0, f"{latency['p99_ms']:.2f} ms"))
     return out
 
@@ -120,7 +135,7 @@ class Args(BenchmarkArgs):
     """worlds per row (default 32, quick 4)"""
     rows: tuple[str, ...] = tuple(DEFAULT_ROWS)
     """rows to run (expert, joystick, joystick_feasibility, unguided, waypoint, obstacles, obstacles_off,
-    obstacles_direct; default all but joystick_feasibility)"""
+    obstacles_direct, keepout, keepout_feasibility; default all but joystick_feasibility and the keep-out rows)"""
     seconds: Optional[float] = None
     """joystick episode length (default 20, quick 4)"""
     waypoint_seconds: Optional[float] = None
@@ -136,6 +151,10 @@ class Args(BenchmarkArgs):
     """obstacle rows: the route's pursuit point at least this far along it, past a nearer goal"""
     feasibility_gate: float = 1.0
     """gate of the feasibility term in the joystick_feasibility row (a planner exported with a critic)"""
+    keepout_gate: float = 1.0
+    """gate of the keep-out term in the keepout_feasibility row (a planner exported with --keepout-critic)"""
+    keepout_radius_m: float = 0.5
+    """keep-out rows: radius of the disc halfway to the goal (the planner's keep-out critic's)"""
     num_threads: int = 2
     """physics worker threads"""
     seed: int = 1
@@ -163,6 +182,8 @@ def main(args: Args) -> int:
         goal_min_lookahead_m=args.goal_min_lookahead_m if args.goal_lookahead_m else 0.0,
         route=RouteConfig(min_lookahead_m=args.route_min_lookahead_m),
         feasibility_gate=args.feasibility_gate,
+        keepout_gate=args.keepout_gate,
+        keepout_radius_m=args.keepout_radius_m,
     )
     calls = args.latency_calls or (30 if quick else 300)
     latency = plan_latency_ms(args.planner, calls)
@@ -175,6 +196,12 @@ def main(args: Args) -> int:
         print(
             f"  with the feasibility term: p50 {latency['with_feasibility']['p50_ms']:.2f} ms, "
             f"p99 {latency['with_feasibility']['p99_ms']:.2f} ms"
+        )
+    if "keepout_feasibility" in cfg.rows:
+        latency["with_keepout"] = plan_latency_ms(args.planner, calls, keepout=True)
+        print(
+            f"  with the keep-out term: p50 {latency['with_keepout']['p50_ms']:.2f} ms, "
+            f"p99 {latency['with_keepout']['p99_ms']:.2f} ms"
         )
     start = time.perf_counter()
     sources = tuple(args.state_sources)

@@ -111,6 +111,32 @@ def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_planner_eval_keepout_rows_time_the_term_and_check_entries(tmp_path) -> None:
+    from deploy.export_planner import ExportPlannerConfig
+    from deploy.export_planner import main as export_main
+    from tests.training.helpers import tiny_critic_file, tiny_planner_model
+
+    critic = tiny_critic_file(tmp_path / "keepout.pt", keepout_radius_m=0.5)
+    planner, _ = export_main(
+        ExportPlannerConfig(
+            model=tiny_planner_model(tmp_path / "planner_model.pt"),
+            out=tmp_path / "k" / "planner.pt",
+            sampler_steps=2,
+            keepout_critic=critic,
+        )
+    )
+    out = tmp_path / "keepout.json"
+    args = ["--planner", str(planner), "--episodes", "2", "--waypoint-seconds", "0.2", "--latency-calls", "5"]
+    args += ["--rows", "keepout", "keepout_feasibility", "--conditions", "nominal", "--json", str(out)]
+    result = _run(["benchmarks/planner_eval.py", *args])
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert [r["name"] for r in payload["rows"]] == ["keepout", "keepout_feasibility"]
+    assert payload["latency_ms"]["with_keepout"]["p99_ms"] > 0.0
+    assert "| nominal: no keep-out entry with the term | yes | 0 % (without: 0 %) |" in result.stdout
+
+
+@pytest.mark.slow
 def test_planner_tradeoff_runs_every_configuration(tmp_path) -> None:
     from tests.training.helpers import tiny_planner_model
 

@@ -289,5 +289,5 @@ def test_keepout_rows_count_entries_and_need_a_keepout_term_of_the_same_radius(e
     out = run(PlannerEvalConfig(planner=pt, rows=("keepout", "keepout_feasibility"), **base))
     assert [r["name"] for r in out] == ["keepout", "keepout_feasibility"]
     assert all(r["keepout_entry_rate"] == 0.0 for r in out)
-    with pytest.raises(ValueError, match="learned 0.5 m"):
+    with pytest.raises(ValueError, match=r"learned 0\.5 m"):
         run(PlannerEvalConfig(planner=pt, rows=("keepout_feasibility",), keepout_radius_m=0.8, **base))
