@@ -241,15 +241,72 @@ def load_planner_dataset(path: Path, allow_falls: bool = False) -> PlannerDatase
     )
 
 
-def merge_planner_datasets(paths: list[Path]) -> PlannerDataset:
+def episode_physics(data: PlannerDataset, source: str = "dataset") -> tuple[list[str], np.ndarray]:
+    """The physics each stored episode was recorded under, ``(columns, (E, C))``, from a randomized collection's
+    metadata (``training.planner.collect --randomize``: one row per recorded world with whether it was kept):
+    the stored episodes are the kept worlds of each wave in order, up to the number kept (every world with
+    ``keep_falls``), then their mirror images in the same order. ``source`` names the file in errors."""
+    c = data.collection
+    if "physics" not in c or "config" not in c:
+        raise PlannerDatasetError(f"{source}: no per-world physics in its metadata (not a randomized collection)")
+    columns = list(c["physics_columns"])
+    physics = np.asarray(c["physics"], dtype=np.float64)
+    n_env, wanted = int(c["config"]["num_envs"]), int(c["episodes_kept"])
+    rows: list[np.ndarray] = []
+    for w in range(0, len(physics), n_env):
+        wave = physics[w : w + n_env]
+        take = np.arange(len(wave)) if c.get("keep_falls") else np.flatnonzero(wave[:, -1] == 1.0)
+        rows.extend(wave[take[: wanted - len(rows)], :-1])
+    mirrored = data.arrays["mirrored"]
+    if len(rows) != wanted or int((~mirrored).sum()) != wanted or int(mirrored.sum()) not in (0, wanted):
+        raise PlannerDatasetError(
+            f"{source}: its physics metadata gives {len(rows)} episodes, the file holds {int((~mirrored).sum())} "
+            f"recorded and {int(mirrored.sum())} mirrored"
+        )
+    originals = np.stack(rows)
+    out = np.empty((data.num_episodes, originals.shape[1]))
+    out[~mirrored] = originals
+    out[mirrored] = originals[: int(mirrored.sum())]
+    return columns[:-1], out
+
+
+def select_episodes(data: PlannerDataset, keep: np.ndarray) -> PlannerDataset:
+    """The episodes where ``keep (E,)`` is true, metadata unchanged (a merge records the selection)."""
+    return PlannerDataset({k: v[keep] for k, v in data.arrays.items()}, data.ctrl_dt_s, data.collection)
+
+
+def merge_planner_datasets(
+    paths: list[Path], mass_scale_ranges: list[tuple[float, float]] | None = None
+) -> PlannerDataset:
     """The episodes of several planner datasets in one (in the order given), e.g. a randomized collection and a
     second one that covers a corner of its range more densely. Every file is loaded and checked as by
     :func:`load_planner_dataset` (falls allowed: ``fell_at`` is T for the episodes of inputs without it); their
     control period and episode length must agree (one line naming the file otherwise). The merged ``collection``
-    lists each input's path, episode count and own metadata."""
+    lists each input's path, episode count and own metadata.
+
+    ``mass_scale_ranges`` (one ``(low, high)`` per input) keeps only the episodes of each randomized collection
+    whose whole-robot mass scale lies in ``[low, high)`` (:func:`episode_physics`): data from several experts, each
+    on the part of the range it handles."""
     if len(paths) < 2:
         raise PlannerDatasetError(f"merge: expected at least two datasets, got {len(paths)}")
+    if mass_scale_ranges is not None and len(mass_scale_ranges) != len(paths):
+        raise PlannerDatasetError(
+            f"merge: expected one mass-scale range per dataset ({len(paths)}), got {len(mass_scale_ranges)}"
+        )
     parts = [load_planner_dataset(Path(p), allow_falls=True) for p in paths]
+    selected = []
+    for i, (path, part) in enumerate(zip(paths, parts, strict=True)):
+        if mass_scale_ranges is None:
+            selected.append(None)
+            continue
+        lo, hi = mass_scale_ranges[i]
+        columns, physics = episode_physics(part, str(path))
+        mass = physics[:, columns.index("mass_scale")]
+        keep = (mass >= lo) & (mass < hi)
+        if not keep.any():
+            raise PlannerDatasetError(f"{path}: no episode with a mass scale in [{lo}, {hi})")
+        parts[i] = select_episodes(part, keep)
+        selected.append([lo, hi])
     first = parts[0]
     for path, part in zip(paths[1:], parts[1:], strict=True):
         if abs(part.ctrl_dt_s - first.ctrl_dt_s) > 1e-9:
@@ -267,8 +324,8 @@ def merge_planner_datasets(paths: list[Path]) -> PlannerDataset:
     arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in first.arrays}
     collection = {
         "merged_from": [
-            {"path": str(path), "episodes": part.num_episodes, "collection": part.collection}
-            for path, part in zip(paths, parts, strict=True)
+            {"path": str(path), "episodes": part.num_episodes, "mass_scale_range": sel, "collection": part.collection}
+            for path, part, sel in zip(paths, parts, selected, strict=True)
         ]
     }
     return PlannerDataset(arrays=arrays, ctrl_dt_s=first.ctrl_dt_s, collection=collection)

@@ -276,3 +276,51 @@ def test_estimator_from_robot_quantities_equals_the_simulators_own_kinematics():
         estimator(qpos[0, :3], qpos[0, 3:7], qvel[0, :3], qvel[0, 3:6], np.zeros(12), qvel[0, vadr])
     with pytest.raises(ValueError, match="base_pos_m: expected finite"):
         estimator(np.array([np.nan, 0, 0]), qpos[0, 3:7], qvel[0, :3], qvel[0, 3:6], qpos[0, qadr], qvel[0, vadr])
+
+
+def _randomized(seed: int) -> PlannerDataset:
+    """Three recorded episodes and their mirror images with the metadata of a randomized collection of two waves of
+    three worlds: wave 1 kept the x0.8 and x1.0 robots (the x1.2 one fell), wave 2 gave the third (x1.15)."""
+    arrays = _episodes(e=6, seed=seed)
+    arrays["mirrored"] = np.array([False] * 3 + [True] * 3)
+    physics = [[0.8, 1, 1, 0, 0, 1], [1.2, 1, 1, 0, 0, 0], [1.0, 1, 1, 0, 0, 1]]
+    physics += [[1.15, 1, 1, 0, 0, 1], [0.9, 1, 1, 0, 0, 1], [1.3, 1, 1, 0, 0, 1]]
+    collection = {
+        "config": {"num_envs": 3},
+        "episodes_kept": 3,
+        "keep_falls": False,
+        "physics_columns": ["mass_scale", "friction_scale", "motor_strength", "mean_abs_kp_error", "latency_s", "kept"],
+        "physics": physics,
+    }
+    return PlannerDataset(arrays, 0.02, collection)
+
+
+def test_each_episode_knows_its_physics_and_a_merge_keeps_a_mass_range_per_input(tmp_path, capsys):
+    from envs.planner.dataset import episode_physics
+    from training.planner.merge import cli as merge_cli
+
+    a, b = _randomized(0), _randomized(1)
+    columns, physics = episode_physics(a)
+    assert columns[0] == "mass_scale" and physics[:, 0].tolist() == [0.8, 1.0, 1.15, 0.8, 1.0, 1.15]
+    pa = write_planner_dataset(tmp_path / "a.h5", a)
+    pb = write_planner_dataset(tmp_path / "b.h5", b)
+    out = tmp_path / "ab.h5"
+    assert merge_cli([str(pa), str(pb), "--out", str(out), "--mass-scale-ranges", "0", "1.1", "1.1", "9"]) == 0
+    merged = load_planner_dataset(out)
+    light, heavy = [0, 1, 3, 4], [2, 5]  # a's episodes below x1.1 (and their mirrors), b's from x1.1 up
+    np.testing.assert_array_equal(
+        merged.arrays["state"], np.concatenate([a.arrays["state"][light], b.arrays["state"][heavy]])
+    )
+    assert [m["mass_scale_range"] for m in merged.collection["merged_from"]] == [[0.0, 1.1], [1.1, 9.0]]
+    assert (
+        merge_cli([str(pa), str(pb), "--out", str(tmp_path / "x.h5"), "--mass-scale-ranges", "2", "3", "0", "9"]) == 2
+    )
+    assert "no episode with a mass scale in [2.0, 3.0)" in capsys.readouterr().err
+    plain = write_planner_dataset(tmp_path / "plain.h5", PlannerDataset(_episodes(), 0.02))
+    assert (
+        merge_cli([str(plain), str(pa), "--out", str(tmp_path / "y.h5"), "--mass-scale-ranges", "0", "9", "0", "9"])
+        == 2
+    )
+    assert "no per-world physics" in capsys.readouterr().err
+    assert merge_cli([str(pa), str(pb), "--out", str(tmp_path / "z.h5"), "--mass-scale-ranges", "0", "9"]) == 2
+    assert "LOW HIGH for each of the 2 inputs" in capsys.readouterr().err
