@@ -51,12 +51,14 @@ def body_feature_xy_idx(body: str) -> tuple[int, int]:
 
 
 class PlanFrameFeatures(nn.Module):
-    """Planner-state trajectory ``(B, H, S[+A])`` to plan-frame features ``(B, H, F)`` (module docstring)."""
+    """Planner-state trajectory ``(B, H, S[+A])`` to plan-frame features ``(B, H, F)`` (module docstring);
+    ``bodies=False`` stops after the root's six columns (for a cost that reads the root's path only)."""
 
     anchor: int
     dt: float
+    body_x_idx: list[int]
 
-    def __init__(self, history: int, ctrl_dt_s: float) -> None:
+    def __init__(self, history: int, ctrl_dt_s: float, bodies: bool = True) -> None:
         super().__init__()
         if history < 1 or ctrl_dt_s <= 0.0:
             raise ValueError(f"expected history >= 1 and ctrl_dt_s > 0, got {history}, {ctrl_dt_s}")
@@ -64,7 +66,7 @@ class PlanFrameFeatures(nn.Module):
         self.dt = float(ctrl_dt_s)
         self.vx_idx, self.vy_idx = ROOT_VEL_IDX
         self.yaw_rate_idx = ROOT_YAW_RATE_IDX
-        self.body_x_idx = [BODY_POS_START + 3 * k for k in range(NUM_TRACKED_BODIES)]
+        self.body_x_idx = [BODY_POS_START + 3 * k for k in range(NUM_TRACKED_BODIES)] if bodies else []
 
     def _integrate(self, rate: torch.Tensor) -> torch.Tensor:
         """Trapezoid integral of ``rate (B, H, ...)`` over the window, zero at the anchor step."""

@@ -220,7 +220,7 @@ class KeepOutCost(_CriticCost):
 
     def __init__(self, critic: nn.Module, history: int, ctrl_dt_s: float, threshold: float = 0.0) -> None:
         super().__init__(critic, history, threshold)
-        self.features = PlanFrameFeatures(history, ctrl_dt_s)
+        self.features = PlanFrameFeatures(history, ctrl_dt_s, bodies=False)
         self.param_dim = REGION_DIM
         self.param_names = ["region_x", "region_y"]
 

@@ -259,7 +259,9 @@ def soon_key(horizon_s: float) -> str:
 
 @torch.no_grad()
 def report(value: StateFeasibility, val: Transitions, ctrl_dt_s: float, horizon_s: float) -> dict[str, Any]:
-    """The critic's classification of held-out states against what happened (module docstring)."""
+    """The critic's classification of held-out states against what happened (module docstring). The keys say
+    "fall"; for a keep-out critic they count the first violation, a fall or an entry into the region (within the
+    report's window of :class:`RegionSampling`), and "stood" means none came."""
     v = torch.cat([value(val.states[i : i + 8192]) for i in range(0, len(val), 8192)]).numpy()
     to_fall_s = val.steps_to_fall.numpy() * ctrl_dt_s
     stood = val.steps_to_fall.numpy() < 0
@@ -416,9 +418,10 @@ def main(cfg: FeasibilityTrainConfig) -> None:
     )
     rep = trainer.run()
     soon = rep[soon_key(cfg.horizon_s)]
+    event = "a fall or keep-out entry" if cfg.constraints.keepout else "a fall"
     print(
-        f"{RunDir(cfg.run_dir).model('critic.safetensors')}: held-out states of standing episodes classed feasible "
-        f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before a fall classed "
+        f"{RunDir(cfg.run_dir).model('critic.safetensors')}: held-out states with no {event} ahead classed feasible "
+        f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before {event} classed "
         f"infeasible {soon:.1%} (report.json)"
     )
 
