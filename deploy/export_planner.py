@@ -136,8 +136,9 @@ def g1_cost_sum(cfg: ExportPlannerConfig, history: int, ctrl_dt_s: float) -> Cos
         terms.append(Gated(term, "feasibility"))
         weights.append(cfg.feasibility_weight)
     if cfg.keepout_critic is not None:
-        value, _ = checked_critic(cfg.keepout_critic, ctrl_dt_s, keepout=True)
-        terms.append(Gated(KeepOutCost(value, history, ctrl_dt_s, cfg.keepout_threshold), "keepout"))
+        value, meta = checked_critic(cfg.keepout_critic, ctrl_dt_s, keepout=True)
+        reach = float(meta.get("keepout_range_m") or float("inf"))  # critics before the field: no clamp
+        terms.append(Gated(KeepOutCost(value, history, ctrl_dt_s, cfg.keepout_threshold, reach), "keepout"))
         weights.append(cfg.keepout_weight)
     return CostSum(terms, weights)
 
@@ -217,6 +218,7 @@ def main(cfg: ExportPlannerConfig) -> tuple[Path, Path]:
         extra["keepout"] = {
             "critic": str(cfg.keepout_critic),
             "radius_m": float(critic["constraints"]["keepout_radius_m"]),
+            "range_m": critic.get("keepout_range_m"),
             "weight": cfg.keepout_weight,
             "threshold": cfg.keepout_threshold,
             "constraints": critic.get("constraints"),

@@ -53,3 +53,15 @@ def test_the_committed_chunk_critic_scores_eight_actions() -> None:
     assert q.action_chunk == 8 and meta["critic"]["action_chunk"] == 8
     states = torch.zeros(3, value.state_dim)
     assert q(states, torch.zeros(3, 8 * q.action_dim)).shape == (2, 3)
+
+
+def test_the_committed_keepout_critic_reads_a_region_and_sees_it_ahead() -> None:
+    from envs.planner.state import PLANNER_STATE_DIM
+    from policies.feasibility import load_feasibility_critic
+
+    value, meta = load_feasibility_critic(ASSETS / "g1_feasibility" / "keepout" / "critic.safetensors")
+    assert meta["constraints"]["keepout_radius_m"] == 0.5 and value.state_dim == PLANNER_STATE_DIM + 2
+    states = value.normalizer.offset.repeat(3, 1)  # the data's mean state: walking upright
+    states[:, -2:] = torch.tensor([[0.0, 0.0], [0.45, 0.0], [5.0, 0.0]])  # inside, near the edge, far away
+    v = value(states)
+    assert v[0] > 0.0 and v[2] < 0.0 and v[0] > v[1] > v[2]

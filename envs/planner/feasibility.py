@@ -216,10 +216,24 @@ class KeepOutCost(_CriticCost):
     ``critic`` maps ``(N, S + 2)`` to ``(N,)`` (a :class:`policies.feasibility.StateFeasibility` trained with a
     keep-out radius). Gradients reach every planned velocity through the path, so a plan heading into the region
     bends round it; the critic's value depends on speed and heading as well as distance (it learned how far the
-    robot needs to turn or stop), which a hand-written distance barrier does not know."""
+    robot needs to turn or stop), which a hand-written distance barrier does not know. A region farther than
+    ``max_offset_m`` (how far the critic's regions were drawn) is read as one at that distance: a network's value
+    outside the range it was trained on means nothing."""
 
-    def __init__(self, critic: nn.Module, history: int, ctrl_dt_s: float, threshold: float = 0.0) -> None:
+    max_offset_m: float
+
+    def __init__(
+        self,
+        critic: nn.Module,
+        history: int,
+        ctrl_dt_s: float,
+        threshold: float = 0.0,
+        max_offset_m: float = float("inf"),
+    ) -> None:
         super().__init__(critic, history, threshold)
+        if max_offset_m <= 0.0:
+            raise ValueError(f"max_offset_m: expected > 0, got {max_offset_m}")
+        self.max_offset_m = float(max_offset_m)
         self.features = PlanFrameFeatures(history, ctrl_dt_s, bodies=False)
         self.param_dim = REGION_DIM
         self.param_names = ["region_x", "region_y"]
@@ -231,6 +245,9 @@ class KeepOutCost(_CriticCost):
         dy = params[:, 1:2] - f[:, :, 1]
         c, s = torch.cos(f[:, :, 2]), torch.sin(f[:, :, 2])
         rel = torch.stack([c * dx + s * dy, -s * dx + c * dy], dim=-1)  # (B, F, 2) in each step's heading frame
+        if self.max_offset_m < 1e9:  # a region farther than the critic's were drawn reads as one at that distance
+            dist = torch.linalg.vector_norm(rel, dim=-1, keepdim=True).clamp_min(1e-6)
+            rel = rel * (self.max_offset_m / dist).clamp(max=1.0)
         states = torch.cat([x[:, self.history :, : self.state_dim], rel], dim=-1)
         b, n = states.shape[0], states.shape[1]
         v = self.critic(states.reshape(b * n, states.shape[2])).reshape(b, n)

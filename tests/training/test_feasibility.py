@@ -384,6 +384,9 @@ def test_keepout_transitions_see_one_world_region_from_both_ends_and_count_entri
         assert entry[i] == expected
     with pytest.raises(ValueError, match="needs a RegionSampling"):
         transitions(arrays, np.array([0]), cfg)
+    far = transitions(arrays, np.array([0, 1]), cfg, regions=RegionSampling(25, 0.5, seed=4, far_fraction=1.0))
+    dist = far.states[:, S:].norm(dim=1)  # every region drawn anywhere within 6 m of the pelvis
+    assert float(dist.max()) <= 6.0 and float(dist.max()) > 3.0 and float(dist.min()) < 1.0
 
 
 def test_keepout_term_reads_the_region_along_the_predicted_path_and_its_gradient_is_exact():
@@ -401,6 +404,8 @@ def test_keepout_term_reads_the_region_along_the_predicted_path_and_its_gradient
     near = cost(x, torch.tensor([[0.6, 0.0]], dtype=torch.float64))
     assert float(near) == pytest.approx(0.1 + 0.2 + 0.3, abs=1e-9)
     assert float(cost(x, torch.tensor([[0.0, 3.0]], dtype=torch.float64))) == 0.0  # far to the left: no cost
+    near_sighted = KeepOutCost(Ahead(), history=2, ctrl_dt_s=dt, max_offset_m=0.2)  # beyond 0.2 m: read at 0.2 m
+    assert float(near_sighted(x, torch.tensor([[0.0, 3.0]], dtype=torch.float64))) == pytest.approx(4 * 0.3)
     torch.manual_seed(4)
     value = StateFeasibility(S + 2, (16, 16)).double()
     value.normalizer.fit(torch.randn(128, S + 2, dtype=torch.float64))
@@ -424,6 +429,7 @@ def test_trainer_fits_a_keepout_critic_on_data_without_falls(tmp_path, capsys):
     assert _train_cli(tmp_path, [data], "--constraints.keepout-radius-m", "0.3", "--val-fraction", "0.5") == 0
     value, meta = load_feasibility_critic(tmp_path / "run" / "model" / "critic.safetensors")
     assert meta["state_dim"] == PLANNER_STATE_DIM + 2 and meta["constraints"]["keepout_radius_m"] == 0.3
+    assert meta["keepout_range_m"] == 6.0  # the far draws' radius, by default
     assert value(torch.zeros(3, PLANNER_STATE_DIM + 2)).shape == (3,)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["states_before_a_fall"] > 0  # here: states before a keep-out entry

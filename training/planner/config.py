@@ -289,6 +289,11 @@ class FeasibilityTrainConfig:
     pelvis was up to this long after it (``training.planner.feasibility.RegionSampling``)."""
     keepout_spread_m: float = 1.5
     """Keep-out critics: the region's centre lies within this distance of that point."""
+    keepout_far_fraction: float = 0.5
+    """Keep-out critics: this share of the regions is drawn anywhere within ``keepout_far_m`` of the pelvis instead
+    (a critic that only saw nearby regions climbs again beyond them: 0.7 at 5 m ahead, unsafe)."""
+    keepout_far_m: float = 6.0
+    """Keep-out critics: radius of those far draws."""
     seed: int = 0
     """Episode split, batches and initial weights."""
     torch_threads: int = 1
@@ -304,6 +309,11 @@ class FeasibilityTrainConfig:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.keepout_far_fraction <= 1.0 or self.keepout_far_m <= 0.0:
+            raise ValueError(
+                f"keepout_far_fraction in [0, 1] and keepout_far_m > 0 expected, got {self.keepout_far_fraction}, "
+                f"{self.keepout_far_m}"
+            )
         if self.keepout_lookahead_s < 0.0 or self.keepout_spread_m < 0.0:
             raise ValueError(
                 f"keepout_lookahead_s and keepout_spread_m: expected >= 0, got {self.keepout_lookahead_s}, "

@@ -110,6 +110,10 @@ class RegionSampling:
     lookahead_steps: int
     spread_m: float
     seed: int
+    far_fraction: float = 0.0
+    """Share of regions drawn anywhere within ``far_m`` of the pelvis instead, so that the critic also learns that
+    a distant region is no danger (without them its value climbs again beyond the distances it saw)."""
+    far_m: float = 6.0
     entry_window_steps: int = 100
     """How far ahead the report looks for the pelvis entering the region (``steps_to_fall`` counts to the first
     violation, a fall or an entry)."""
@@ -165,7 +169,10 @@ def transitions(
         n = len(t_idx)
         ahead = np.minimum(t_idx + gen.integers(0, regions.lookahead_steps + 1, n), last)
         angle, radius = gen.uniform(-np.pi, np.pi, n), regions.spread_m * np.sqrt(gen.uniform(0.0, 1.0, n))
-        center = xy[e_idx, ahead] + radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (N, 2)
+        far = gen.uniform(0.0, 1.0, n) < regions.far_fraction
+        radius[far] = regions.far_m * np.sqrt(gen.uniform(0.0, 1.0, int(far.sum())))
+        anchor = np.where(far[:, None], xy[e_idx, t_idx], xy[e_idx, ahead])
+        center = anchor + radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (N, 2)
 
         def offset(t: np.ndarray) -> np.ndarray:  # the centre seen from step t of each row's episode
             c = center if t.ndim == 1 else center[:, None, :]
@@ -232,7 +239,13 @@ def load_data(cfg: FeasibilityTrainConfig) -> tuple[Transitions, Transitions, fl
         n_val = max(1, round(cfg.val_fraction * data.num_episodes))
         chunk = cfg.critic.action_chunk
         regions = [  # keep-out critics: their own draws for each file's validation and training episodes
-            RegionSampling(round(cfg.keepout_lookahead_s / dt), cfg.keepout_spread_m, cfg.seed + 1 + 2 * len(val) + k)
+            RegionSampling(
+                round(cfg.keepout_lookahead_s / dt),
+                cfg.keepout_spread_m,
+                cfg.seed + 1 + 2 * len(val) + k,
+                cfg.keepout_far_fraction,
+                cfg.keepout_far_m,
+            )
             if cfg.constraints.keepout
             else None
             for k in (0, 1)
@@ -295,6 +308,13 @@ def critic_state_dim(constraints: ConstraintConfig) -> int:
     return PLANNER_STATE_DIM + (REGION_DIM if constraints.keepout else 0)
 
 
+def keepout_range_m(cfg: FeasibilityTrainConfig) -> float:
+    """How far from the pelvis the keep-out critic's regions were drawn: beyond it the guidance term reads a
+    region as if at this distance (:class:`envs.planner.feasibility.KeepOutCost`)."""
+    near = cfg.keepout_spread_m + cfg.keepout_lookahead_s * 1.5  # the data walk at most ~1.5 m/s
+    return max(near, cfg.keepout_far_m) if cfg.keepout_far_fraction > 0.0 else near
+
+
 def critic_file(critic: FeasibilityCritic, cfg: FeasibilityTrainConfig, ctrl_dt_s: float) -> dict[str, Any]:
     """The exported ``V_h`` as plain data (``model/critic.safetensors`` with its ``.json``)."""
     return {
@@ -304,6 +324,7 @@ def critic_file(critic: FeasibilityCritic, cfg: FeasibilityTrainConfig, ctrl_dt_
         "hidden": list(cfg.critic.hidden),
         "critic": to_jsonable(cfg.critic),
         "constraints": to_jsonable(cfg.constraints),
+        "keepout_range_m": keepout_range_m(cfg) if cfg.constraints.keepout else None,
         "ctrl_dt_s": ctrl_dt_s,
         "data": [str(p) for p in cfg.data],
         "weights": {k: v.detach().clone() for k, v in critic.value.state_dict().items()},
@@ -418,10 +439,10 @@ def main(cfg: FeasibilityTrainConfig) -> None:
     )
     rep = trainer.run()
     soon = rep[soon_key(cfg.horizon_s)]
-    event = "a fall or keep-out entry" if cfg.constraints.keepout else "a fall"
+    event = "fall or keep-out entry" if cfg.constraints.keepout else "fall"
     print(
         f"{RunDir(cfg.run_dir).model('critic.safetensors')}: held-out states with no {event} ahead classed feasible "
-        f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before {event} classed "
+        f"{rep['feasible_share_stood']:.1%}; states in the last {cfg.horizon_s:g} s before a {event} classed "
         f"infeasible {soon:.1%} (report.json)"
     )
 
