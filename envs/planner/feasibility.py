@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.planner.costs import PlanFrameFeatures
+from envs.planner.costs import PlanFrameFeatures, points_to_plan_frame
 from envs.planner.state import PLANNER_STATE_DIM, planner_state_names
 from robot.g1 import constants as C
 
@@ -114,10 +114,9 @@ def joint_limit_signal(joint_pos: np.ndarray, cfg: ConstraintConfig) -> np.ndarr
 
 def region_offset(center_xy: np.ndarray, root_xy: np.ndarray, yaw_rad: np.ndarray) -> np.ndarray:
     """A region's centre ``(..., 2)`` (world, m) relative to pelvises at ``root_xy (..., 2)`` with headings
-    ``yaw_rad (...)``, in each heading frame: what a keep-out critic reads beside the planner state."""
-    d = np.asarray(center_xy, dtype=np.float64) - root_xy
-    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
-    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
+    ``yaw_rad (...)``, in each heading frame: what a keep-out critic reads beside the planner state (the plan-frame
+    transform of :func:`envs.planner.costs.points_to_plan_frame`, one pose per row)."""
+    return points_to_plan_frame(center_xy, root_xy, yaw_rad)
 
 
 def keepout_signal(offset_xy: np.ndarray, cfg: ConstraintConfig) -> np.ndarray:

@@ -112,19 +112,9 @@ def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_planner_eval_keepout_rows_time_the_term_and_check_entries(tmp_path) -> None:
-    from deploy.export_planner import ExportPlannerConfig
-    from deploy.export_planner import main as export_main
-    from tests.training.helpers import tiny_critic_file, tiny_planner_model
+    from tests.training.helpers import export_tiny_keepout_planner
 
-    critic = tiny_critic_file(tmp_path / "keepout.pt", keepout_radius_m=0.5)
-    planner, _ = export_main(
-        ExportPlannerConfig(
-            model=tiny_planner_model(tmp_path / "planner_model.pt"),
-            out=tmp_path / "k" / "planner.pt",
-            sampler_steps=2,
-            keepout_critic=critic,
-        )
-    )
+    planner = export_tiny_keepout_planner(tmp_path)
     out = tmp_path / "keepout.json"
     args = ["--planner", str(planner), "--episodes", "2", "--waypoint-seconds", "0.2", "--latency-calls", "5"]
     args += ["--rows", "keepout", "keepout_feasibility", "--conditions", "nominal", "--json", str(out)]

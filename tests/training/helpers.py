@@ -234,3 +234,16 @@ def run_python(args: list[str], timeout: float = 300) -> subprocess.CompletedPro
         timeout=timeout,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def export_tiny_keepout_planner(tmp_path: Path) -> Path:
+    """A tiny planner exported with a random keep-out critic of a 0.5 m disc (``planner.pt`` under ``tmp_path``)."""
+    from deploy.export_planner import ExportPlannerConfig
+    from deploy.export_planner import main as export_main
+
+    critic = tiny_critic_file(tmp_path / "keepout.pt", keepout_radius_m=0.5)
+    model = tiny_planner_model(tmp_path / "planner_model.pt")
+    pt, _ = export_main(
+        ExportPlannerConfig(model=model, out=tmp_path / "k" / "planner.pt", sampler_steps=2, keepout_critic=critic)
+    )
+    return pt

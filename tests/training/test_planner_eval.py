@@ -11,7 +11,12 @@ import torch
 from deploy.export_planner import ExportPlannerConfig
 from deploy.export_planner import main as export_main
 from envs.tasks.obstacles import BoxObstacle
-from tests.training.helpers import export_tiny_planner, tiny_critic_file, tiny_planner_model
+from tests.training.helpers import (
+    export_tiny_keepout_planner,
+    export_tiny_planner,
+    tiny_critic_file,
+    tiny_planner_model,
+)
 from training.locomotion.evaluate import Conditions
 from training.planner.collect import RecordingEnv
 from training.planner.evaluate import (
@@ -277,15 +282,7 @@ def test_keepout_rows_count_entries_and_need_a_keepout_term_of_the_same_radius(e
     assert "keep-out entries" in format_table(inside)
     with pytest.raises(ValueError, match="needs a planner exported with a keep-out term"):
         run(PlannerEvalConfig(planner=exported, rows=("keepout_feasibility",), **base))
-    critic = tiny_critic_file(tmp_path / "keepout.pt", keepout_radius_m=0.5)
-    pt, _ = export_main(
-        ExportPlannerConfig(
-            model=tiny_planner_model(tmp_path / "planner_model.pt"),
-            out=tmp_path / "k" / "planner.pt",
-            sampler_steps=2,
-            keepout_critic=critic,
-        )
-    )
+    pt = export_tiny_keepout_planner(tmp_path)
     out = run(PlannerEvalConfig(planner=pt, rows=("keepout", "keepout_feasibility"), **base))
     assert [r["name"] for r in out] == ["keepout", "keepout_feasibility"]
     assert all(r["keepout_entry_rate"] == 0.0 for r in out)
