@@ -24,6 +24,7 @@ raises :class:`DSRLDataError` naming the file, the key and the problem. Reading 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sys
@@ -40,6 +41,8 @@ from envs.safe_rl.tasks import DSRL_TASKS, DSRLTask, canonical_task_name, get_ta
 from robot.files import atomic_write
 
 DSRL_KEYS = ("observations", "next_observations", "actions", "rewards", "costs", "terminals", "timeouts")
+COMPRESSION = "gzip level 4, byte shuffle"
+"""How :func:`write_dsrl` stores each array when asked to compress (recorded in a dataset's summary JSON)."""
 _VECTOR_KEYS = ("observations", "next_observations", "actions")
 _SCALAR_KEYS = ("rewards", "costs", "terminals", "timeouts")
 _FLAG_KEYS = ("terminals", "timeouts")
@@ -356,10 +359,13 @@ def write_dsrl(
     data: DSRLData | Mapping[str, np.ndarray],
     overwrite: bool = False,
     attrs: Mapping[str, str | int | float] | None = None,
+    compress: bool = False,
 ) -> Path:
     """Validate and write the seven arrays (float32) atomically; returns the path.
 
-    ``attrs`` (provenance such as the generating seed) go to the root attributes, which dsrl ignores.
+    ``attrs`` (provenance such as the generating seed) go to the root attributes, which dsrl ignores. ``compress``
+    stores each array gzip-compressed (level 4, byte shuffle): still DSRL's layout, which h5py (and so dsrl) reads
+    transparently, about a third smaller for the Bullet tasks' data; the arrays read back bit for bit.
     """
     path = Path(path)
     arrays = data.as_dict() if isinstance(data, DSRLData) else dict(data)
@@ -370,8 +376,21 @@ def write_dsrl(
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as handle:
             for key, value in checked.as_dict().items():
-                handle.create_dataset(key, data=value, dtype=np.float32)
+                if compress:
+                    handle.create_dataset(
+                        key, data=value, dtype=np.float32, compression="gzip", compression_opts=4, shuffle=True
+                    )
+                else:
+                    handle.create_dataset(key, data=value, dtype=np.float32)
             for name, value in (attrs or {}).items():
                 handle.attrs[name] = value
 
     return atomic_write(path, write)
+
+
+def arrays_sha256(data: DSRLData) -> str:
+    """sha256 of the seven arrays' bytes in DSRL's key order: the same for a file and its compressed copy."""
+    digest = hashlib.sha256()
+    for key in DSRL_KEYS:
+        digest.update(np.ascontiguousarray(getattr(data, key)).tobytes())
+    return digest.hexdigest()

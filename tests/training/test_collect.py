@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import gymnasium
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -18,8 +19,18 @@ import tyro
 from gymnasium.wrappers import TimeLimit
 from rsl_rl.env import VecEnv
 
-from envs.safe_rl import episode_bounds, episode_sums, get_task, load_dsrl
-from training.safe_rl import collect
+from envs.safe_rl import (
+    DSRL_KEYS,
+    arrays_sha256,
+    episode_bounds,
+    episode_sums,
+    get_task,
+    load_dsrl,
+    read_dsrl,
+    write_dsrl,
+)
+from envs.safe_rl.dsrl_data import COMPRESSION
+from training.safe_rl import collect, compress
 from training.safe_rl.collect import CollectConfig, balanced_subsample, preset_for, record_episodes
 from training.safe_rl.ppo_lagrangian import (
     GymVecEnv,
@@ -224,6 +235,9 @@ def test_pipeline_writes_a_loadable_deterministic_dataset(tmp_path: Path, monkey
     summary = json.loads(path.with_suffix(".json").read_text())
     assert summary["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert summary["trajectories"] == len(lengths) and summary["transitions"] == len(data.rewards)
+    assert summary["arrays_sha256"] == arrays_sha256(data) and summary["compression"] == COMPRESSION
+    with h5py.File(path, "r") as handle:  # compressed by default, still DSRL's seven root datasets
+        assert all(handle[key].compression == "gzip" for key in DSRL_KEYS)
     again = collect.main(CollectConfig(out_dir=tmp_path / "b", **args))
     assert again.name == path.name
     other = load_dsrl(path=again)
@@ -295,3 +309,33 @@ def test_interrupted_build_resumes_to_the_uninterrupted_dataset(tmp_path: Path, 
     with pytest.raises(FileExistsError, match=r"different configuration \(changed: \['episodes_per_policy'\]\)"):
         collect.main(CollectConfig(out_dir=out, **changed))
     assert (work / "agents/0_limit_20/done.json").is_file()  # refused, nothing lost
+
+
+def test_compress_rewrites_in_place_with_the_same_arrays_and_updates_the_summary(tmp_path: Path):
+    states = np.tile(np.arange(7, dtype=np.float32), (400, 1))  # BallRun: 7 / 2
+    arrays = {
+        "observations": states,
+        "next_observations": states,
+        "actions": np.zeros((400, 2), dtype=np.float32),
+        "rewards": np.linspace(0, 1, 400, dtype=np.float32),
+        "costs": np.zeros(400, dtype=np.float32),
+        "terminals": np.zeros(400, dtype=np.float32),
+        "timeouts": np.tile(np.r_[np.zeros(99), 1.0].astype(np.float32), 4),
+    }
+    path = write_dsrl(tmp_path / "BallRun-v0-80-4.hdf5", arrays, attrs={"seed": 5})
+    before = read_dsrl(path, task="BallRun")
+    path.with_suffix(".json").write_text(json.dumps({"file": path.name, "sha256": "old", "trajectories": 4}))
+    size = path.stat().st_size
+    entry = compress.main(compress.CompressConfig(path=path))
+    after = read_dsrl(path, task="BallRun")
+    for key in DSRL_KEYS:
+        np.testing.assert_array_equal(getattr(after, key), getattr(before, key), err_msg=key)
+    assert path.stat().st_size < size
+    summary = json.loads(path.with_suffix(".json").read_text())
+    assert summary == {"file": path.name, "trajectories": 4} | entry
+    assert summary["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert summary["arrays_sha256"] == arrays_sha256(before) and summary["compression"] == COMPRESSION
+    with h5py.File(path, "r") as handle:
+        assert int(handle.attrs["seed"]) == 5 and handle["rewards"].compression == "gzip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.with_suffix(".json").name, path.name])
+    assert compress.cli([str(tmp_path / "missing.hdf5")]) == 2

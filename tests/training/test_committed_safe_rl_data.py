@@ -4,10 +4,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
-from envs.safe_rl.dsrl_data import read_dsrl
+from envs.safe_rl.dsrl_data import DSRL_KEYS, arrays_sha256, read_dsrl
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted((ROOT / "data" / "safe_rl").glob("*.hdf5"))
@@ -27,4 +28,7 @@ def test_committed_dataset_matches_its_provenance(path):
     assert len(data.rewards) == meta["transitions"]
     ends = np.flatnonzero(np.logical_or(data.terminals, data.timeouts))
     assert len(ends) == meta["trajectories"] == len(meta["episodes"])
+    assert arrays_sha256(data) == meta["arrays_sha256"]  # the arrays themselves, compressed or not
+    with h5py.File(path, "r") as handle:
+        assert {handle[key].compression for key in DSRL_KEYS} == {"gzip" if meta["compression"] else None}
     assert path.with_suffix(".png").is_file()

@@ -18,7 +18,6 @@ one.
 
 import csv
 import datetime
-import hashlib
 import json
 import random
 import re
@@ -34,7 +33,15 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from envs.safe_rl import DSRL_KEYS, DSRL_TASKS, DSRLData, DSRLTask, canonical_task_name, get_task, load_dsrl
+from envs.safe_rl import (
+    DSRL_TASKS,
+    DSRLData,
+    DSRLTask,
+    arrays_sha256,
+    canonical_task_name,
+    get_task,
+    load_dsrl,
+)
 from robot.files import atomic_write_text
 from training.checkpoint import CheckpointError, truncate_log_rows
 from training.run_config import check_resume, trainer_cli
@@ -87,11 +94,8 @@ def resolve_task(task: Optional[str], data: DSRLData) -> Optional[DSRLTask]:
 
 
 def data_fingerprint(data: DSRLData) -> str:
-    """sha256 of the seven arrays: a resumed run must see the same data."""
-    digest = hashlib.sha256()
-    for key in DSRL_KEYS:
-        digest.update(np.ascontiguousarray(getattr(data, key)).tobytes())
-    return digest.hexdigest()
+    """sha256 of the seven arrays: a resumed run must see the same data (compressed or not)."""
+    return arrays_sha256(data)
 
 
 def seed_everything(seed: int) -> None:
