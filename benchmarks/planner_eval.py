@@ -154,7 +154,8 @@ class Args(BenchmarkArgs):
     keepout_gate: float = 1.0
     """gate of the keep-out term in the keepout_feasibility row (a planner exported with --keepout-critic)"""
     keepout_radius_m: float = 0.5
-    """keep-out rows: radius of the disc halfway to the goal (the planner's keep-out critic's)"""
+    """keep-out rows: radius of the disc halfway to the goal (at most the planner's keep-out critic's; a critic for a
+    larger disc is a safety margin)"""
     num_threads: int = 2
     """physics worker threads"""
     seed: int = 1

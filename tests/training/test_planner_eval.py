@@ -272,7 +272,7 @@ def test_feasibility_row_runs_under_pushes_and_needs_the_term(exported, tmp_path
     assert {r["condition"] for r in out} == {"pushes 1.0 m/s every 2-3 s"}
 
 
-def test_keepout_rows_count_entries_and_need_a_keepout_term_of_the_same_radius(exported, tmp_path):
+def test_keepout_rows_count_entries_and_need_a_keepout_term_of_at_least_the_trials_radius(exported, tmp_path):
     base = {"episodes": 2, "waypoint_time_s": 0.1, "num_threads": 1, "goal_distance_m": (2.0, 2.0)}
     # the disc's centre is 1 m ahead: a 1.5 m disc holds the start, a 0.5 m one does not
     inside = run(PlannerEvalConfig(planner=exported, rows=("keepout",), keepout_radius_m=1.5, **base))
@@ -286,5 +286,7 @@ def test_keepout_rows_count_entries_and_need_a_keepout_term_of_the_same_radius(e
     out = run(PlannerEvalConfig(planner=pt, rows=("keepout", "keepout_feasibility"), **base))
     assert [r["name"] for r in out] == ["keepout", "keepout_feasibility"]
     assert all(r["keepout_entry_rate"] == 0.0 for r in out)
-    with pytest.raises(ValueError, match=r"learned 0\.5 m"):
+    with pytest.raises(ValueError, match=r"learned only 0\.5 m"):  # a critic for a smaller disc: refused
         run(PlannerEvalConfig(planner=pt, rows=("keepout_feasibility",), keepout_radius_m=0.8, **base))
+    margin = run(PlannerEvalConfig(planner=pt, rows=("keepout_feasibility",), keepout_radius_m=0.4, **base))
+    assert margin[0]["keepout_entry_rate"] == 0.0  # a critic for a larger disc is a margin: accepted
