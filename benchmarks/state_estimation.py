@@ -2,9 +2,12 @@
 
     python benchmarks/state_estimation.py [--seconds 60] [--rows NAME ...] [--quick] [--json PATH]
 
-Each row walks the G1 expert (``assets/g1_walk/deploy/policy.pt``, through the deploy control loop and its safety
-state machine) in the MuJoCo robot for ``--seconds`` of simulated time with a scripted command sequence (forward,
-turning, sideways, backwards, turning in place, stopping), with the G1's MEMS sensor model on
+Each row walks a controller through the deploy control loop and its safety state machine in the MuJoCo robot for
+``--seconds`` of simulated time with a scripted command sequence (forward, turning, sideways, backwards, turning in
+place, stopping): the G1 expert (``assets/g1_walk/deploy/policy.pt``, the default) or, with ``--policy
+assets/g1_planner/planner.pt``, the guided diffusion planner, which reads its base state from the robot's attached
+estimator (the same filter as ``kf`` below, so the planner runs on the estimate that is being scored, closed loop).
+The G1's MEMS sensor model is on
 (:meth:`robot.sensor_model.SensorModelConfig.g1_mems`), state jitter of up to 2 physics steps and no ground
 truth in the published samples (``oracle=False``). Every published sample goes to three estimators:
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import BenchmarkArgs, Column, Table, machine_info, percentile, run_benchmark, write_json
 from deploy.loop import ControlLoop, LoopConfig
+from deploy.planner_policy import PlannerPolicy
 from deploy.policy_io import ExportedPolicy, load_policy
 from deploy.safety_fsm import Mode
 from deploy.teleop import ScriptedTeleop, ScriptEvent
 from robot.cli import UserError
-from robot.estimation import BaseStateEstimator, EstimatorConfig
+from robot.estimation import BaseEstimate, BaseStateEstimator, EstimatorConfig
 from robot.g1.kinematics import LegKinematics, quat_to_matrix
 from robot.g1.model import G1ModelConfig, build_g1_model
 from robot.messages import RobotState
@@ -83,8 +88,11 @@ def script(seconds: float, interval_s: float = 5.0) -> list[ScriptEvent]:
     return events
 
 
-def make_robot(conditions: Conditions, seed: int) -> MujocoRobot:
-    """Manual-mode simulated G1 under ``conditions``, with the sensor model on and no ground truth published."""
+def make_robot(
+    conditions: Conditions, seed: int, estimator_cfg: EstimatorConfig | None = None, base_state: bool = False
+) -> MujocoRobot:
+    """Manual-mode simulated G1 under ``conditions``, with the sensor model on and no ground truth published;
+    ``base_state``: an estimator attached that publishes its base state in the samples (what a planner reads)."""
     model = build_g1_model(G1ModelConfig(physics_dt_s=conditions.physics_dt_s))
     model.geom_friction[:, 0] *= conditions.friction_scale
     model.body_mass[:] *= conditions.mass_scale
@@ -99,6 +107,8 @@ def make_robot(conditions: Conditions, seed: int) -> MujocoRobot:
         seed=seed,
     )
     robot = MujocoRobot(cfg, model=model)
+    if base_state:
+        robot.attach_estimator(BaseStateEstimator(estimator_cfg))
     robot.connect()
     return robot
 
@@ -145,6 +155,18 @@ class LegOdometry:
         return self.pos.copy(), vel, height
 
 
+def _timed(update: Callable[[RobotState], BaseEstimate], times_ns: list[int]) -> Callable[[RobotState], BaseEstimate]:
+    """``update`` that appends its own duration (ns) to ``times_ns``."""
+
+    def timed(state: RobotState) -> BaseEstimate:
+        t0 = time.perf_counter_ns()
+        out = update(state)
+        times_ns.append(time.perf_counter_ns() - t0)
+        return out
+
+    return timed
+
+
 def run_row(
     policy: ExportedPolicy,
     conditions: Conditions,
@@ -153,17 +175,21 @@ def run_row(
     estimator_cfg: EstimatorConfig | None = None,
 ) -> dict:
     """Walk one row and score the three estimators (see module docstring)."""
-    robot = make_robot(conditions, seed)
+    planner = isinstance(policy, PlannerPolicy)  # needs the base state: from the attached estimator
+    robot = make_robot(conditions, seed, estimator_cfg, base_state=planner)
     loop = ControlLoop(robot, policy, ScriptedTeleop(script(seconds)), cfg=LoopConfig())
     loop.prepare()
     substeps = round(loop.period_s / robot.model.opt.timestep)
-    kf, kin = BaseStateEstimator(estimator_cfg), LegKinematics.from_links()
+    kf, kin = robot.estimator or BaseStateEstimator(estimator_cfg), LegKinematics.from_links()
     baselines = {"imu": ImuIntegration(), "legs": LegOdometry(kin)}
     names = ("kf", *baselines)
     log: dict[str, list] = {k: [] for k in ("t", "true_pos", "true_vel", "walking", "kf_valid")}
     for n in names:
         log[f"{n}_pos"], log[f"{n}_vel"], log[f"{n}_h"] = [], [], []
-    times_ns, last_t, mode = [], -1.0, Mode.DAMPING
+    times_ns: list[int] = []
+    last_t, mode = -1.0, Mode.DAMPING
+    if planner:
+        kf.update = _timed(kf.update, times_ns)  # type: ignore[method-assign]
     start = robot.ground_truth().base_pos_m
     t, walk_since = 0.0, None
     while t < WALK_START_S + seconds:
@@ -176,9 +202,14 @@ def run_row(
                 continue  # a repeated (jittered) sample: nothing new for anyone
             last_t = state.timestamp_s
             truth = robot.ground_truth()
-            t0 = time.perf_counter_ns()
-            est = kf.update(state)
-            times_ns.append(time.perf_counter_ns() - t0)
+            if planner:  # the estimate the planner acted on, made inside robot.step (timed there)
+                if robot.last_estimate is None:
+                    continue  # the sample published at connect, before the estimator's first
+                est = robot.last_estimate
+            else:
+                t0 = time.perf_counter_ns()
+                est = kf.update(state)
+                times_ns.append(time.perf_counter_ns() - t0)
             log["kf_pos"].append(est.base_pos_m), log["kf_vel"].append(est.base_lin_vel_m_per_s)
             log["kf_h"].append(est.height_m), log["kf_valid"].append(est.valid)
             for n, b in baselines.items():
@@ -195,7 +226,7 @@ def run_row(
 def score(name: str, log: dict[str, np.ndarray], names: tuple[str, ...], times_ns: list[int]) -> dict:
     w = log["walking"]
     if not w.any():
-        raise RuntimeError(f"row {name!r}: the expert never reached the policy mode")
+        raise RuntimeError(f"row {name!r}: the controller never reached the policy mode")
     true_pos, true_vel = log["true_pos"][w], log["true_vel"][w]
     distance = float(np.linalg.norm(np.diff(true_pos[:, :2], axis=0), axis=1).sum())
     fell = bool(true_pos[:, 2].min() < 0.4)
@@ -217,7 +248,7 @@ class Args(BenchmarkArgs):
     """Options of this benchmark (module docstring)."""
 
     policy: Path = DEFAULT_POLICY
-    """exported walking expert"""
+    """exported walking expert, or an exported planner (driven from the attached estimator)"""
     seconds: Optional[float] = None
     """walking time per row (default 60, quick 10)"""
     rows: Optional[tuple[str, ...]] = None
@@ -235,6 +266,7 @@ def main(args: Args) -> int:
     if not rows_to_run:
         raise UserError(f"--rows: expected names from {[c.name for c in SIM_TO_SIM]}, got {args.rows}")
     policy = load_policy(args.policy)
+    kind = "planner (from the estimator)" if isinstance(policy, PlannerPolicy) else "expert"
     f3, pct, f1 = "{:.3f}".format, (lambda v: f"{100 * v:.1f}%"), "{:.0f}".format
     cols = [Column("name", "row", 22), Column("walked_m", "walked m", 8, "{:.1f}".format)]
     for n in ("kf", "imu", "legs"):
@@ -244,7 +276,7 @@ def main(args: Args) -> int:
     cols += [Column("ok", "target", 7, lambda ok: "ok" if ok else "MISS")]
     table = Table(cols)
     print(
-        f"G1 base state estimation, expert {args.policy}, {seconds:.0f} s walking per row, G1 MEMS sensor model, "
+        f"G1 base state estimation, {kind} {args.policy}, {seconds:.0f} s walking per row, G1 MEMS sensor model, "
         f"jitter 2 steps; targets v <= {TARGETS['vel_rmse_m_per_s']} m/s, drift <= "
         f"{100 * TARGETS['drift_share']:.0f} %, h <= {TARGETS['height_rmse_m']} m"
     )
@@ -258,6 +290,7 @@ def main(args: Args) -> int:
     if args.json:
         config = {
             "policy": str(args.policy),
+            "controller": kind,
             "seconds": seconds,
             "seed": args.seed,
             "sensors": dataclasses.asdict(SensorModelConfig.g1_mems()),
