@@ -9,7 +9,9 @@ and waypoints behind a wall with the obstacle cost on and off (named rows only: 
 feasibility term open, ``keepout`` / ``keepout_feasibility``, goals past a keep-out disc without and with the
 keep-out term, a planner exported with ``--keepout-critic``). The expert, joystick and waypoint rows run again
 under each sim-to-sim condition of the expert benchmark (physics 0.002 s x 10, 10 ms action latency, friction
-x0.8 / x1.2, mass x0.8 / x1.2), the expert on the same worlds and seeds. Latency: the exported planner on one
+x0.8 / x1.2, mass x0.8 / x1.2), the expert on the same worlds and seeds. The planner's base state comes from the
+base-state estimator on the simulated G1's MEMS sensors unless ``--state-sources`` says otherwise
+(``ground_truth``: the simulator's; both: every row from each, side by side). Latency: the exported planner on one
 thread, one robot, rolling plans with the joystick cost, p50 / p99 over ``--latency-calls`` plans after a warm-up.
 
 Targets, in every condition: joystick fall rate < 5 % and velocity error within 1.5x the expert's in the same
@@ -162,8 +164,9 @@ class Args(BenchmarkArgs):
     """seed of commands, initial states, goals and noise"""
     latency_calls: Optional[int] = None
     """timed plans (default 300, quick 30)"""
-    state_sources: tuple[str, ...] = ("ground_truth",)
-    """where the planner state comes from, each a full run of the rows (ground_truth, estimator)"""
+    state_sources: tuple[str, ...] = ("estimator",)
+    """where the planner state comes from, each a full run of the rows: estimator (the base-state estimator on the
+    simulated MEMS sensors, what a real G1 allows) or ground_truth (the simulator's, to debug and to compare)"""
     check: bool = False
     """exit 1 when a target is missed"""
 

@@ -103,7 +103,7 @@ def test_planner_eval_runs_and_writes_json(tmp_path) -> None:
     assert [r["name"] for r in payload["rows"]][:3] == ["expert", "joystick", "unguided"]
     latency_rows = [r["name"] for r in payload["rows"] if r["condition"] == "latency 10 ms"]
     assert latency_rows == ["expert", "joystick", "waypoint"]
-    assert payload["seed"] == 9 and payload["state_source"] == "ground_truth"
+    assert payload["seed"] == 9 and payload["state_source"] == "estimator"  # the default source
     assert payload["latency_ms"]["p99_ms"] > 0.0 and any(not t["met"] for t in payload["targets"])
     assert "| nominal: waypoint success >= 90 % | NO |" in result.stdout
     assert "| latency 10 ms: joystick v err <= 1.5x expert |" in result.stdout

@@ -138,8 +138,8 @@ def test_sim_to_sim_rows_run_under_each_condition_with_the_expert_beside(exporte
     assert by[("mass x1.2", "expert")]["lin_err_m_per_s"] != by[("nominal", "expert")]["lin_err_m_per_s"]
     assert by[("physics 0.002 s x 10", "expert")]["lin_err_m_per_s"] != by[("nominal", "expert")]["lin_err_m_per_s"]
     payload = json.loads((tmp_path / "rows.json").read_text())
-    assert payload["state_source"] == "ground_truth" and payload["seed"] == 5
-    assert all(r["state_source"] == "ground_truth" for r in payload["rows"])
+    assert payload["state_source"] == "estimator" and payload["seed"] == 5  # the default: what a real G1 allows
+    assert all(r["state_source"] == ("ground_truth" if r["name"] == "expert" else "estimator") for r in payload["rows"])
     s = payload["summary"]
     assert s["joystick_max_expert_ratio"] == max(by[(c, "joystick")]["expert_ratio"] for c in cfg.conditions)
     assert s["waypoint_min_success_rate"] == 0.0

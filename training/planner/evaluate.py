@@ -5,7 +5,9 @@ sim-to-sim conditions of the expert benchmark.
 
 The planner is the TorchScript file of ``python -m deploy.export_planner`` (what the deploy runtime runs), driven
 by :class:`training.planner.control.PlannerController`; its state comes from a named state source
-(``state_source``; :data:`training.planner.control.STATE_SOURCES`, the simulator's ground truth by default).
+(``state_source``; :data:`training.planner.control.STATE_SOURCES`): by default the base-state estimator on the
+simulated G1's MEMS sensors, what a real G1 allows; ``ground_truth`` (the simulator's base state) for debugging and
+to measure what the estimator costs.
 
 Rows (fixed seeds, so reruns give the same figures; ``seed`` draws other commands, initial states, goals and noise):
 
@@ -102,8 +104,9 @@ class PlannerEvalConfig:
     feasibility_gate: float = 1.0
     """Gate of the feasibility term in the ``*_feasibility`` rows (a planner exported with ``--feasibility-critic``);
     every other row runs with it closed."""
-    state_source: str = "ground_truth"
-    """Where the planner's state comes from (``training.planner.control.STATE_SOURCES``)."""
+    state_source: str = "estimator"
+    """Where the planner's state comes from (``training.planner.control.STATE_SOURCES``; ``ground_truth`` is the
+    simulator's, for debugging and for measuring the estimator)."""
     episodes: int = 32
     """Worlds per row (one episode or trial each)."""
     episode_length_s: float = 20.0
