@@ -339,3 +339,6 @@ def test_compress_rewrites_in_place_with_the_same_arrays_and_updates_the_summary
         assert int(handle.attrs["seed"]) == 5 and handle["rewards"].compression == "gzip"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.with_suffix(".json").name, path.name])
     assert compress.cli([str(tmp_path / "missing.hdf5")]) == 2
+    bad = tmp_path / "BallRun-v0-80-1.hdf5"
+    bad.write_bytes(b"not an hdf5 file")
+    assert compress.cli([str(bad)]) == 2 and bad.read_bytes() == b"not an hdf5 file"  # one line, nothing lost
