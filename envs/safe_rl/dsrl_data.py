@@ -373,15 +373,12 @@ def write_dsrl(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
 
+    storage: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if compress else {}
+
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as handle:
             for key, value in checked.as_dict().items():
-                if compress:
-                    handle.create_dataset(
-                        key, data=value, dtype=np.float32, compression="gzip", compression_opts=4, shuffle=True
-                    )
-                else:
-                    handle.create_dataset(key, data=value, dtype=np.float32)
+                handle.create_dataset(key, data=value, dtype=np.float32, **storage)
             for name, value in (attrs or {}).items():
                 handle.attrs[name] = value
 

@@ -93,11 +93,6 @@ def resolve_task(task: Optional[str], data: DSRLData) -> Optional[DSRLTask]:
     return None
 
 
-def data_fingerprint(data: DSRLData) -> str:
-    """sha256 of the seven arrays: a resumed run must see the same data (compressed or not)."""
-    return arrays_sha256(data)
-
-
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators."""
     random.seed(seed)
@@ -239,7 +234,7 @@ def train(config: TrainConfig, env_factory: Optional[EnvFactory] = None) -> Trai
     sampler = torch.Generator().manual_seed(config.seed)
     record = config_record(config)
     data_info = {
-        "fingerprint": data_fingerprint(data),
+        "fingerprint": arrays_sha256(data),  # a resumed run must see the same arrays (compressed or not)
         "num_transitions": data.num_transitions,
         "obs_dim": data.obs_dim,
         "act_dim": data.act_dim,
