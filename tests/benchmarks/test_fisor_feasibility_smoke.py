@@ -1,12 +1,17 @@
-"""The FISOR feasibility probe counts future cost per episode correctly and runs end to end (--quick)."""
+"""The FISOR feasibility probe counts future cost per episode correctly, runs end to end (--quick), and probes
+training checkpoints without changing what their policy does."""
 
 import json
 
 import numpy as np
 
-from benchmarks.fisor_feasibility import future_cost
-from envs.safe_rl import load_dsrl
-from tests.training.helpers import run_python, write_tiny_dataset
+from benchmarks.fisor_feasibility import future_cost, rollouts
+from envs.safe_rl import get_task, load_dsrl
+from tests.training.helpers import FakeEnvFactory, run_python, train_config, write_tiny_dataset
+from training.safe_rl.config import EvalConfig
+from training.safe_rl.evaluate import evaluate, load_algorithm
+from training.safe_rl.export import export_policy
+from training.safe_rl.train import train
 
 
 def test_future_cost_restarts_at_every_episode_end(tmp_path) -> None:
@@ -31,3 +36,31 @@ def test_probe_quick_run_writes_shares_between_zero_and_one(tmp_path) -> None:
         shares = [row[k] for k in row if k.startswith("feasible")]
         assert len(shares) == 4 and all(0.0 <= s <= 1.0 for s in shares)
         assert np.all(np.diff(row["v_h_initial_quantiles"]) >= 0)
+
+
+def test_checkpoint_probe_scores_the_policy_as_evaluate_does_and_counts_visited_states(tmp_path) -> None:
+    train(train_config(write_tiny_dataset(tmp_path), tmp_path / "run", "fisor", num_steps=3))
+    algorithm, _ = load_algorithm(tmp_path / "run" / "checkpoints" / "last.pt")
+    ball, config = get_task("BallRun"), EvalConfig(episodes=2, seeds=(4,))
+    probed = rollouts(algorithm, ball, config, FakeEnvFactory(length=4))
+    plain = evaluate(algorithm, ball, config, FakeEnvFactory(length=4)).summary()
+    # reading V_h along the way draws no random numbers: the policy acts and scores exactly as in evaluate
+    assert probed["normalized_reward"] == plain["normalized_reward"]
+    assert probed["normalized_cost"] == plain["normalized_cost"]
+    assert 0.0 <= probed["visited_infeasible"] <= 1.0 and 0.0 <= probed["mean_abs_action"] <= 1.0
+
+
+def test_checkpoint_probe_refuses_policy_files_and_other_algorithms(tmp_path) -> None:
+    data = write_tiny_dataset(tmp_path)
+    train(train_config(data, tmp_path / "fisor", "fisor", num_steps=2))
+    train(train_config(data, tmp_path / "bc", "bc_all", num_steps=2))
+    policy = export_policy(tmp_path / "fisor" / "checkpoints" / "last.pt", tmp_path / "fisor.pt")
+    for path, message in [
+        (policy, "a policy file keeps only what acting reads"),
+        (tmp_path / "bc" / "checkpoints" / "last.pt", "expected a FISOR training checkpoint"),
+        (tmp_path / "missing.pt", "missing.pt"),
+    ]:
+        args = ["benchmarks/fisor_feasibility.py", "--dataset", str(data), "--checkpoints", str(path)]
+        result = run_python(args)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert message in result.stderr and "Traceback" not in result.stderr
