@@ -33,9 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/fisor_feasibility.py`
 
 from benchmarks._common import BenchmarkArgs, machine_info, run_benchmark, write_json
-from envs.safe_rl import DSRLData, load_dsrl
+from envs.safe_rl import DSRLData, DSRLTask, load_dsrl
 from envs.safe_rl.preprocess import episode_bounds
-from policies.fisor import FISORConfig
+from policies.fisor import FISOR, FISORConfig
 from robot.cli import UserError
 from training.safe_rl.algorithms import FISORAlgorithm, _step
 from training.safe_rl.checkpoint import CheckpointError
@@ -83,7 +83,7 @@ HEADER = (
 )
 
 
-def classify(fisor: Any, observations: torch.Tensor, safe_after: np.ndarray, starts: np.ndarray) -> dict[str, Any]:
+def classify(fisor: FISOR, observations: torch.Tensor, safe_after: np.ndarray, starts: np.ndarray) -> dict[str, Any]:
     """Shares of the dataset's states with ``V_h <= 0``: all, zero future cost, with future cost, initial."""
     with torch.no_grad():
         v_h = fisor.v_h(fisor.normalize(observations)).numpy()
@@ -107,7 +107,7 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 def rollouts(
-    algorithm: FISORAlgorithm, task: Any, config: EvalConfig, env_factory: Optional[EnvFactory] = None
+    algorithm: FISORAlgorithm, task: DSRLTask, config: EvalConfig, env_factory: Optional[EnvFactory] = None
 ) -> dict[str, Any]:
     """The policy in the DSRL environment: its scores, the share of visited states with ``V_h > 0``, mean ``|a|``."""
     fisor = algorithm.policy.eval()
@@ -133,7 +133,7 @@ def rollouts(
 
 
 def probe_checkpoints(
-    args: Args, data: Any, task: Any, safe_after: np.ndarray, starts: np.ndarray
+    args: Args, data: DSRLData, task: DSRLTask, safe_after: np.ndarray, starts: np.ndarray
 ) -> list[dict[str, Any]]:
     """For each checkpoint: the dataset shares of its critic, and its policy's own rollouts (module docstring)."""
     observations = torch.from_numpy(np.asarray(data.observations, dtype=np.float32))
@@ -196,7 +196,9 @@ def main(args: Args) -> int:
     return 0
 
 
-def train_critics(args: Args, data: Any, task: Any, safe_after: np.ndarray, starts: np.ndarray) -> list[dict[str, Any]]:
+def train_critics(
+    args: Args, data: DSRLData, task: DSRLTask, safe_after: np.ndarray, starts: np.ndarray
+) -> list[dict[str, Any]]:
     """FISOR's critics alone, with the shares every ``--every`` steps (module docstring)."""
     torch.manual_seed(args.seed)
     algorithm = FISORAlgorithm(FISORConfig(), task.obs_dim, task.act_dim, torch.device("cpu"))
