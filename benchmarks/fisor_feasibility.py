@@ -1,7 +1,8 @@
 """How FISOR's feasibility critic classifies a dataset's states as it trains: is the start of an episode feasible?
 
     python benchmarks/fisor_feasibility.py --dataset PATH [--steps 100000] [--every 5000] [--seed 0] [--json PATH]
-    python benchmarks/fisor_feasibility.py --dataset PATH --checkpoints RUN/checkpoints/last.pt [...] [--episodes 5]
+    python benchmarks/fisor_feasibility.py --dataset PATH --checkpoints RUN/checkpoints/step_30000.pt [...]
+        [--episodes 5]
 
 FISOR's critics (Q_r, V_r, Q_h, V_h) learn from the dataset's own actions and never read the actor, so this trains
 them alone with FISOR's reference schedule (one V step, then one Q step on 256 transitions, then the target update)
@@ -14,7 +15,8 @@ initial states. While the initial states read infeasible (``V_h(s_0) > 0``) the 
 objective (reduce future violation) and the candidate selection takes the lowest Q_h.
 
 With ``--checkpoints`` it trains nothing: it reads the critics of FISOR training checkpoints (a run's
-``checkpoints/last.pt``, copied at each step of interest; a policy file keeps only what acting reads and is refused),
+``checkpoints/step_<N>.pt``, which ``benchmarks/safe_rl_benchmark.py --run-root`` keeps at each finished step
+count, or a ``checkpoints/last.pt``; a policy file keeps only what acting reads and is refused),
 prints the same shares for each, then runs the policy for ``--episodes`` episodes in the DSRL environment and
 reports, besides its normalized reward and cost, the share of the states it visits that its own ``V_h`` classes
 infeasible and its mean action magnitude: a policy that incurs no cost yet spends its episodes in the critic's
@@ -150,7 +152,7 @@ def probe_checkpoints(
         if "acting_parts" in payload:
             raise UserError(
                 f"{path}: a policy file keeps only what acting reads ({', '.join(payload['acting_parts'])}), not V_h; "
-                "pass a training checkpoint (RUN/checkpoints/last.pt)"
+                "pass a training checkpoint (RUN/checkpoints/step_<N>.pt or last.pt)"
             )
         row = {
             "step": int(payload["step"]),

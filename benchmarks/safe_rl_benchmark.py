@@ -16,7 +16,10 @@ DSRL's official data: a short run on a generated dataset is a different experime
 
 Long benchmarks span sessions: with ``--run-root DIR`` every (algorithm, seed) run lives in ``DIR/<algo>_seed<k>``,
 checkpoints every ``--checkpoint-every`` steps, keeps each finished step count's policy in ``policies/step_<N>.pt``
-(``training.safe_rl.export``'s format), and a rerun of the same command skips the runs that finished
+(``training.safe_rl.export``'s format) and its full training checkpoint in ``checkpoints/step_<N>.pt`` (critics
+included, what ``benchmarks/fisor_feasibility.py --checkpoints`` reads; a hard link to that step's ``last.pt``, so
+it costs no disk until the next checkpoint replaces ``last.pt``, a copy where the filesystem has no hard links),
+and a rerun of the same command skips the runs that finished
 (``result_<steps>.json``) and resumes the others from their ``last.pt`` (bit-identical to an uninterrupted run).
 Rerunning with a larger ``--steps`` continues the same runs (the learning-rate schedules do not depend on the step
 budget), so the figures at 25k, 50k, 100k ... steps come from one training run per seed. ``s/100k`` is the
@@ -36,6 +39,8 @@ import datetime
 import hashlib
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -146,10 +151,25 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
     # trains nothing, so the trainer's model/policy.pt may be an older version's or missing
     policy = policy_from_checkpoint(load_checkpoint(last), result.algorithm.acting_parts)
     save_policy(run_dir / "policies" / f"step_{result.step}.pt", policy)
+    keep_checkpoint(last, last.with_name(f"step_{result.step}.pt"))
     write_json(done, row)
     if args.results_dir is not None:
         write_result_record(args.results_dir, name, task, args, row)
     return row
+
+
+def keep_checkpoint(last: Path, kept: Path) -> Path:
+    """Keep the training state in ``last`` as ``kept`` (replacing an older one): a hard link, since the trainer
+    replaces ``last.pt`` by renaming a new file over it and so never writes into the linked one; a copy, written
+    to a temporary file and renamed, where the filesystem refuses hard links."""
+    temporary = kept.with_name(f".{kept.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(last, temporary)
+    except OSError:
+        shutil.copyfile(last, temporary)
+    os.replace(temporary, kept)
+    return kept
 
 
 def result_record_path(results_dir: Path, task: str, name: str, seed: int, steps: int) -> Path:

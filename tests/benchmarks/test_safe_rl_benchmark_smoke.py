@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.safe_rl_benchmark import keep_checkpoint
 from tests.training.helpers import run_python, write_tiny_dataset
+from training.safe_rl.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow  # ~15 s: four trainings and four episodes in the real BallRun environment
@@ -54,6 +56,32 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
     assert again == more
     assert sorted(p.name for p in (root / "bc_all_seed0").glob("result_*.json")) == ["result_10.json", "result_20.json"]
     assert sorted(p.name for p in (root / "bc_all_seed0" / "policies").glob("*.pt")) == ["step_10.pt", "step_20.pt"]
+    # each rung's full training state stays, though last.pt moved on: the step-10 one still holds step 10
+    checkpoints = root / "bc_all_seed0" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("*.pt")) == ["last.pt", "step_10.pt", "step_20.pt"]
+    assert load_checkpoint(checkpoints / "step_10.pt")["step"] == 10
+    assert load_checkpoint(checkpoints / "step_20.pt")["step"] == load_checkpoint(checkpoints / "last.pt")["step"] == 20
+
+
+def test_keep_checkpoint_links_copies_where_links_fail_and_replaces_an_older_one(tmp_path, monkeypatch) -> None:
+    last, kept = tmp_path / "last.pt", tmp_path / "step_5.pt"
+    last.write_bytes(b"step 5")
+    kept.write_bytes(b"an older run's step 5")
+    assert keep_checkpoint(last, kept) == kept and kept.read_bytes() == b"step 5"
+    assert os.path.samefile(last, kept)  # a hard link: no second copy on disk
+    # the trainer renames a new file over last.pt: the kept state is untouched
+    new = tmp_path / "new.pt"
+    new.write_bytes(b"step 10")
+    os.replace(new, last)
+    assert kept.read_bytes() == b"step 5"
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = keep_checkpoint(last, tmp_path / "step_10.pt")
+    assert copied.read_bytes() == b"step 10" and not os.path.samefile(last, copied)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_10.pt", "step_5.pt"]  # no temporary left
 
 
 @pytest.mark.slow
