@@ -16,7 +16,9 @@
 # 2-core VM at the reference batch (docs/results/safe-rl.md, "Compute per gradient step"): FISOR (bf16 actor,
 # batch 2048, ~0.28 s a step) 30k, BCQ-Lag (batch 512, ~0.16 s) 50k, BC (batch 512, 5 ms) 100k. Override one with
 # LADDER="10000 20000"; FISOR_PRECISION=fp32 trains FISOR's actor at the reference precision. Two cores: start two
-# of these side by side on disjoint seeds or algorithms (e.g. under `taskset -c 0` and `taskset -c 1`).
+# of these side by side on disjoint seeds or algorithms (e.g. under `taskset -c 0` and `taskset -c 1`), or give one
+# run both with THREADS=2 (FISOR's bf16 step is about 1.6x faster on two threads than on one: a run that needs more
+# than a sitting on one core, e.g. LADDER="20000 40000 60000", fits one on two).
 #
 # On a CUDA machine, the reference budget (FISOR's 1M steps at batch 2048, the ladder read from the same runs):
 #     DEVICE=cuda LADDER="100000 250000 500000 1000000" benchmarks/safe_rl_campaign.sh DATASET RUN_ROOT fisor 0 1 2
@@ -48,7 +50,7 @@ mkdir -p "$root"
 for seed in "${seeds[@]}"; do
     for steps in "${ladder[@]}"; do
         "$python" benchmarks/safe_rl_benchmark.py --dataset "$dataset" --run-root "$root" --results-dir "$results" \
-            --episodes 20 --cost-limit 10 --checkpoint-every 5000 --threads 1 \
+            --episodes 20 --cost-limit 10 --checkpoint-every 5000 --threads "${THREADS:-1}" \
             --fisor-precision "${FISOR_PRECISION:-bf16}" --algorithms "$algorithm" --seeds "$seed" --steps "$steps" \
             --device "${DEVICE:-cpu}"
     done

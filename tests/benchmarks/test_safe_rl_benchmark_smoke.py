@@ -126,6 +126,7 @@ def test_the_campaign_script_runs_a_ladder_and_records_each_rung(tmp_path) -> No
     root = Path(__file__).resolve().parents[2]
     data = write_tiny_dataset(tmp_path)
     env = {**os.environ, "PYTHON": sys.executable, "LADDER": "4 8", "RESULTS_DIR": str(tmp_path / "records")}
+    env["THREADS"] = "2"
     args = ["bash", "benchmarks/safe_rl_campaign.sh", str(data), str(tmp_path / "runs"), "bc_all", "1"]
     done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -137,5 +138,6 @@ def test_the_campaign_script_runs_a_ladder_and_records_each_rung(tmp_path) -> No
     ]
     second = json.loads((tmp_path / "records" / "BallRun" / "bc_all_seed1_8.json").read_text())
     assert second["steps_trained_now"] == 4 and second["episodes"] == 20  # the second rung continued the first run
+    assert "--threads 2" in second["command"]  # THREADS reaches the benchmark and its record
     bad = subprocess.run(["bash", "benchmarks/safe_rl_campaign.sh", str(data), str(tmp_path), "dance", "0"], cwd=root)
     assert bad.returncode == 2
