@@ -75,7 +75,10 @@ class Args(BenchmarkArgs):
     checkpoints: tuple[Path, ...] = ()
     """FISOR training checkpoints to probe instead of training critics (module docstring)"""
     episodes: int = 5
-    """with --checkpoints: episodes of each policy in the DSRL environment (seed --seed)"""
+    """with --checkpoints: episodes of each policy in the DSRL environment"""
+    eval_seed: Optional[int] = None
+    """with --checkpoints: environment seed of the episodes; default: each checkpoint's training seed, the seed the
+    campaign evaluates it with, so the rollouts reproduce its record"""
     cost_limit: float = 10.0
     """with --checkpoints: cost limit of the normalized cost"""
 
@@ -135,7 +138,12 @@ def rollouts(
 
 
 def probe_checkpoints(
-    args: Args, data: DSRLData, task: DSRLTask, safe_after: np.ndarray, starts: np.ndarray
+    args: Args,
+    data: DSRLData,
+    task: DSRLTask,
+    safe_after: np.ndarray,
+    starts: np.ndarray,
+    env_factory: Optional[EnvFactory] = None,
 ) -> list[dict[str, Any]]:
     """For each checkpoint: the dataset shares of its critic, and its policy's own rollouts (module docstring)."""
     observations = torch.from_numpy(np.asarray(data.observations, dtype=np.float32))
@@ -154,11 +162,13 @@ def probe_checkpoints(
                 f"{path}: a policy file keeps only what acting reads ({', '.join(payload['acting_parts'])}), not V_h; "
                 "pass a training checkpoint (RUN/checkpoints/step_<N>.pt or last.pt)"
             )
+        seed = int(payload["config"]["seed"]) if args.eval_seed is None else args.eval_seed
         row = {
             "step": int(payload["step"]),
             "checkpoint": str(path),
+            "eval_seed": seed,
             **classify(algorithm.policy.eval(), observations, safe_after, starts),
-            **rollouts(algorithm, task, EvalConfig(args.episodes, (args.seed,), args.cost_limit)),
+            **rollouts(algorithm, task, EvalConfig(args.episodes, (seed,), args.cost_limit), env_factory),
         }
         row["seconds"] = round(time.perf_counter() - started, 1)
         history.append(row)

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from benchmarks.fisor_feasibility import future_cost, rollouts
+from benchmarks.fisor_feasibility import Args, future_cost, probe_checkpoints, rollouts
 from envs.safe_rl import get_task, load_dsrl
 from tests.training.helpers import FakeEnvFactory, run_python, train_config, write_tiny_dataset
 from training.safe_rl.config import EvalConfig
@@ -48,6 +48,24 @@ def test_checkpoint_probe_scores_the_policy_as_evaluate_does_and_counts_visited_
     assert probed["normalized_reward"] == plain["normalized_reward"]
     assert probed["normalized_cost"] == plain["normalized_cost"]
     assert 0.0 <= probed["visited_infeasible"] <= 1.0 and 0.0 <= probed["mean_abs_action"] <= 1.0
+
+
+def test_checkpoint_probe_evaluates_each_run_with_its_own_seed_unless_told(tmp_path) -> None:
+    """The campaign evaluates a run with its training seed; the probe must too, or it scores other episodes."""
+    data_path = write_tiny_dataset(tmp_path)
+    train(train_config(data_path, tmp_path / "run", "fisor", num_steps=2, seed=3))
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    data, ball = load_dsrl("BallRun", path=data_path), get_task("BallRun")
+    remaining, starts = future_cost(data)
+    algorithm, _ = load_algorithm(checkpoint)
+    # the fake environment pays 100 * (seed + 1) a step, so the score says which seed the episodes had
+    for override, seed in [(None, 3), (5, 5)]:
+        args = Args(dataset=data_path, checkpoints=(checkpoint,), episodes=1, eval_seed=override)
+        (row,) = probe_checkpoints(args, data, ball, remaining == 0, starts, FakeEnvFactory(length=3))
+        plain = evaluate(algorithm, ball, EvalConfig(episodes=1, seeds=(seed,)), FakeEnvFactory(length=3)).summary()
+        assert row["eval_seed"] == seed and row["normalized_reward"] == plain["normalized_reward"]
+    other = evaluate(algorithm, ball, EvalConfig(episodes=1, seeds=(0,)), FakeEnvFactory(length=3)).summary()
+    assert other["normalized_reward"] != row["normalized_reward"]
 
 
 def test_checkpoint_probe_refuses_policy_files_and_other_algorithms(tmp_path) -> None:
