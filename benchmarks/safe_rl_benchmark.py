@@ -56,7 +56,7 @@ from envs.safe_rl import DSRLTask, load_dsrl
 from policies.baselines import BCConfig, BCQLagConfig
 from policies.fisor import FISORConfig
 from robot.cli import UserError
-from robot.files import git_revision
+from robot.files import atomic_write, git_revision
 from training.run_dir import RunDir
 from training.safe_rl.checkpoint import load_checkpoint, policy_from_checkpoint, save_policy
 from training.safe_rl.config import ALGORITHM_NAMES, EvalConfig, TrainConfig
@@ -159,17 +159,18 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
 
 
 def keep_checkpoint(last: Path, kept: Path) -> Path:
-    """Keep the training state in ``last`` as ``kept`` (replacing an older one): a hard link, since the trainer
-    replaces ``last.pt`` by renaming a new file over it and so never writes into the linked one; a copy, written
-    to a temporary file and renamed, where the filesystem refuses hard links."""
-    temporary = kept.with_name(f".{kept.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(last, temporary)
-    except OSError:
-        shutil.copyfile(last, temporary)
-    os.replace(temporary, kept)
-    return kept
+    """Keep the training state in ``last`` as ``kept`` (replacing an older one), through :func:`atomic_write`: a
+    hard link, since the trainer replaces ``last.pt`` by renaming a new file over it and so never writes into the
+    linked one; a copy where the filesystem refuses hard links."""
+
+    def link_or_copy(temporary: str) -> None:
+        os.unlink(temporary)  # atomic_write's empty placeholder: a link is not made over an existing name
+        try:
+            os.link(last, temporary)
+        except OSError:
+            shutil.copyfile(last, temporary)
+
+    return atomic_write(kept, link_or_copy)
 
 
 def result_record_path(results_dir: Path, task: str, name: str, seed: int, steps: int) -> Path:
