@@ -23,7 +23,10 @@ and a rerun of the same command skips the runs that finished
 (``result_<steps>.json``) and resumes the others from their ``last.pt`` (bit-identical to an uninterrupted run).
 Rerunning with a larger ``--steps`` continues the same runs (the learning-rate schedules do not depend on the step
 budget), so the figures at 25k, 50k, 100k ... steps come from one training run per seed. ``s/100k`` is the
-wall-clock training time per 100k gradient steps measured over the steps trained by this call.
+wall-clock training time per 100k gradient steps measured over the steps trained by this call. Each finished run's
+row (``result_<steps>.json``, the ``--results-dir`` record) also carries its ``training_curve``: the logged ``train/``
+scalars (losses, critic values, BCQ-Lag's multiplier and cost violation, FISOR's feasible share) on about 50 points up
+to that step, so the record explains its figure after the run folder is gone.
 
 ``--fisor-precision bf16`` trains FISOR's actor under bfloat16 autocast (about 1.8x faster per step on a CPU with
 avx512_bf16; fp32, the reference, is the default); ``--threads`` sets torch's CPU threads, so that two benchmark
@@ -34,6 +37,7 @@ processes on disjoint ``--seeds`` or ``--algorithms`` can share a run root, one 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
 import hashlib
@@ -146,6 +150,7 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
         "steps_trained_now": trained,
         "s_per_100k_steps": train_s / trained * 1e5 if trained > 0 else math.nan,
         "eval_s": time.perf_counter() - started,
+        "training_curve": training_curve(RunDir(run_dir).metrics, result.step),
     }
     # the rung's policy alone (a later rung overwrites last.pt), from last.pt itself: a run resumed at its last step
     # trains nothing, so the trainer's model/policy.pt may be an older version's or missing
@@ -156,6 +161,27 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
     if args.results_dir is not None:
         write_result_record(args.results_dir, name, task, args, row)
     return row
+
+
+def training_curve(metrics: Path, steps: int, points: int = 50) -> dict[str, list[list[float]]]:
+    """The run's logged ``train/`` and ``eval/`` scalars up to ``steps``, about ``points`` per scalar: ``{name: [[step,
+    value], ...]}`` from its ``metrics.csv`` (long form ``step,name,value``; rows on a grid of ``steps // points``
+    steps, and the last one). Kept in the record because the run folder may not outlive the sitting, and a figure such
+    as BCQ-Lag's cost is read against its Lagrange multiplier and cost critic. ``{}`` without a metrics file."""
+    if not metrics.is_file():
+        return {}
+    grid = max(steps // points, 1)
+    by_name: dict[str, dict[int, float]] = {}
+    with metrics.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            step, name = int(row["step"]), row["name"]
+            if step <= steps and name.startswith(("train/", "eval/")):
+                by_name.setdefault(name, {})[step] = float(row["value"])  # a resumed run's rewrite wins
+    curve = {}
+    for name, values in sorted(by_name.items()):
+        last = max(values)
+        curve[name] = [[s, float(f"{v:.6g}")] for s, v in sorted(values.items()) if s % grid == 0 or s == last]
+    return curve
 
 
 def keep_checkpoint(last: Path, kept: Path) -> Path:
@@ -256,8 +282,8 @@ class Args(BenchmarkArgs):
     run_root: Optional[Path] = None
     """fixed folder of the runs: rerun to reuse or resume them"""
     results_dir: Optional[Path] = None
-    """also write each finished run's figures, commit, machine and command to DIR/<task>/<algo>_seed<k>_<steps>.json
-    (e.g. benchmarks/results/safe_rl/campaign)"""
+    """also write each finished run's figures, training curve, commit, machine and command to
+    DIR/<task>/<algo>_seed<k>_<steps>.json (e.g. benchmarks/results/safe_rl/campaign)"""
     checkpoint_every: int = 5000
     """checkpoint period of every run (steps)"""
     fisor_precision: Literal["fp32", "bf16"] = "fp32"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.safe_rl_benchmark import keep_checkpoint
+from benchmarks.safe_rl_benchmark import keep_checkpoint, training_curve
 from tests.training.helpers import run_python, write_tiny_dataset
 from training.safe_rl.checkpoint import load_checkpoint
 
@@ -50,8 +50,11 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
 
     first = bench(10)
     assert first["steps"] == 10 and first["steps_trained_now"] == 10
+    # quick runs log every step
+    assert [s for s, _ in first["training_curve"]["train/actor_loss"]] == list(range(1, 11))
     more = bench(20)  # continues the same run from its step-10 checkpoint
     assert more["steps"] == 20 and more["steps_trained_now"] == 10
+    assert [s for s, _ in more["training_curve"]["train/actor_loss"]] == list(range(1, 21))  # both calls' rows
     again = bench(20)  # finished: reused as it is
     assert again == more
     assert sorted(p.name for p in (root / "bc_all_seed0").glob("result_*.json")) == ["result_10.json", "result_20.json"]
@@ -61,6 +64,21 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
     assert sorted(p.name for p in checkpoints.glob("*.pt")) == ["last.pt", "step_10.pt", "step_20.pt"]
     assert load_checkpoint(checkpoints / "step_10.pt")["step"] == 10
     assert load_checkpoint(checkpoints / "step_20.pt")["step"] == load_checkpoint(checkpoints / "last.pt")["step"] == 20
+
+
+def test_training_curve_thins_to_a_grid_keeps_the_last_row_and_stops_at_the_rung(tmp_path) -> None:
+    metrics = tmp_path / "metrics.csv"
+    rows = ["step,name,value"]
+    for step in range(10, 260, 10):
+        rows += [f"{step},train/multiplier,{step / 7}", f"{step},timing/steps_per_s,9.5"]
+    rows += ["240,train/multiplier,-1.0"]  # a resumed run's rewrite of a step: the later row wins
+    metrics.write_text("\n".join(rows) + "\n")
+    curve = training_curve(metrics, steps=250, points=5)  # grid: every 50 steps
+    assert list(curve) == ["train/multiplier"]  # timing rows are not part of the curve
+    assert curve["train/multiplier"] == [[50, 7.14286], [100, 14.2857], [150, 21.4286], [200, 28.5714], [250, 35.7143]]
+    rung = training_curve(metrics, steps=240, points=4)  # a lower rung: rows past it are left out, its last one kept
+    assert [s for s, _ in rung["train/multiplier"]] == [60, 120, 180, 240] and rung["train/multiplier"][-1][1] == -1.0
+    assert training_curve(tmp_path / "missing.csv", steps=250) == {}
 
 
 def test_keep_checkpoint_links_copies_where_links_fail_and_replaces_an_older_one(tmp_path, monkeypatch) -> None:
