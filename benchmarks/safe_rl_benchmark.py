@@ -163,24 +163,28 @@ def run_seed(name: str, seed: int, task: DSRLTask, args: Args, run_root: Path) -
     return row
 
 
-def training_curve(metrics: Path, steps: int, points: int = 50) -> dict[str, list[list[float]]]:
-    """The run's logged ``train/`` and ``eval/`` scalars up to ``steps``, about ``points`` per scalar: ``{name: [[step,
-    value], ...]}`` from its ``metrics.csv`` (long form ``step,name,value``; rows on a grid of ``steps // points``
-    steps, and the last one). Kept in the record because the run folder may not outlive the sitting, and a figure such
-    as BCQ-Lag's cost is read against its Lagrange multiplier and cost critic. ``{}`` without a metrics file."""
+def training_curve(metrics: Path, steps: int, points: int = 50) -> dict[str, list[Optional[float]]]:
+    """The run's logged ``train/`` and ``eval/`` scalars up to ``steps``, about ``points`` rows, as columns:
+    ``{"step": [...], name: [...]}`` (``None`` where a scalar was not logged at that step) from its ``metrics.csv``
+    (long form ``step,name,value``; the rows on a grid of ``steps // points`` steps, and the last one). Kept in the
+    record because the run folder may not outlive the sitting, and a figure such as BCQ-Lag's cost is read against
+    its Lagrange multiplier and cost critic. ``{}`` without a metrics file or rows."""
     if not metrics.is_file():
         return {}
     grid = max(steps // points, 1)
-    by_name: dict[str, dict[int, float]] = {}
+    logged: dict[int, dict[str, float]] = {}
     with metrics.open(newline="") as handle:
         for row in csv.DictReader(handle):
             step, name = int(row["step"]), row["name"]
             if step <= steps and name.startswith(("train/", "eval/")):
-                by_name.setdefault(name, {})[step] = float(row["value"])  # a resumed run's rewrite wins
-    curve = {}
-    for name, values in sorted(by_name.items()):
-        last = max(values)
-        curve[name] = [[s, float(f"{v:.6g}")] for s, v in sorted(values.items()) if s % grid == 0 or s == last]
+                logged.setdefault(step, {})[name] = float(row["value"])  # a resumed run's rewrite wins
+    if not logged:
+        return {}
+    kept = [s for s in sorted(logged) if s % grid == 0 or s == max(logged)]
+    names = sorted({name for s in kept for name in logged[s]})
+    curve: dict[str, list[Optional[float]]] = {"step": [s for s in kept]}
+    for name in names:
+        curve[name] = [None if name not in logged[s] else float(f"{logged[s][name]:.6g}") for s in kept]
     return curve
 
 

@@ -51,10 +51,12 @@ def test_a_rerun_reuses_finished_runs_and_continues_to_more_steps(tmp_path) -> N
     first = bench(10)
     assert first["steps"] == 10 and first["steps_trained_now"] == 10
     # quick runs log every step
-    assert [s for s, _ in first["training_curve"]["train/actor_loss"]] == list(range(1, 11))
+    assert (
+        first["training_curve"]["step"] == list(range(1, 11)) and len(first["training_curve"]["train/actor_loss"]) == 10
+    )
     more = bench(20)  # continues the same run from its step-10 checkpoint
     assert more["steps"] == 20 and more["steps_trained_now"] == 10
-    assert [s for s, _ in more["training_curve"]["train/actor_loss"]] == list(range(1, 21))  # both calls' rows
+    assert more["training_curve"]["step"] == list(range(1, 21))  # both calls' rows
     again = bench(20)  # finished: reused as it is
     assert again == more
     assert sorted(p.name for p in (root / "bc_all_seed0").glob("result_*.json")) == ["result_10.json", "result_20.json"]
@@ -71,13 +73,15 @@ def test_training_curve_thins_to_a_grid_keeps_the_last_row_and_stops_at_the_rung
     rows = ["step,name,value"]
     for step in range(10, 260, 10):
         rows += [f"{step},train/multiplier,{step / 7}", f"{step},timing/steps_per_s,9.5"]
-    rows += ["240,train/multiplier,-1.0"]  # a resumed run's rewrite of a step: the later row wins
+    rows += ["240,train/multiplier,-1.0", "200,eval/normalized_cost,0.5"]  # a resumed run's rewrite wins
     metrics.write_text("\n".join(rows) + "\n")
     curve = training_curve(metrics, steps=250, points=5)  # grid: every 50 steps
-    assert list(curve) == ["train/multiplier"]  # timing rows are not part of the curve
-    assert curve["train/multiplier"] == [[50, 7.14286], [100, 14.2857], [150, 21.4286], [200, 28.5714], [250, 35.7143]]
+    assert list(curve) == ["step", "eval/normalized_cost", "train/multiplier"]  # timing rows are not in it
+    assert curve["step"] == [50, 100, 150, 200, 250]
+    assert curve["train/multiplier"] == [7.14286, 14.2857, 21.4286, 28.5714, 35.7143]
+    assert curve["eval/normalized_cost"] == [None, None, None, 0.5, None]
     rung = training_curve(metrics, steps=240, points=4)  # a lower rung: rows past it are left out, its last one kept
-    assert [s for s, _ in rung["train/multiplier"]] == [60, 120, 180, 240] and rung["train/multiplier"][-1][1] == -1.0
+    assert rung["step"] == [60, 120, 180, 240] and rung["train/multiplier"][-1] == -1.0
     assert training_curve(tmp_path / "missing.csv", steps=250) == {}
 
 
