@@ -180,7 +180,8 @@ def training_curve(metrics: Path, steps: int, points: int = 50) -> dict[str, lis
                 logged.setdefault(step, {})[name] = float(row["value"])  # a resumed run's rewrite wins
     if not logged:
         return {}
-    kept = [s for s in sorted(logged) if s % grid == 0 or s == max(logged)]
+    last = max(logged)
+    kept = [s for s in sorted(logged) if s % grid == 0 or s == last]
     names = sorted({name for s in kept for name in logged[s]})
     curve: dict[str, list[Optional[float]]] = {"step": [s for s in kept]}
     for name in names:
