@@ -39,9 +39,8 @@ from envs.safe_rl import DSRLTask, load_dsrl, make_dsrl_env
 from policies.baselines.bcq_lag import BCQLag
 from robot.cli import UserError
 from training.safe_rl.algorithms import BCQLagAlgorithm
-from training.safe_rl.checkpoint import CheckpointError
 from training.safe_rl.config import EvalConfig
-from training.safe_rl.evaluate import EnvFactory, load_algorithm, run_episodes
+from training.safe_rl.evaluate import EnvFactory, load_algorithm_of, run_episodes
 from training.safe_rl.train import resolve_task
 
 
@@ -161,21 +160,21 @@ def format_row(row: dict[str, Any]) -> str:
     )
 
 
+def horizon_of(args: Args, task: DSRLTask) -> int:
+    """``--horizon``, or a third of the task's episode length when not given."""
+    return args.horizon if args.horizon is not None else max(1, task.max_episode_steps // 3)
+
+
 def probe(
     args: Args, observations: torch.Tensor, task: DSRLTask, env_factory: Optional[EnvFactory] = None
 ) -> list[dict[str, Any]]:
     """One row per checkpoint (module docstring)."""
     rows: list[dict[str, Any]] = []
-    horizon = args.horizon if args.horizon is not None else max(1, task.max_episode_steps // 3)
+    horizon = horizon_of(args, task)
     print(HEADER)
     for path in args.checkpoints:
         started = time.perf_counter()
-        try:
-            algorithm, payload = load_algorithm(path)
-        except (FileNotFoundError, CheckpointError) as error:
-            raise UserError(str(error)) from error
-        if not isinstance(algorithm, BCQLagAlgorithm):
-            raise UserError(f"{path}: a {algorithm.name} file; expected a BCQ-Lag checkpoint or policy file")
+        algorithm, payload = load_algorithm_of(path, BCQLagAlgorithm, "a BCQ-Lag checkpoint or policy file")
         policy = algorithm.policy.eval()
         data_actions = policy.act(observations, generator=torch.Generator().manual_seed(0))  # (B, A)
         seed = int(payload["config"]["seed"]) if args.eval_seed is None else args.eval_seed
@@ -206,16 +205,15 @@ def main(args: Args) -> int:
     task = resolve_task(args.task, data)
     if task is None:
         raise UserError(f"{args.dataset}: no DSRL task in the file name; pass --task NAME")
-    if args.horizon is None:
-        args.horizon = max(1, task.max_episode_steps // 3)
-    if args.horizon >= task.max_episode_steps:
-        raise UserError(f"--horizon {args.horizon}: expected fewer than {task.name}'s {task.max_episode_steps} steps")
+    horizon = horizon_of(args, task)
+    if horizon >= task.max_episode_steps:
+        raise UserError(f"--horizon {horizon}: expected fewer than {task.name}'s {task.max_episode_steps} steps")
     count = len(data.observations)
     index = np.linspace(0, count - 1, min(args.data_states, count)).astype(np.int64)
     observations = torch.from_numpy(np.asarray(data.observations, dtype=np.float32)[index])
-    left = task.max_episode_steps - args.horizon
+    left = task.max_episode_steps - horizon
     print(
-        f"{task.name}: {args.dataset}, Q_c over {len(index)} of {count} states; visited steps t < {args.horizon} of "
+        f"{task.name}: {args.dataset}, Q_c over {len(index)} of {count} states; visited steps t < {horizon} of "
         f"{task.max_episode_steps} (the realized cost-to-go misses at most gamma^{left} of a stationary one)"
     )
     rows = probe(args, observations, task)

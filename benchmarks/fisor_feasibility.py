@@ -40,9 +40,8 @@ from envs.safe_rl.preprocess import episode_bounds
 from policies.fisor import FISOR, FISORConfig
 from robot.cli import UserError
 from training.safe_rl.algorithms import FISORAlgorithm, _step
-from training.safe_rl.checkpoint import CheckpointError
 from training.safe_rl.config import EvalConfig
-from training.safe_rl.evaluate import EnvFactory, load_algorithm, run_episodes
+from training.safe_rl.evaluate import EnvFactory, load_algorithm_of, run_episodes
 from training.safe_rl.train import resolve_task
 
 
@@ -151,12 +150,7 @@ def probe_checkpoints(
     history: list[dict[str, Any]] = []
     for path in args.checkpoints:
         started = time.perf_counter()
-        try:
-            algorithm, payload = load_algorithm(path)
-        except (FileNotFoundError, CheckpointError) as error:
-            raise UserError(str(error)) from error
-        if not isinstance(algorithm, FISORAlgorithm):
-            raise UserError(f"{path}: a {algorithm.name} file; expected a FISOR training checkpoint")
+        algorithm, payload = load_algorithm_of(path, FISORAlgorithm, "a FISOR training checkpoint")
         if "acting_parts" in payload:
             raise UserError(
                 f"{path}: a policy file keeps only what acting reads ({', '.join(payload['acting_parts'])}), not V_h; "

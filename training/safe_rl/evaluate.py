@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import gymnasium
 import numpy as np
@@ -29,7 +29,7 @@ import torch
 import tyro
 
 from envs.safe_rl import DSRLTask, get_task, make_dsrl_env
-from robot.cli import run_cli
+from robot.cli import UserError, run_cli
 from robot.files import atomic_write_text
 from training.checkpoint import one_line
 from training.safe_rl.algorithms import SafeRLAlgorithm, make_algorithm
@@ -189,6 +189,23 @@ def load_algorithm(checkpoint: Path, device: str = "cpu") -> tuple[SafeRLAlgorit
     """
     payload = load_policy_or_checkpoint(checkpoint)  # on the CPU; load_state_dict moves the weights
     return algorithm_from_payload(payload, checkpoint, device), payload
+
+
+AlgorithmT = TypeVar("AlgorithmT", bound=SafeRLAlgorithm)
+
+
+def load_algorithm_of(
+    checkpoint: Path, kind: type[AlgorithmT], expected: str, device: str = "cpu"
+) -> tuple[AlgorithmT, dict[str, Any]]:
+    """:func:`load_algorithm` for a tool that reads one algorithm's parts: a missing or unreadable file, or another
+    algorithm's, is a one-line :class:`robot.cli.UserError` (``"<path>: a <name> file; expected <expected>"``)."""
+    try:
+        algorithm, payload = load_algorithm(checkpoint, device)
+    except (FileNotFoundError, CheckpointError) as error:
+        raise UserError(str(error)) from error
+    if not isinstance(algorithm, kind):
+        raise UserError(f"{checkpoint}: a {algorithm.name} file; expected {expected}")
+    return algorithm, payload
 
 
 def algorithm_from_payload(payload: dict[str, Any], source: Path, device: str = "cpu") -> SafeRLAlgorithm:
